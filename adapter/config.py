@@ -1,0 +1,550 @@
+"""The config file: YAML in, a typed and validated `Config` out, or every mistake located.
+
+Validation uses msgspec: it is small, fast to import, converts YAML values to
+typed structs and reports the key path of what is wrong, which is all this
+needs. Each key is validated on its own so that one run reports every
+mistake, each as `checks[1] (heartbeat).file.max_age: invalid duration '30 sec'`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+from adapter.registry import PLUGIN_KEY, Registry, RegistryError, load_class
+from adapter.yaml_loader import YamlError, load_yaml
+from probes import Duration, Probe, Resources
+from probes.types import decode_custom, format_duration
+
+MAX_CONFIG_BYTES = 1024 * 1024
+DEFAULT_LISTEN = "0.0.0.0:9180"
+NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+MIN_INTERVAL = 0.1
+MIN_TIMEOUT = 0.01
+
+Name = Annotated[str, msgspec.Meta(pattern=NAME_PATTERN, min_length=1, max_length=128)]
+Threshold = Annotated[int, msgspec.Meta(ge=1, le=1000)]
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; `errors` holds one located message per mistake."""
+
+    def __init__(self, errors: list[str], source: str = "config") -> None:
+        self.errors = errors
+        self.source = source
+        super().__init__("\n".join(errors))
+
+    def report(self) -> str:
+        count = len(self.errors)
+        head = f"{self.source}: {count} error{'s' if count != 1 else ''}"
+        return "\n".join([head, *(f"  {error}" for error in self.errors)])
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckConfig:
+    name: str
+    probe_type: str
+    probe_class: type[Probe]
+    options: Mapping[str, Any]  # the probe block as written (for plugin:, without class)
+    probe_config: Any  # the options validated by the probe class
+    groups: tuple[str, ...] = ("ready",)
+    critical: bool = True
+    interval: float = 10.0
+    timeout: float = 2.0
+    failure_threshold: int = 1
+    success_threshold: int = 1
+
+    @property
+    def stale_after(self) -> float:
+        """Seconds after which the last result is too old to trust."""
+        return 3 * self.interval + self.timeout
+
+    def make_probe(self, resources: Resources) -> Probe:
+        return self.probe_class(self.name, self.options, resources, config=self.probe_config)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    checks: tuple[CheckConfig, ...]
+    service: str | None = None
+    listen: str = DEFAULT_LISTEN
+    source: str = "config"
+
+    def check(self, name: str) -> CheckConfig | None:
+        return next((c for c in self.checks if c.name == name), None)
+
+    @property
+    def groups(self) -> set[str]:
+        return {group for check in self.checks for group in check.groups}
+
+
+# Check settings and defaults: each key with the type it is validated against.
+_TIMING_KEYS: dict[str, Any] = {
+    "interval": Duration,
+    "timeout": Duration,
+    "failure_threshold": Threshold,
+    "success_threshold": Threshold,
+}
+_CHECK_KEYS: dict[str, Any] = {
+    "name": Name,
+    "groups": Annotated[list[Name], msgspec.Meta(min_length=1)],
+    "critical": bool,
+    **_TIMING_KEYS,
+}
+_TOP_KEYS: dict[str, Any] = {
+    "service": Annotated[str, msgspec.Meta(min_length=1)],
+    "listen": str,
+    "defaults": dict,
+    "checks": list,
+}
+_BUILTIN_DEFAULTS: dict[str, Any] = {
+    "interval": Duration(10),
+    "timeout": Duration(2),
+    "failure_threshold": 1,
+    "success_threshold": 1,
+}
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    registry: Registry | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Read and validate a config file; raise ConfigError listing every mistake."""
+    source = str(path)
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError([f"cannot read the config file: {exc.strerror or exc}"], source) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"the config file is larger than {MAX_CONFIG_BYTES} bytes"], source)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"the config file is not UTF-8 text: {exc.reason} at byte {exc.start}"],
+                          source) from None
+    return parse_config(text, source, registry, environ)
+
+
+def parse_config(
+    text: str,
+    source: str = "config",
+    registry: Registry | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Validate config text; raise ConfigError listing every mistake."""
+    try:
+        document = load_yaml(text)
+    except YamlError as exc:
+        raise ConfigError([str(exc)], source) from None
+    if document is None:
+        raise ConfigError(["the config file is empty; it needs at least a 'checks:' list"], source)
+    if not isinstance(document, dict):
+        raise ConfigError(
+            [f"the config must be a mapping with a 'checks:' list, not {_kind(document)}"], source
+        )
+    errors: list[str] = []
+    document = expand_env(document, os.environ if environ is None else environ, errors)
+    if document is None:
+        raise ConfigError(errors, source)
+    builder = _Builder(registry or Registry.discover(), errors)
+    config = builder.build(document, source)
+    if errors or config is None:
+        raise ConfigError(errors, source)
+    return config
+
+
+class _Builder:
+    """Turns the expanded YAML document into a Config, collecting errors as it goes."""
+
+    def __init__(self, registry: Registry, errors: list[str]) -> None:
+        self.registry = registry
+        self.errors = errors
+
+    def build(self, document: dict[str, Any], source: str) -> Config | None:
+        top = self.fields(document, _TOP_KEYS, "")
+        if "checks" not in document:
+            self.errors.append("checks: required: list the checks to run")
+        defaults = dict(_BUILTIN_DEFAULTS)
+        defaults.update(self.fields(top.get("defaults", {}), _TIMING_KEYS, "defaults."))
+        listen = top.get("listen", DEFAULT_LISTEN)
+        if "listen" in top:
+            listen = self.listen(listen, "listen")
+        checks = []
+        seen: dict[str, int] = {}
+        for index, raw in enumerate(top.get("checks", [])):
+            check = self.check(index, raw, defaults)
+            if check is None:
+                continue
+            if check.name in seen:
+                self.errors.append(
+                    f"checks[{index}] ({check.name}).name: duplicate name {check.name!r}, "
+                    f"already used by checks[{seen[check.name]}]"
+                )
+                continue
+            seen[check.name] = index
+            checks.append(check)
+        if "checks" in top and not top["checks"]:
+            self.errors.append("checks: the list is empty; add at least one check")
+        if self.errors:
+            return None
+        return Config(tuple(checks), service=top.get("service"), listen=listen, source=source)
+
+    def fields(self, mapping: Any, schema: dict[str, Any], where: str) -> dict[str, Any]:
+        """Validate each known key of `mapping` on its own; report unknown keys."""
+        if not isinstance(mapping, dict):
+            self.errors.append(f"{where.rstrip('.') or 'config'}: expected a mapping, "
+                               f"got {_kind(mapping)}")
+            return {}
+        valid: dict[str, Any] = {}
+        for key, value in mapping.items():
+            if key not in schema:
+                self.errors.append(f"{where}{key}: {unknown_key_message(key, schema)}")
+                continue
+            converted = self.convert(value, schema[key], f"{where}{key}")
+            if converted is not _INVALID:
+                valid[key] = converted
+        return valid
+
+    def convert(
+        self,
+        value: Any,
+        type_: Any,
+        where: str,
+        convert: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        try:
+            if convert is not None:
+                return convert(value)
+            return msgspec.convert(value, type_, strict=False, dec_hook=decode_custom)
+        except msgspec.ValidationError as exc:
+            self.report(located_message(str(exc), where, value))
+            return _INVALID
+
+    def report(self, message: str | None) -> None:
+        if message is not None:  # None: the value's variable was already reported unset
+            self.errors.append(message)
+
+    def check(self, index: int, raw: Any, defaults: dict[str, Any]) -> CheckConfig | None:
+        if not isinstance(raw, dict):
+            self.errors.append(f"checks[{index}]: expected a mapping, got {_kind(raw)}")
+            return None
+        name = raw.get("name")
+        where = f"checks[{index}]" + (f" ({name})" if isinstance(name, str) and name else "")
+        errors_before = len(self.errors)
+        common = {key: value for key, value in raw.items() if key in _CHECK_KEYS}
+        fields = self.fields(common, _CHECK_KEYS, where + ".")
+        if "name" not in raw:
+            self.errors.append(f"{where}.name: required")
+        blocks = [key for key in raw if key not in _CHECK_KEYS]
+        probe = self.probe_block(where, raw, blocks)
+        if len(self.errors) > errors_before or probe is None:
+            return None
+        probe_type, probe_class, options, probe_config = probe
+        timing = {key: fields.get(key, defaults[key]) for key in _TIMING_KEYS}
+        if timing["interval"] < MIN_INTERVAL:
+            self.errors.append(f"{where}.interval: {format_duration(timing['interval'])} is "
+                               f"shorter than the minimum of {format_duration(MIN_INTERVAL)}")
+        if timing["timeout"] < MIN_TIMEOUT:
+            self.errors.append(f"{where}.timeout: {format_duration(timing['timeout'])} is "
+                               f"shorter than the minimum of {format_duration(MIN_TIMEOUT)}")
+        if len(self.errors) > errors_before:
+            return None
+        return CheckConfig(
+            name=fields["name"],
+            probe_type=probe_type,
+            probe_class=probe_class,
+            options=options,
+            probe_config=probe_config,
+            groups=tuple(dict.fromkeys(fields.get("groups", ["ready"]))),
+            critical=fields.get("critical", True),
+            interval=float(timing["interval"]),
+            timeout=float(timing["timeout"]),
+            failure_threshold=timing["failure_threshold"],
+            success_threshold=timing["success_threshold"],
+        )
+
+    def probe_block(
+        self, where: str, raw: dict[str, Any], blocks: list[str]
+    ) -> tuple[str, type[Probe], dict[str, Any], Any] | None:
+        known = [key for key in blocks if key in self.registry]
+        for key in blocks:
+            if key not in self.registry:
+                self.errors.append(f"{where}.{key}: {self.unknown_block_message(key)}")
+        if len(known) > 1:
+            self.errors.append(
+                f"{where}: has {len(known)} probe blocks ({', '.join(known)}); "
+                "a check takes exactly one"
+            )
+            return None
+        if not known:
+            if not blocks:
+                self.errors.append(
+                    f"{where}: no probe block; add exactly one of: "
+                    f"{', '.join([*self.registry.names(), PLUGIN_KEY])}"
+                )
+            return None
+        probe_type = known[0]
+        block = raw[probe_type]
+        block_where = f"{where}.{probe_type}"
+        if block is None:
+            block = {}
+        if not isinstance(block, dict):
+            self.errors.append(f"{block_where}: expected a mapping of options, got {_kind(block)}")
+            return None
+        options = dict(block)
+        try:
+            if probe_type == PLUGIN_KEY:
+                target = options.pop("class", None)
+                if not isinstance(target, str) or not target:
+                    self.errors.append(f"{block_where}.class: required: the plugin's "
+                                       "'package.module:ClassName'")
+                    return None
+                block_where_class = f"{block_where}.class"
+                try:
+                    probe_class = load_class(target)
+                except RegistryError as exc:
+                    self.errors.append(f"{block_where_class}: {exc}")
+                    return None
+            else:
+                probe_class = self.registry.load(probe_type)
+        except RegistryError as exc:
+            self.errors.append(f"{block_where}: {exc}")
+            return None
+        try:
+            probe_config = probe_class.parse_options(options)
+        except msgspec.ValidationError as exc:
+            self.report(located_message(str(exc), block_where, options, _option_names(probe_class)))
+            return None
+        except Exception as exc:  # noqa: BLE001 - a plugin's own validation may raise anything
+            self.errors.append(f"{block_where}: {type(exc).__name__}: {exc}")
+            return None
+        return probe_type, probe_class, options, probe_config
+
+    def listen(self, value: str, where: str) -> str:
+        try:
+            parse_listen(value)
+        except ValueError as exc:
+            self.errors.append(f"{where}: {exc}")
+        return value
+
+    def unknown_block_message(self, key: str) -> str:
+        choices = [*self.registry.names(), PLUGIN_KEY]
+        close = difflib.get_close_matches(str(key), [*choices, *_CHECK_KEYS], n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return (f"unknown key {str(key)!r}: not a check setting nor a probe type{hint} "
+                f"(probe types: {', '.join(choices)})")
+
+
+_INVALID = object()
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`host:port`, `[v6]:port`, `:port` or `port` -> (host, port); empty host = all."""
+    text = str(value).strip()
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = "", text
+    host = host.strip("[]")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"invalid listen address {value!r}: write it as HOST:PORT, e.g. "
+                         f"{DEFAULT_LISTEN!r}")
+    return host or "0.0.0.0", int(port_text)
+
+
+# -- error messages ---------------------------------------------------------------------
+
+_MSGSPEC_ERROR = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+
+def located_message(
+    error: str, where: str, value: Any, valid_keys: list[str] | None = None
+) -> str | None:
+    """Rewrite a msgspec error as `where.path: message <bad value>`.
+
+    None when the bad value is an unset variable, which was reported already.
+    """
+    match = _MSGSPEC_ERROR.match(error)
+    assert match is not None  # the pattern matches any text
+    message, path = match["message"], match["path"] or ""
+    bad = _lookup(value, path)
+    if isinstance(bad, UnsetVariable) or (not path and _holds_unset(value)):
+        return None
+    unknown = re.fullmatch(r"Object contains unknown field `(.*)`", message)
+    missing = re.fullmatch(r"Object missing required field `(.*)`", message)
+    if unknown:
+        key = unknown[1]
+        keys = valid_keys if not path else None
+        return f"{where}{path}.{key}: {unknown_key_message(key, keys)}"
+    if missing:
+        return f"{where}{path}.{missing[1]}: required"
+    expected = re.fullmatch(r"Expected `(.*?)`, got `(.*?)`", message)
+    if expected:
+        hint = " (quote it to make it text)" if expected[1] == "str" else ""
+        return f"{where}{path}: expected {_type_name(expected[1])}, got {_show(bad)}{hint}"
+    constraint = re.fullmatch(r"Expected `(.*?)` (.*)", message)
+    if constraint:
+        return f"{where}{path}: expected {_type_name(constraint[1])} {constraint[2]}, " \
+               f"got {_show(bad)}"
+    return f"{where}{path}: {message}"
+
+
+def unknown_key_message(key: Any, valid: Any) -> str:
+    names = sorted(str(k) for k in valid) if valid else []
+    close = difflib.get_close_matches(str(key), names, n=1)
+    if close:
+        return f"unknown key; did you mean {close[0]!r}?"
+    if names:
+        return f"unknown key (valid keys: {', '.join(names)})"
+    return "unknown key"
+
+
+def _option_names(probe_class: type[Probe]) -> list[str] | None:
+    options = probe_class.Options
+    if options is None:
+        return None
+    if dataclasses.is_dataclass(options):
+        return [field.name for field in dataclasses.fields(options)]
+    struct_fields = getattr(options, "__struct_fields__", None)
+    return list(struct_fields) if struct_fields is not None else None
+
+
+def _lookup(value: Any, path: str) -> Any:
+    for key, index in _PATH_PART.findall(path):
+        try:
+            value = value[int(index)] if index else value[key]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return _MISSING
+    return value
+
+
+_MISSING = object()
+
+
+def _show(value: Any) -> str:
+    if value is _MISSING:
+        return "something else"
+    kind = _kind(value)
+    if isinstance(value, dict | list):
+        return kind
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{kind} {text}" if not isinstance(value, str) else text
+
+
+_TYPE_NAMES = {"str": "text", "int": "an integer", "float": "a number", "bool": "true or false",
+               "array": "a list", "object": "a mapping", "null": "nothing"}
+
+
+def _type_name(msgspec_name: str) -> str:
+    return " or ".join(_TYPE_NAMES.get(part.strip(), part.strip())
+                       for part in msgspec_name.split("|"))
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    return {dict: "a mapping", list: "a list", str: "text", bool: "a boolean", int: "an integer",
+            float: "a number"}.get(type(value), type(value).__name__)
+
+
+# -- ${VAR} expansion -------------------------------------------------------------------
+
+_REFERENCE = re.compile(r"\$\$|\$\{(?P<body>[^}]*)\}")
+_VARIABLE = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>.*))?$", re.DOTALL)
+MAX_NODES = 100_000
+
+
+class UnsetVariable(str):
+    """Stands for a value whose variable is unset; the error is reported once, here."""
+
+
+def expand_env(document: Any, environ: Mapping[str, str], errors: list[str]) -> Any:
+    """Expand `${VAR}` and `${VAR:-default}` in every string value (`$$` is a literal `$`).
+
+    Walking also bounds the document's size after YAML aliases are resolved,
+    which is what stops an alias bomb.
+    """
+    budget = [MAX_NODES]
+
+    def walk(node: Any, where: str) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _TooLarge
+        if isinstance(node, dict):
+            return {key: walk(value, f"{where}.{key}" if where else str(key))
+                    for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(item, _item_label(where, i, item)) for i, item in enumerate(node)]
+        if isinstance(node, str) and "$" in node:
+            return _expand_string(node, environ, where, errors)
+        return node
+
+    try:
+        return walk(document, "")
+    except (_TooLarge, RecursionError):
+        errors.append(f"the config has more than {MAX_NODES} values, or nests too deeply, once "
+                      "YAML aliases are expanded; refusing it")
+        return None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _item_label(where: str, index: int, item: Any) -> str:
+    label = f"{where}[{index}]"
+    if where == "checks" and isinstance(item, dict) and isinstance(item.get("name"), str):
+        label += f" ({item['name']})"
+    return label
+
+
+def _holds_unset(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_holds_unset(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_unset(v) for v in value)
+    return isinstance(value, UnsetVariable)
+
+
+def _expand_string(text: str, environ: Mapping[str, str], where: str, errors: list[str]) -> str:
+    unset = False
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal unset
+        if match[0] == "$$":
+            return "$"
+        reference = _VARIABLE.match(match["body"])
+        if reference is None:
+            errors.append(f"{where}: invalid variable reference {match[0]!r}; write ${{NAME}} "
+                          "or ${NAME:-default} ($$ for a literal $)")
+            unset = True
+            return ""
+        name, default = reference["name"], reference["default"]
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        errors.append(f"{where}: environment variable {name} is not set "
+                      f"(write ${{{name}:-default}} to give a default)")
+        unset = True
+        return ""
+
+    expanded = _REFERENCE.sub(replace, text)
+    return UnsetVariable(expanded) if unset else expanded
+
+
+def config_path_from(argument: str | None) -> Path | None:
+    """The config path from the command line, else from HEALTH_ADAPTER_CONFIG."""
+    value = argument or os.environ.get("HEALTH_ADAPTER_CONFIG")
+    return Path(value) if value else None

@@ -1,0 +1,81 @@
+"""Structured, one-line logs: logfmt for people, JSON lines for collectors.
+
+Callers pass their fields as `extra={"fields": {...}}`; the message is the
+event name (`check_transition`, `started`, …).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any, TextIO
+
+FORMATS = ("text", "json")
+
+
+def _timestamp(created: float) -> str:
+    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+    return f"{whole}.{int(created % 1 * 1000):03d}Z"
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "time": _timestamp(record.created),
+        "level": record.levelname.lower(),
+        "event": record.getMessage(),
+    }
+    fields.update(getattr(record, "fields", None) or {})
+    if record.exc_info and record.exc_info[1] is not None:
+        exc = record.exc_info[1]
+        fields["error"] = f"{type(exc).__name__}: {exc}"
+    return fields
+
+
+class LogfmtFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = " ".join(f"{key}={_logfmt_value(value)}" for key, value in _fields(record).items())
+        if record.exc_info and record.levelno >= logging.ERROR:
+            # Unexpected internal errors keep their traceback, indented under the line.
+            trace = self.formatException(record.exc_info).replace("\n", "\n  ")
+            line = f"{line}\n  {trace}"
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        fields = _fields(record)
+        if record.exc_info and record.levelno >= logging.ERROR:
+            fields["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(fields, default=str, ensure_ascii=False)
+
+
+def _logfmt_value(value: Any) -> str:
+    if value is None:
+        return '""'
+    text = value if isinstance(value, str) else str(value)
+    if text and not any(c in text for c in ' ="\\') and text.isprintable():
+        return text
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def configure(fmt: str = "text", level: str | int = "INFO", stream: TextIO | None = None) -> None:
+    """Send the adapter's logs to `stream` (stderr) in `fmt`, one line per event."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
+    root = logging.getLogger("health_adapter")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper() if isinstance(level, str) else level)
+    root.propagate = False
+    # aiohttp's own loggers write through the same handler, at warning and above.
+    for name in ("aiohttp.server", "aiohttp.web", "aiohttp.internal"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+
+
+def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields: Any) -> None:
+    logger.log(level, name, extra={"fields": fields})

@@ -1,0 +1,154 @@
+"""Probe types by name: the built-ins, installed entry points, and `module:Class`.
+
+Entry points of the group `health_adapter.probes` are listed once, when the
+registry is made; a name claimed twice (by two distributions, or by one and a
+built-in) is an error that names both sources. Classes are imported only when
+a config uses them, so an unused plugin costs nothing and a broken one only
+breaks the configs that use it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.metadata
+from collections.abc import Iterable, Iterator
+
+from probes import Probe
+
+ENTRY_POINT_GROUP = "health_adapter.probes"
+PLUGIN_KEY = "plugin"
+OWN_DISTRIBUTION = "health-adapter"
+
+#: Built-in probe types. Adding a probe is one module plus one line here (and
+#: the same line under [options.entry_points] in setup.cfg, which a test keeps
+#: in step).
+BUILTINS: dict[str, str] = {
+    "http": "probes.http:HttpProbe",
+    "file": "probes.file:FileProbe",
+    "process": "probes.process:ProcessProbe",
+}
+
+
+class RegistryError(Exception):
+    """A probe type that cannot be used: unknown, clashing or not importable."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeType:
+    name: str
+    target: str  # "package.module:Class"
+    source: str  # "built-in" or "<distribution> <version>"
+
+    def load(self) -> type[Probe]:
+        return load_class(self.target, what=f"probe type {self.name!r} from {self.source}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EntryPointSpec:
+    """The parts of an entry point the registry needs, so tests can pass their own."""
+
+    name: str
+    value: str
+    distribution: str
+    version: str = ""
+
+    @property
+    def source(self) -> str:
+        return f"{self.distribution} {self.version}".strip()
+
+
+class Registry:
+    def __init__(self, types: Iterable[ProbeType] = ()) -> None:
+        self._types: dict[str, ProbeType] = {}
+        self._loaded: dict[str, type[Probe]] = {}
+        for probe_type in types:
+            self.add(probe_type)
+
+    @classmethod
+    def discover(cls, entry_points: Iterable[EntryPointSpec] | None = None) -> Registry:
+        """The built-ins plus every installed entry point of the probe group."""
+        registry = cls(ProbeType(name, target, "built-in") for name, target in BUILTINS.items())
+        for spec in installed_entry_points() if entry_points is None else entry_points:
+            if _normalize(spec.distribution) == OWN_DISTRIBUTION and spec.name in BUILTINS:
+                continue  # our own declaration of a built-in
+            registry.add(ProbeType(spec.name, spec.value, spec.source))
+        return registry
+
+    def add(self, probe_type: ProbeType) -> None:
+        if probe_type.name == PLUGIN_KEY:
+            raise RegistryError(
+                f"probe type name {PLUGIN_KEY!r} from {probe_type.source} is reserved "
+                "for plugin: blocks"
+            )
+        existing = self._types.get(probe_type.name)
+        if existing is not None:
+            raise RegistryError(
+                f"probe type {probe_type.name!r} is defined twice: by {existing.source} "
+                f"({existing.target}) and by {probe_type.source} ({probe_type.target})"
+            )
+        self._types[probe_type.name] = probe_type
+
+    def __contains__(self, name: object) -> bool:
+        return name == PLUGIN_KEY or name in self._types
+
+    def __iter__(self) -> Iterator[ProbeType]:
+        return iter(sorted(self._types.values(), key=lambda t: t.name))
+
+    def names(self) -> list[str]:
+        return sorted(self._types)
+
+    def info(self, name: str) -> ProbeType:
+        try:
+            return self._types[name]
+        except KeyError:
+            raise RegistryError(f"unknown probe type {name!r}") from None
+
+    def load(self, name: str) -> type[Probe]:
+        """The class of a registered probe type, imported on first use."""
+        cls = self._loaded.get(name)
+        if cls is None:
+            cls = self._loaded[name] = self.info(name).load()
+        return cls
+
+
+def installed_entry_points() -> list[EntryPointSpec]:
+    specs = []
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = entry_point.dist
+        if dist is None:
+            specs.append(EntryPointSpec(entry_point.name, entry_point.value, "unknown distribution"))
+        else:
+            specs.append(
+                EntryPointSpec(entry_point.name, entry_point.value, dist.name, dist.version)
+            )
+    return specs
+
+
+def _normalize(distribution: str) -> str:
+    return distribution.lower().replace("_", "-").replace(".", "-")
+
+
+def load_class(target: str, what: str | None = None) -> type[Probe]:
+    """Import `package.module:Class` (or `package.module.Class`) and check it is a Probe."""
+    what = what or f"plugin class {target!r}"
+    module_name, sep, attr = target.partition(":")
+    if not sep:
+        module_name, _, attr = target.rpartition(".")
+    if not module_name or not attr:
+        raise RegistryError(f"{what}: write it as 'package.module:ClassName'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - a plugin's import may fail in any way
+        raise RegistryError(
+            f"{what} could not be imported: {type(exc).__name__}: {exc}"
+        ) from None
+    obj: object = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise RegistryError(f"{what}: module {module_name!r} has no {attr!r}") from None
+    if not (isinstance(obj, type) and issubclass(obj, Probe)):
+        raise RegistryError(f"{what} is not a subclass of probes.Probe")
+    return obj

@@ -1,0 +1,108 @@
+"""What each check has seen so far, and the thresholds that turn runs into a status.
+
+`advance` is pure: the previous state and one finished run in, the next state
+out. `StateStore` only keeps the states and tells its listeners about changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+
+from probes import Reason, Result, Status
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Run:
+    """One finished run of a probe."""
+
+    result: Result
+    started: float  # wall-clock seconds since the epoch
+    duration: float  # seconds
+    finished: float  # monotonic seconds, for staleness
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CheckState:
+    """A check's reported status after thresholds, and what led to it."""
+
+    status: Status | None = None  # None until the first run finishes
+    last: Run | None = None
+    consecutive_failures: int = 0
+    consecutive_successes: int = 0
+    since: float | None = None  # wall-clock time the status last changed
+    failure_reason: Reason | None = None  # of the latest failed run
+    runs: int = 0
+
+
+def advance(
+    state: CheckState, run: Run, failure_threshold: int = 1, success_threshold: int = 1
+) -> CheckState:
+    """The state after `run`.
+
+    The first run is reported as it is. After that a check turns fail only
+    after `failure_threshold` consecutive failed runs, and back only after
+    `success_threshold` consecutive runs that did not fail; warn is not a
+    failure and is reported as soon as it is seen.
+    """
+    observed = run.result.status
+    failed = observed is Status.FAIL
+    failures = state.consecutive_failures + 1 if failed else 0
+    successes = 0 if failed else state.consecutive_successes + 1
+    if state.status is None:
+        status = observed
+    elif failed:
+        status = Status.FAIL if failures >= failure_threshold else state.status
+    elif state.status is Status.FAIL:
+        status = observed if successes >= success_threshold else Status.FAIL
+    else:
+        status = observed
+    finished_at = run.started + run.duration
+    return CheckState(
+        status=status,
+        last=run,
+        consecutive_failures=failures,
+        consecutive_successes=successes,
+        since=finished_at if status is not state.status else state.since,
+        failure_reason=run.result.reason if failed else state.failure_reason,
+        runs=state.runs + 1,
+    )
+
+
+Listener = Callable[[str, CheckState, CheckState], None]
+
+
+class StateStore:
+    """The latest state of every check, with a version that changes when any does."""
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        self._states: dict[str, CheckState] = {name: CheckState() for name in names}
+        self._listeners: list[Listener] = []
+        self.version = 0
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call `listener(name, old, new)` after every recorded run."""
+        self._listeners.append(listener)
+
+    def get(self, name: str) -> CheckState:
+        return self._states.get(name) or CheckState()
+
+    def states(self) -> dict[str, CheckState]:
+        return self._states
+
+    def record(
+        self, name: str, run: Run, failure_threshold: int = 1, success_threshold: int = 1
+    ) -> CheckState:
+        old = self.get(name)
+        new = advance(old, run, failure_threshold, success_threshold)
+        self._states[name] = new
+        self.version += 1
+        for listener in self._listeners:
+            listener(name, old, new)
+        return new
+
+    def retain(self, names: Iterable[str]) -> None:
+        """Keep only `names` (a new config's checks), adding fresh states for new ones."""
+        wanted = list(names)
+        self._states = {name: self._states.get(name) or CheckState() for name in wanted}
+        self.version += 1

@@ -1,0 +1,57 @@
+"""YAML parsing for config files: safe types only, duplicate keys refused.
+
+PyYAML keeps the last of two equal keys without a word; in a health config
+that silently drops a setting, so a duplicate is an error with its line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+
+class YamlError(Exception):
+    """The text is not valid YAML; the message names the line and column."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)  # resolves `<<:` merge keys before duplicates are looked for
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key must be a plain value", key_node.start_mark
+                ) from None
+            if key in seen and not _from_merge(seen[key], node):
+                first = seen[key].start_mark.line + 1
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {first})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def _from_merge(key_node: yaml.Node, mapping: yaml.MappingNode) -> bool:
+    # Keys that came in through `<<:` sit before the mapping's own keys and may
+    # be overridden by them; that is the point of a merge.
+    return bool(key_node.start_mark.index < mapping.start_mark.index)
+
+
+def load_yaml(text: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_StrictLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise YamlError(f"{where}{problem}") from None
+    except yaml.YAMLError as exc:
+        raise YamlError(f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise YamlError("invalid YAML: nested too deeply") from None

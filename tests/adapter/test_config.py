@@ -1,0 +1,218 @@
+"""Config loading: every valid form, and every invalid file paired with its exact errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from adapter.config import (
+    DEFAULT_LISTEN,
+    ConfigError,
+    load_config,
+    parse_config,
+    parse_listen,
+)
+from probes import Duration
+from probes.types import format_duration, parse_duration
+from tests.sample_probes import Ok, Typed, WithDataclass
+
+TESTDATA = Path(__file__).parent / "testdata"
+INVALID = sorted((TESTDATA / "invalid").glob("*.yaml"))
+
+
+def expected_errors(path: Path) -> list[str]:
+    return [
+        line.removeprefix("# error: ")
+        for line in path.read_text().splitlines()
+        if line.startswith("# error: ")
+    ]
+
+
+@pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
+def test_invalid_config_reports_each_mistake_where_it_is(path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert sorted(caught.value.errors) == sorted(expected_errors(path))
+    assert caught.value.source == str(path)
+
+
+def test_every_invalid_file_states_its_expected_errors() -> None:
+    assert len(INVALID) > 30
+    for path in INVALID:
+        assert expected_errors(path), f"{path.name} has no '# error:' line"
+
+
+def test_full_example_is_typed_and_defaults_apply() -> None:
+    config = parse_config(
+        """
+service: orders-api
+listen: "127.0.0.1:9999"
+defaults: {interval: 10s, timeout: 2s, failure_threshold: 3, success_threshold: 2}
+checks:
+  - name: api
+    groups: [ready]
+    interval: 5s
+    plugin: {class: "tests.sample_probes:Typed", max_depth: 100, window: 2m}
+  - name: heartbeat
+    groups: [live, ready]
+    critical: false
+    timeout: 250ms
+    plugin: {class: "tests.sample_probes:Ok"}
+  - name: dc
+    plugin: {class: "tests.sample_probes:WithDataclass", url: "http://x"}
+""",
+        environ={},
+    )
+    assert config.service == "orders-api"
+    assert config.listen == "127.0.0.1:9999"
+    api, heartbeat, dc = config.checks
+    assert (api.name, api.groups, api.critical) == ("api", ("ready",), True)
+    assert (api.interval, api.timeout) == (5.0, 2.0)
+    assert (api.failure_threshold, api.success_threshold) == (3, 2)
+    assert api.probe_class is Typed and api.probe_type == "plugin"
+    assert api.probe_config == Typed.Options(max_depth=100, window=Duration(120))
+    assert dict(api.options) == {"max_depth": 100, "window": "2m"}
+    assert heartbeat.groups == ("live", "ready") and heartbeat.critical is False
+    assert (heartbeat.interval, heartbeat.timeout) == (10.0, 0.25)
+    assert heartbeat.stale_after == 30.25
+    assert dc.probe_class is WithDataclass and dc.probe_config.retries == 3
+    assert config.groups == {"live", "ready"}
+
+
+def test_builtin_defaults_when_the_config_gives_none() -> None:
+    config = parse_config("checks: [{name: a, plugin: {class: 'tests.sample_probes:Ok'}}]")
+    (check,) = config.checks
+    assert config.listen == DEFAULT_LISTEN and config.service is None
+    assert (check.interval, check.timeout) == (10.0, 2.0)
+    assert (check.failure_threshold, check.success_threshold) == (1, 1)
+    assert check.groups == ("ready",) and check.critical is True
+    assert check.probe_class is Ok
+
+
+def test_probe_block_may_be_empty() -> None:
+    config = parse_config("checks: [{name: a, plugin: {class: 'tests.sample_probes:Ok'}}]")
+    probe = config.checks[0].make_probe(resources=None)  # type: ignore[arg-type]
+    assert probe.name == "a" and dict(probe.options) == {}
+
+
+@pytest.mark.parametrize(
+    ("template", "environ", "expected"),
+    [
+        ("${QUEUE}", {"QUEUE": "orders"}, "orders"),
+        ("${QUEUE:-fallback}", {}, "fallback"),
+        ("${QUEUE:-}", {}, ""),
+        ("${QUEUE:-fallback}", {"QUEUE": ""}, ""),
+        ("pre-${A}-${B}-post", {"A": "1", "B": "2"}, "pre-1-2-post"),
+        ("cost: $$5 and $HOME", {}, "cost: $5 and $HOME"),
+        ("${WITH:-a:b}", {}, "a:b"),
+    ],
+    ids=["set", "default", "empty-default", "set-but-empty", "several", "literal-dollar",
+         "default-with-colon"],
+)
+def test_environment_variables_are_expanded(template: str, environ: dict[str, str],
+                                             expected: str) -> None:
+    text = f"checks: [{{name: q, plugin: {{class: 'tests.sample_probes:Typed', max_depth: 1, " \
+           f"queue: '{template}'}}}}]"
+    config = parse_config(text, environ=environ)
+    assert config.checks[0].probe_config.queue == expected
+
+
+def test_expansion_happens_before_validation_so_numbers_can_come_from_variables() -> None:
+    text = """
+defaults: {interval: "${INTERVAL}", failure_threshold: "${THRESHOLD}"}
+checks:
+  - {name: q, plugin: {class: "tests.sample_probes:Typed", max_depth: "${DEPTH}"}}
+"""
+    config = parse_config(text, environ={"INTERVAL": "30s", "THRESHOLD": "3", "DEPTH": "250"})
+    (check,) = config.checks
+    assert check.interval == 30 and check.failure_threshold == 3
+    assert check.probe_config.max_depth == 250
+
+
+def test_a_variable_holding_the_wrong_type_names_its_origin_value() -> None:
+    text = "checks: [{name: q, plugin: {class: 'tests.sample_probes:Typed', max_depth: '${D}'}}]"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, environ={"D": "lots"})
+    assert caught.value.errors == [("checks[0] (q).plugin.max_depth: expected an integer, "
+                                   "got 'lots'")]
+
+
+def test_merge_keys_share_settings_without_counting_as_duplicates() -> None:
+    text = """
+checks:
+  - &base {name: a, interval: 1s, timeout: 500ms, plugin: {class: "tests.sample_probes:Ok"}}
+  - {<<: *base, name: b, timeout: 200ms}
+"""
+    config = parse_config(text)
+    a, b = config.checks
+    assert (a.interval, a.timeout) == (1.0, 0.5)
+    assert (b.name, b.interval, b.timeout) == ("b", 1.0, 0.2)
+
+
+def test_errors_are_reported_together_with_a_header() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(TESTDATA / "invalid" / "many_errors.yaml")
+    report = caught.value.report()
+    assert report.splitlines()[0].endswith("many_errors.yaml: 4 errors")
+    assert "Traceback" not in report
+
+
+def test_unreadable_config_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the config file: No such file"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "dir.yaml").mkdir()
+    with pytest.raises(ConfigError, match="cannot read the config file: Is a directory"):
+        load_config(tmp_path / "dir.yaml")
+
+
+def test_binary_and_oversized_files_are_refused(tmp_path: Path) -> None:
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"checks: \xff\xfe")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(binary)
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("# " + "x" * (1024 * 1024) + "\nchecks: []\n")
+    with pytest.raises(ConfigError, match="larger than 1048576 bytes"):
+        load_config(huge)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("250ms", 0.25), ("10s", 10), ("2m", 120), ("1h", 3600), (30, 30), (1.5, 1.5),
+     ("1.5s", 1.5), ("90", 90), (" 5s ", 5), (".5s", 0.5)],
+)
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["30 sec", "5d", "-1s", "", "s", True, None, [1],
+                                  float("nan"), -3])
+def test_invalid_durations(text: object) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(0.25, "250ms"), (10, "10s"), (120, "2m"), (90, "90s"), (3600, "1h"),
+                          (0, "0s"), (1.5, "1.5s")],
+)
+def test_format_duration(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("listen", "address"),
+    [("0.0.0.0:9180", ("0.0.0.0", 9180)), ("127.0.0.1:80", ("127.0.0.1", 80)),
+     ("[::]:9180", ("::", 9180)), ("[::1]:9", ("::1", 9)), (":9180", ("0.0.0.0", 9180)),
+     ("9180", ("0.0.0.0", 9180)), ("localhost:1", ("localhost", 1))],
+)
+def test_listen_addresses(listen: str, address: tuple[str, int]) -> None:
+    assert parse_listen(listen) == address
+
+
+@pytest.mark.parametrize("listen", ["localhost", "host:0", "host:65536", "host:http", ""])
+def test_invalid_listen_addresses(listen: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"invalid listen address {listen!r}")):
+        parse_listen(listen)

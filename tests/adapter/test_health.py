@@ -1,0 +1,96 @@
+"""The verdict: one pure function decides, for a check and for a group."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapter.config import CheckConfig
+from adapter.health import in_group, judge, judge_check
+from adapter.state import CheckState, Run, advance
+from probes import Reason, Result, Status
+from tests.sample_probes import Ok
+
+
+def check(name: str = "c", *, critical: bool = True, groups: tuple[str, ...] = ("ready",),
+          interval: float = 10.0, timeout: float = 2.0, failure_threshold: int = 1,
+          success_threshold: int = 1) -> CheckConfig:
+    return CheckConfig(name=name, probe_type="plugin", probe_class=Ok, options={},
+                       probe_config={}, groups=groups, critical=critical, interval=interval,
+                       timeout=timeout, failure_threshold=failure_threshold,
+                       success_threshold=success_threshold)
+
+
+def state_after(*statuses: str, finished: float = 100.0, failure_threshold: int = 1,
+                success_threshold: int = 1) -> CheckState:
+    state = CheckState()
+    for status in statuses:
+        result = Result(status, output=f"it is {status}", observed_value=12.5,
+                        observed_unit="ms", reason="status" if status == "fail" else None)
+        state = advance(state, Run(result, started=1_700_000_000.0, duration=0.01,
+                                   finished=finished), failure_threshold, success_threshold)
+    return state
+
+
+def test_no_result_yet_is_fail() -> None:
+    verdict = judge_check(check(), CheckState(), now=5.0)
+    assert (verdict.own_status, verdict.output, verdict.reason) == (
+        Status.FAIL, "no result yet", Reason.NO_RESULT)
+
+
+@pytest.mark.parametrize(
+    ("age", "expected"),
+    [(0.0, Status.PASS), (31.9, Status.PASS), (32.1, Status.FAIL)],
+    ids=["fresh", "just-inside", "stale"],
+)
+def test_results_older_than_three_intervals_plus_timeout_are_stale(
+    age: float, expected: Status
+) -> None:
+    verdict = judge_check(check(interval=10, timeout=2), state_after("pass"), now=100.0 + age)
+    assert verdict.own_status is expected
+    if expected is Status.FAIL:
+        assert verdict.reason is Reason.STALE
+        assert verdict.output.startswith("stale: the last result is 32.1s old")
+
+
+def test_non_critical_failure_only_warns_the_group_but_fails_itself() -> None:
+    verdict = judge_check(check(critical=False), state_after("fail"), now=100.0)
+    assert verdict.own_status is Status.FAIL and verdict.status is Status.WARN
+    assert judge([check(critical=False)], {"c": state_after("fail")}, 100.0).status is \
+        Status.WARN
+
+
+@pytest.mark.parametrize(
+    ("statuses", "expected"),
+    [((), Status.PASS), (("pass", "pass"), Status.PASS), (("pass", "warn"), Status.WARN),
+     (("warn", "fail"), Status.FAIL), (("fail", "pass"), Status.FAIL)],
+    ids=["empty-group-passes", "all-pass", "warn", "fail-wins", "any-fail"],
+)
+def test_group_verdict_is_the_worst(statuses: tuple[str, ...], expected: Status) -> None:
+    checks = [check(f"c{i}") for i in range(len(statuses))]
+    states = {f"c{i}": state_after(s) for i, s in enumerate(statuses)}
+    assert judge(checks, states, now=100.0).status is expected
+
+
+def test_a_held_status_says_why_the_last_run_does_not_show() -> None:
+    held = state_after("pass", "fail", failure_threshold=3)
+    verdict = judge_check(check(failure_threshold=3), held, now=100.0)
+    assert verdict.own_status is Status.PASS
+    assert verdict.output == "last run failed (1 of 3 failed runs before fail): it is fail"
+    recovering = state_after("fail", "pass", success_threshold=2)
+    verdict = judge_check(check(success_threshold=2), recovering, now=100.0)
+    assert verdict.own_status is Status.FAIL and verdict.reason is Reason.STATUS
+    assert verdict.output == "last run pass (1 of 2 good runs before recovery): it is pass"
+
+
+def test_verdict_carries_the_observation() -> None:
+    verdict = judge_check(check(), state_after("pass"), now=100.0)
+    assert (verdict.observed_value, verdict.observed_unit) == (12.5, "ms")
+    assert verdict.time == 1_700_000_000.0 and verdict.since is not None
+    assert verdict.output == "it is pass" and verdict.reason is None
+
+
+def test_groups() -> None:
+    checks = [check("a", groups=("live", "ready")), check("b"), check("c", groups=("batch",))]
+    assert [c.name for c in in_group(checks, "live")] == ["a"]
+    assert [c.name for c in in_group(checks, "ready")] == ["a", "b"]
+    assert in_group(checks, "none") == []
