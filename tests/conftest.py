@@ -16,6 +16,7 @@ ROOT = Path(__file__).parent.parent
 
 @pytest.fixture(autouse=True)
 def _reset_sample_probes() -> Iterator[None]:
+    sample_probes.RELEASE.clear()
     yield
     sample_probes.SWITCHES.clear()
     sample_probes.COUNTS.clear()

@@ -19,9 +19,8 @@ from tests import sample_probes
 def pool() -> Iterator[DaemonThreadPool]:
     pool = DaemonThreadPool(4)
     yield pool
-    sample_probes.RELEASE.set()
+    sample_probes.RELEASE.set()  # let blocked threads return
     pool.shutdown(wait=True)
-    sample_probes.RELEASE.clear()
 
 
 def runner_for(cls: type[Probe], pool: DaemonThreadPool, timeout: float = 0.3,
