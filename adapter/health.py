@@ -41,6 +41,7 @@ class Verdict:
 def judge_check(check: CheckConfig, state: CheckState, now: float) -> CheckVerdict:
     """One check's verdict; `now` is on the monotonic clock the runs were timed with."""
     last = state.last
+    reason: Reason | None
     if state.status is None or last is None:
         own, output, reason = Status.FAIL, "no result yet", Reason.NO_RESULT
     elif now - last.finished > check.stale_after:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, cast
 
 from adapter.state import Run
 from probes import Probe, Reason, Result, Status
@@ -59,7 +60,7 @@ class ProbeRunner:
             thread_future = self.executor.submit(self.probe.check)
             future: asyncio.Future[Any] = asyncio.wrap_future(thread_future)
         else:
-            future = asyncio.ensure_future(self.probe.check())
+            future = asyncio.ensure_future(cast(Awaitable[Result], self.probe.check()))
         try:
             done, _ = await asyncio.wait({future}, timeout=self.timeout)
         except asyncio.CancelledError:

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -29,7 +29,7 @@ log = logging.getLogger("health_adapter.checks")
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", StateStore)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
-CLOCK = web.AppKey("clock", Callable[[], float])
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 
 
 @dataclasses.dataclass
@@ -40,6 +40,7 @@ class Lifecycle:
 
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STATUS_CODES = {Status.PASS: 200, Status.WARN: 200, Status.FAIL: 503}
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -126,7 +127,7 @@ async def health_of_check(request: web.Request) -> web.Response:
     return _json_response(formats.check_json(verdict, config.service), verdict.own_status)
 
 
-def group_handler(group: str) -> Callable[[web.Request], object]:
+def group_handler(group: str) -> Handler:
     label = f"{group}z"
 
     async def handler(request: web.Request) -> web.Response:
@@ -175,8 +176,13 @@ async def serve(
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     received: list[str] = []
+
+    def on_signal(signum: signal.Signals) -> None:
+        received.append(signum.name)
+        stop.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, lambda s=signum: (received.append(s.name), stop.set()))
+        loop.add_signal_handler(signum, on_signal, signum)
     try:
         await stop.wait()
     finally:

@@ -12,7 +12,7 @@ import dataclasses
 import enum
 import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
 
@@ -207,7 +207,8 @@ class Probe:
         """True when `check` is a plain function that must run in a thread."""
         return not inspect.iscoroutinefunction(cls.check)
 
-    async def check(self) -> Result:  # pragma: no cover - the contract, not an implementation
+    def check(self) -> Result | Awaitable[Result]:  # pragma: no cover - the contract
+        """Observe once and say how it went: `async def` or plain `def` in subclasses."""
         raise NotImplementedError(f"{type(self).__name__} does not implement check()")
 
     async def close(self) -> None:

@@ -11,10 +11,12 @@ naming the bad value, and optionally a `json_schema()` classmethod.
 
 from __future__ import annotations
 
+import math
 import re
+import typing
 from typing import Any
 
-__all__ = ["Duration", "format_duration", "parse_duration"]
+__all__ = ["Duration", "format_duration", "option_error", "parse_duration"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?\s*$")
 _SECONDS_PER_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -32,10 +34,8 @@ class Duration(float):
 
 def parse_duration(value: Any) -> Duration:
     """Parse a duration; raise ValueError naming the bad value."""
-    if isinstance(value, bool):
-        raise ValueError(f"invalid duration {value!r}")
-    if isinstance(value, int | float):
-        if value < 0 or value != value or value == float("inf"):
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value < 0 or not math.isfinite(value):
             raise ValueError(f"invalid duration {value!r}: must be a finite number >= 0")
         return Duration(value)
     if isinstance(value, str):
@@ -62,7 +62,7 @@ def decode_custom(type_: type, value: Any) -> Any:
     """msgspec `dec_hook`: build the custom value types from config values."""
     if type_ is Duration:
         return parse_duration(value)
-    if type_ is re.Pattern:
+    if type_ is re.Pattern or typing.get_origin(type_) is re.Pattern:
         if not isinstance(value, str):
             raise ValueError(f"expected a regular expression string, got {value!r}")
         try:
@@ -85,7 +85,16 @@ def json_schema_of_custom(type_: type) -> dict[str, Any] | None:
             ],
             "description": "a duration: 250ms, 10s, 2m, 1h, or a number of seconds",
         }
-    if type_ is re.Pattern:
+    if type_ is re.Pattern or typing.get_origin(type_) is re.Pattern:
         return {"type": "string", "format": "regex"}
     json_schema = getattr(type_, "json_schema", None)
     return json_schema() if json_schema is not None else None
+
+
+def option_error(key: str, message: str) -> ValueError:
+    """An error about one option, raised from an Options `__post_init__`.
+
+    It carries the same "- at `$.key`" suffix msgspec gives field errors, so
+    the config loader reports it at that key: `checks[0] (x).file.max_age: …`.
+    """
+    return ValueError(f"{message} - at `$.{key}`")

@@ -1,0 +1,290 @@
+"""The `process` probe: are the expected processes running, and how many?
+
+Processes are selected by kernel name, command line, pidfile and user (all
+given must hold) in a process-table snapshot shared by every process check.
+Zombies are not running; the adapter never matches itself; a process the
+adapter may not read is an error, never silently "down".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+from typing import Annotated, ClassVar
+
+import msgspec
+
+from probes.base import Probe, Reason, Result, Status
+from probes.file import NotARegularFile, read_head
+from probes.process_table import KERNEL_NAME_MAX, ProcessRecord, ProcessTable, Snapshot
+from probes.types import option_error
+
+__all__ = ["PidfileProblem", "ProcessProbe", "read_pidfile"]
+
+# Only the first line is used; a pidfile is a few bytes.
+_PIDFILE_LIMIT = 4096
+# Linux's PID_MAX_LIMIT: no pid is larger.
+_PID_LIMIT = 4_194_304
+# Pass output names the pids, up to this many.
+_PIDS_SHOWN = 5
+_ONLY_ADAPTER_VISIBLE = (
+    "only the adapter's own processes are visible; in a pod set shareProcessNamespace: true"
+)
+
+
+class PidfileProblem(Exception):
+    """The pidfile is missing, unreadable or holds no pid; the message says which."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+def read_pidfile(path: str) -> int:
+    """The pid written in `path`, or PidfileProblem. Blocking: call it in a thread."""
+    try:
+        head = read_head(path, _PIDFILE_LIMIT)
+    except FileNotFoundError:
+        raise PidfileProblem(Reason.FILE_MISSING, f"pidfile {path} does not exist") from None
+    except PermissionError:
+        raise PidfileProblem(
+            Reason.PERMISSION_DENIED, f"permission denied reading pidfile {path}"
+        ) from None
+    except NotARegularFile as exc:
+        raise PidfileProblem(Reason.FILE_INVALID, f"pidfile {exc}") from None
+    except OSError as exc:
+        raise PidfileProblem(
+            Reason.FAILED, f"cannot read pidfile {path}: {exc.strerror or exc}"
+        ) from None
+    first_line = head.split(b"\n", 1)[0].strip()
+    if not first_line:
+        raise PidfileProblem(Reason.FILE_INVALID, f"pidfile {path} is empty")
+    if not first_line.isdigit() or not 0 < int(first_line) <= _PID_LIMIT:
+        # Its content is not quoted: it is not a pid, so it may be anything.
+        raise PidfileProblem(
+            Reason.FILE_INVALID, f"pidfile {path} does not hold a process id on its first line"
+        )
+    return int(first_line)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Selector:
+    """Which processes a check counts: every criterion given must hold."""
+
+    name: str | None = None
+    cmdline: re.Pattern[str] | None = None
+    user: str | int | None = None
+    pid: int | None = None
+    pidfile: str | None = None
+
+    def matches(self, record: ProcessRecord) -> bool | None:
+        """True or False; None when a field it needs could not be read and
+        every readable one matched."""
+        if self.pid is not None and record.pid != self.pid:
+            return False
+        verdicts = (
+            self._name_matches(record),
+            self._cmdline_matches(record),
+            self._user_matches(record),
+        )
+        if False in verdicts:
+            return False
+        return None if None in verdicts else True
+
+    def _name_matches(self, record: ProcessRecord) -> bool | None:
+        if self.name is None:
+            return True
+        return None if record.name is None else record.name == self.name
+
+    def _cmdline_matches(self, record: ProcessRecord) -> bool | None:
+        if self.cmdline is None:
+            return True
+        if record.cmdline is None:
+            return None
+        return self.cmdline.search(" ".join(record.cmdline)) is not None
+
+    def _user_matches(self, record: ProcessRecord) -> bool | None:
+        if self.user is None:
+            return True
+        if record.uid is None:
+            return None
+        user = str(self.user)
+        return record.username == user or (user.isdigit() and record.uid == int(user))
+
+    def describe(self) -> str:
+        parts = []
+        if self.pid is not None:
+            parts.append(f"pid {self.pid} from pidfile {self.pidfile}")
+        if self.name is not None:
+            parts.append(f"name {self.name!r}")
+        if self.cmdline is not None:
+            parts.append(f"cmdline /{self.cmdline.pattern}/")
+        if self.user is not None:
+            parts.append(f"user {str(self.user)!r}")
+        return " and ".join(parts)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Tally:
+    running: tuple[int, ...]  # pids of the matching processes, zombies left out
+    zombies: int
+    unreadable: int  # processes that might match, had the adapter been allowed to read them
+
+
+def _tally(snapshot: Snapshot, selector: _Selector) -> _Tally:
+    running: list[int] = []
+    zombies = unreadable = 0
+    for record in snapshot.processes:
+        if record.pid == snapshot.own_pid:
+            continue  # a `cmdline: python` check must not find the adapter itself
+        verdict = selector.matches(record)
+        if verdict is None and not record.zombie:
+            unreadable += 1
+        elif verdict and record.zombie:
+            zombies += 1
+        elif verdict:
+            running.append(record.pid)
+    return _Tally(tuple(running), zombies, unreadable)
+
+
+def _count(number: int, singular: str, plural: str) -> str:
+    return f"{number} {singular if number == 1 else plural}"
+
+
+def _matched(count: int, selection: str) -> str:
+    if count == 0:
+        return f"no process matches {selection}"
+    return f"{_count(count, 'process matches', 'processes match')} {selection}"
+
+
+class ProcessProbe(Probe):
+    """Counts the running processes that match, and checks the count."""
+
+    class Options(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+        name: Annotated[
+            Annotated[str, msgspec.Meta(min_length=1)] | None,
+            msgspec.Meta(
+                description="the kernel's process name, matched exactly "
+                f"(Linux keeps {KERNEL_NAME_MAX} characters; use cmdline for longer names)"
+            ),
+        ] = None
+        cmdline: Annotated[
+            re.Pattern | None,
+            msgspec.Meta(
+                description="regular expression searched in the command line, "
+                "arguments joined with spaces"
+            ),
+        ] = None
+        pidfile: Annotated[
+            Annotated[str, msgspec.Meta(min_length=1)] | None,
+            msgspec.Meta(description="file holding the pid of a process that must be running"),
+        ] = None
+        user: Annotated[
+            str | int | None,
+            msgspec.Meta(
+                description="user name or numeric uid the process runs as "
+                "(the uid when the adapter's image does not list the user)"
+            ),
+        ] = None
+        min_count: Annotated[
+            int, msgspec.Meta(ge=0, description="fail when fewer processes match")
+        ] = 1
+        max_count: Annotated[
+            Annotated[int, msgspec.Meta(ge=0)] | None,
+            msgspec.Meta(description="fail when more processes match"),
+        ] = None
+
+        def __post_init__(self) -> None:
+            if (self.name, self.cmdline, self.pidfile, self.user) == (None,) * 4:
+                raise ValueError(
+                    "process needs at least one of name, cmdline, pidfile or user "
+                    "to select processes"
+                )
+            if self.name is not None and len(self.name) > KERNEL_NAME_MAX:
+                raise option_error(
+                    "name",
+                    f"name {self.name!r} is {len(self.name)} characters long, but Linux "
+                    f"cuts process names to {KERNEL_NAME_MAX}: match it with cmdline instead",
+                )
+            if self.max_count is not None and self.max_count < self.min_count:
+                raise option_error(
+                    "max_count",
+                    f"max_count {self.max_count} is below min_count {self.min_count} "
+                    "(set min_count as well)",
+                )
+
+    #: Run together with the other process checks, so that they share one scan.
+    jitter: ClassVar[bool] = False
+    config: Options
+
+    _pidfile_read: asyncio.Task[int] | None = None
+
+    async def check(self) -> Result:
+        config = self.config
+        pid = None
+        if config.pidfile is not None:
+            try:
+                pid = await self._read_pidfile(config.pidfile)
+            except PidfileProblem as problem:
+                return Result(Status.FAIL, str(problem), reason=problem.reason)
+        selector = _Selector(
+            name=config.name,
+            cmdline=config.cmdline,
+            user=config.user,
+            pid=pid,
+            pidfile=config.pidfile,
+        )
+        snapshot = await self.resources.get(ProcessTable).snapshot()
+        return self._judge(_tally(snapshot, selector), selector, snapshot)
+
+    async def _read_pidfile(self, path: str) -> int:
+        # A read blocked on a dead network mount is awaited again by the next
+        # run instead of tying up one more thread each time.
+        if self._pidfile_read is None or self._pidfile_read.done():
+            self._pidfile_read = asyncio.create_task(asyncio.to_thread(read_pidfile, path))
+        return await asyncio.shield(self._pidfile_read)
+
+    def _judge(self, tally: _Tally, selector: _Selector, snapshot: Snapshot) -> Result:
+        count = len(tally.running)
+        matched = _matched(count, selector.describe())
+        if count < self.config.min_count:
+            return self._too_few(tally, matched, snapshot)
+        max_count = self.config.max_count
+        if max_count is not None and count > max_count:
+            return self._result(
+                Status.FAIL,
+                f"{matched}, expected at most {max_count}",
+                count,
+                Reason.PROCESS_COUNT,
+            )
+        return self._result(Status.PASS, f"{matched}{_pid_list(tally.running)}", count)
+
+    def _too_few(self, tally: _Tally, matched: str, snapshot: Snapshot) -> Result:
+        notes = [f"{matched}, expected at least {self.config.min_count}"]
+        if tally.zombies:
+            notes.append(f"{_count(tally.zombies, 'zombie', 'zombies')} matched")
+        reason = Reason.PROCESS_MISSING
+        if tally.unreadable:
+            reason = Reason.ACCESS_DENIED
+            notes.append(
+                f"{_count(tally.unreadable, 'process', 'processes')} could not be read "
+                "(access denied)"
+            )
+        if snapshot.only_adapter_visible():
+            notes.append(_ONLY_ADAPTER_VISIBLE)
+        return self._result(Status.FAIL, "; ".join(notes), len(tally.running), reason)
+
+    @staticmethod
+    def _result(status: Status, output: str, count: int, reason: Reason | None = None) -> Result:
+        return Result(
+            status, output, observed_value=count, observed_unit="processes", reason=reason
+        )
+
+
+def _pid_list(pids: tuple[int, ...]) -> str:
+    if not pids:
+        return ""
+    shown = ", ".join(map(str, pids[:_PIDS_SHOWN]))
+    more = f" and {len(pids) - _PIDS_SHOWN} more" if len(pids) > _PIDS_SHOWN else ""
+    return f" (pid {shown}{more})"

@@ -1,0 +1,196 @@
+"""One process-table snapshot shared by every process check.
+
+Reading the process table costs a few /proc reads per process. The scheduler
+starts all process checks of one interval together, so one scan, reused for
+`max_age`, serves the whole round instead of one scan per check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import os
+import pwd
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import psutil
+
+__all__ = [
+    "DEFAULT_MAX_AGE",
+    "KERNEL_NAME_MAX",
+    "ProcessRecord",
+    "ProcessTable",
+    "Snapshot",
+    "scan_processes",
+]
+
+#: Linux keeps at most this many characters of a process name (TASK_COMM_LEN - 1).
+KERNEL_NAME_MAX = 15
+
+#: How long a finished snapshot is reused: long enough to cover one scheduling
+#: round, short enough that a process that just died is not reported running.
+DEFAULT_MAX_AGE = 0.25
+
+# psutil fetches these in one pass over /proc/PID/{stat,status,cmdline}. The
+# user is read as a uid and resolved once per scan: psutil's `username` would
+# query the user database again for every process.
+_SCAN_ATTRS = ("pid", "ppid", "name", "cmdline", "uids", "status")
+_NOT_RUNNING = frozenset({psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProcessRecord:
+    """One process as the scan saw it; None marks a field it was denied."""
+
+    pid: int
+    ppid: int | None
+    name: str | None
+    cmdline: tuple[str, ...] | None
+    username: str | None
+    uid: int | None
+    zombie: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Every process visible at one moment, and which of them is the adapter."""
+
+    processes: tuple[ProcessRecord, ...]
+    own_pid: int = dataclasses.field(default_factory=os.getpid)
+
+    def adapter_family(self) -> frozenset[int]:
+        """The adapter, its ancestors and its descendants among the visible pids."""
+        parent_of = {record.pid: record.ppid for record in self.processes}
+        children_of: defaultdict[int, list[int]] = defaultdict(list)
+        for pid, ppid in parent_of.items():
+            if ppid is not None:
+                children_of[ppid].append(pid)
+        return frozenset(_ancestors(self.own_pid, parent_of)) | frozenset(
+            _descendants(self.own_pid, children_of)
+        )
+
+    def only_adapter_visible(self) -> bool:
+        """True when the adapter cannot see any process but its own.
+
+        That is the case when it runs in its own PID namespace: as pid 1, or
+        under an init wrapper (tini, dumb-init, `sh -c`) that is its ancestor.
+        """
+        if self.own_pid == 1:
+            return True
+        family = self.adapter_family()
+        return all(record.pid in family for record in self.processes)
+
+
+def _ancestors(pid: int, parent_of: Mapping[int, int | None]) -> Iterable[int]:
+    seen: set[int] = set()
+    current: int | None = pid
+    while current is not None and current in parent_of and current not in seen:
+        seen.add(current)
+        yield current
+        current = parent_of[current]
+
+
+def _descendants(pid: int, children_of: Mapping[int, list[int]]) -> Iterable[int]:
+    seen = {pid}
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        yield current
+        for child in children_of.get(current, ()):
+            if child not in seen:
+                seen.add(child)
+                pending.append(child)
+
+
+def scan_processes() -> Snapshot:
+    """Read the process table. Blocking: call it in a worker thread."""
+    username_of = functools.cache(_username)
+    records = []
+    for process in psutil.process_iter(_SCAN_ATTRS, ad_value=None):
+        # A process that exits before or while it is read (NoSuchProcess) is
+        # left out by process_iter itself.
+        records.append(_record(process.info, username_of))
+    return Snapshot(processes=tuple(records), own_pid=os.getpid())
+
+
+def _record(info: dict[str, Any], username_of: Callable[[int], str]) -> ProcessRecord:
+    zombie = info["status"] in _NOT_RUNNING
+    cmdline = info["cmdline"]
+    if cmdline is None and zombie:
+        cmdline = []  # the kernel freed a zombie's arguments: gone, not hidden
+    uids = info["uids"]
+    uid = None if uids is None else uids.real
+    name = info["name"]
+    return ProcessRecord(
+        pid=info["pid"],
+        ppid=info["ppid"],
+        # psutil lengthens a 15-character name from the command line; the
+        # kernel's own name is its first 15 characters.
+        name=None if name is None else name[:KERNEL_NAME_MAX],
+        cmdline=None if cmdline is None else tuple(cmdline),
+        username=None if uid is None else username_of(uid),
+        uid=uid,
+        zombie=zombie,
+    )
+
+
+def _username(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        # A sidecar's image rarely lists the application's users.
+        return str(uid)
+
+
+class ProcessTable:
+    """Hands out process-table snapshots: one scan at a time, reused for `max_age`.
+
+    Callers arriving while a scan runs await that same scan. The scan runs in
+    a worker thread; a caller that is cancelled (its check timed out) leaves
+    the scan running for the others.
+    """
+
+    def __init__(
+        self,
+        scan: Callable[[], Snapshot] = scan_processes,
+        *,
+        max_age: float = DEFAULT_MAX_AGE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.scans = 0
+        self._scan = scan
+        self._max_age = max_age
+        self._clock = clock
+        self._latest: Snapshot | None = None
+        self._latest_expires = 0.0
+        self._running: asyncio.Task[Snapshot] | None = None
+
+    async def snapshot(self) -> Snapshot:
+        if self._latest is not None and self._clock() < self._latest_expires:
+            return self._latest
+        if self._running is None:
+            self._running = asyncio.create_task(self._run_scan(), name="process table scan")
+        return await asyncio.shield(self._running)
+
+    async def _run_scan(self) -> Snapshot:
+        self.scans += 1
+        try:
+            snapshot = await asyncio.to_thread(self._scan)
+        finally:
+            self._running = None
+        self._latest = snapshot
+        self._latest_expires = self._clock() + self._max_age
+        return snapshot
+
+    async def aclose(self) -> None:
+        """Wait for a scan still running, so that shutdown leaves no task behind."""
+        running = self._running
+        if running is not None:
+            with contextlib.suppress(Exception):
+                await running
+        self._latest = None

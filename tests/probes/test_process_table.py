@@ -1,0 +1,340 @@
+"""The shared process-table snapshot: what one scan records, and how scans are shared."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from probes.process_table import (
+    KERNEL_NAME_MAX,
+    ProcessRecord,
+    ProcessTable,
+    Snapshot,
+    scan_processes,
+)
+
+SLEEP = shutil.which("sleep") or "/bin/sleep"
+
+# --- real processes -------------------------------------------------------------------
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[[list[str]], subprocess.Popen[bytes]]]:
+    """Start child processes that are killed and reaped when the test ends."""
+    children: list[subprocess.Popen[bytes]] = []
+
+    def start(argv: list[str]) -> subprocess.Popen[bytes]:
+        child = subprocess.Popen(argv)
+        children.append(child)
+        return child
+
+    yield start
+    for child in children:
+        child.kill()
+    for child in children:
+        child.wait()
+
+
+def named_sleep(directory: Path, name: str) -> str:
+    """A copy of /bin/sleep whose kernel process name is `name` (cut to 15)."""
+    program = directory / name
+    shutil.copy(SLEEP, program)
+    return str(program)
+
+
+def wait_until_zombie(pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, f"pid {pid} did not become a zombie"
+        time.sleep(0.01)
+
+
+def record_of(snapshot: Snapshot, pid: int) -> ProcessRecord:
+    (record,) = [record for record in snapshot.processes if record.pid == pid]
+    return record
+
+
+def test_scan_records_a_child_process(spawn: Callable[..., subprocess.Popen[bytes]]) -> None:
+    marker = f"table-test-{uuid.uuid4().hex}"
+    child = spawn([sys.executable, "-c", "import time; time.sleep(60)", marker])
+
+    snapshot = scan_processes()
+
+    record = record_of(snapshot, child.pid)
+    assert record.ppid == os.getpid()
+    assert record.name == psutil.Process(child.pid).name()[:KERNEL_NAME_MAX]
+    assert record.cmdline == (sys.executable, "-c", "import time; time.sleep(60)", marker)
+    assert record.uid == os.getuid()
+    assert record.username == pwd.getpwuid(os.getuid()).pw_name
+    assert record.zombie is False
+
+
+def test_scan_knows_which_process_is_the_adapter() -> None:
+    snapshot = scan_processes()
+
+    assert snapshot.own_pid == os.getpid()
+    assert record_of(snapshot, os.getpid()).cmdline == tuple(psutil.Process().cmdline())
+
+
+def test_scan_keeps_the_kernel_name_not_psutils_longer_one(
+    spawn: Callable[..., subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    long_name = f"sleeper-{uuid.uuid4().hex[:14]}"  # 22 characters
+    child = spawn([named_sleep(tmp_path, long_name), "60"])
+
+    record = record_of(scan_processes(), child.pid)
+
+    assert psutil.Process(child.pid).name() == long_name  # psutil lengthens it
+    assert record.name == long_name[:KERNEL_NAME_MAX]
+
+
+def test_scan_marks_a_zombie(spawn: Callable[..., subprocess.Popen[bytes]]) -> None:
+    child = spawn([SLEEP, "60"])
+    child.kill()  # not waited for: a zombie until the fixture reaps it
+    wait_until_zombie(child.pid)
+
+    record = record_of(scan_processes(), child.pid)
+
+    assert record.zombie is True
+    assert record.name == "sleep"
+    assert record.cmdline == ()  # freed by the kernel, which is not "access denied"
+
+
+def test_scan_skips_processes_that_vanish_during_the_scan(
+    monkeypatch: pytest.MonkeyPatch, spawn: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    gone = spawn([SLEEP, "60"])
+    gone.kill()
+    gone.wait()
+    # The pid list is read first, the processes one by one after it: list a
+    # process that has exited by the time its turn comes.
+    monkeypatch.setattr(psutil, "pids", lambda: [os.getpid(), gone.pid])
+
+    snapshot = scan_processes()
+
+    assert [record.pid for record in snapshot.processes] == [os.getpid()]
+
+
+def test_records_are_immutable() -> None:
+    record = record_of(scan_processes(), os.getpid())
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.name = "other"  # type: ignore[misc]
+
+
+# --- who is visible ---------------------------------------------------------------------
+
+
+def proc(pid: int, ppid: int | None, name: str = "app") -> ProcessRecord:
+    return ProcessRecord(pid=pid, ppid=ppid, name=name, cmdline=(name,), username="app", uid=1000)
+
+
+@pytest.mark.parametrize(
+    ("processes", "own_pid", "only_adapter"),
+    [
+        pytest.param([proc(1, 0, "health-adapter")], 1, True, id="adapter-is-pid-1"),
+        pytest.param(
+            [proc(1, 0, "health-adapter"), proc(9, 1, "sh")], 1, True, id="pid-1-with-a-child"
+        ),
+        pytest.param(
+            [proc(1, 0, "tini"), proc(7, 1, "health-adapter"), proc(30, 7, "curl")],
+            7,
+            True,
+            id="under-an-init-wrapper-with-a-child",
+        ),
+        pytest.param(
+            [proc(1, 0, "pause"), proc(7, 0, "health-adapter"), proc(12, 0, "nginx")],
+            7,
+            False,
+            id="shared-pod-namespace",
+        ),
+        pytest.param(
+            [proc(1, 0, "tini"), proc(7, 1, "health-adapter"), proc(8, 1, "worker")],
+            7,
+            False,
+            id="a-sibling-is-visible",
+        ),
+        pytest.param(
+            [proc(7, 0, "health-adapter"), proc(40, None, "?")],
+            7,
+            False,
+            id="an-unreadable-process-is-not-the-adapters",
+        ),
+    ],
+)
+def test_only_adapter_visible(
+    processes: list[ProcessRecord], own_pid: int, only_adapter: bool
+) -> None:
+    snapshot = Snapshot(processes=tuple(processes), own_pid=own_pid)
+
+    assert snapshot.only_adapter_visible() is only_adapter
+
+
+def test_real_table_shows_more_than_the_adapter() -> None:
+    snapshot = scan_processes()
+
+    assert snapshot.only_adapter_visible() is (snapshot.own_pid == 1)
+
+
+# --- sharing scans ------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class GatedScan:
+    """A scan that blocks until released, so tests can arrive while it runs."""
+
+    def __init__(self, snapshot: Snapshot | None = None) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.threads: list[int] = []
+        self.snapshot = snapshot or Snapshot(processes=())
+
+    def __call__(self) -> Snapshot:
+        self.threads.append(threading.get_ident())
+        self.entered.set()
+        if not self.release.wait(timeout=10):
+            raise TimeoutError("the test never released the scan")
+        return self.snapshot
+
+
+async def wait_for_scan(scan: GatedScan) -> None:
+    assert await asyncio.to_thread(scan.entered.wait, 10)
+
+
+async def test_concurrent_callers_share_one_running_scan() -> None:
+    scan = GatedScan()
+    table = ProcessTable(scan)
+
+    callers = [asyncio.create_task(table.snapshot()) for _ in range(5)]
+    await wait_for_scan(scan)
+    late_caller = asyncio.create_task(table.snapshot())
+    await asyncio.sleep(0)
+    scan.release.set()
+    snapshots = await asyncio.gather(*callers, late_caller)
+
+    assert table.scans == 1
+    assert all(snapshot is scan.snapshot for snapshot in snapshots)
+
+
+async def test_scan_runs_in_a_worker_thread() -> None:
+    scan = GatedScan()
+    scan.release.set()
+
+    await ProcessTable(scan).snapshot()
+
+    assert scan.threads and scan.threads[0] != threading.get_ident()
+
+
+async def test_finished_snapshot_is_reused_within_max_age() -> None:
+    clock = FakeClock()
+    scans: list[Snapshot] = []
+
+    def counting_scan() -> Snapshot:
+        scans.append(Snapshot(processes=()))
+        return scans[-1]
+
+    table = ProcessTable(counting_scan, max_age=0.25, clock=clock)
+
+    first = await table.snapshot()
+    clock.now += 0.2
+    reused = await table.snapshot()
+    clock.now += 0.1  # 0.3 s after the scan finished
+    fresh = await table.snapshot()
+
+    assert reused is first
+    assert fresh is not first
+    assert table.scans == len(scans) == 2
+
+
+async def test_max_age_counts_from_when_the_scan_finished() -> None:
+    clock = FakeClock()
+
+    def slow_scan() -> Snapshot:
+        clock.now += 1.0  # a scan longer than max_age still serves its round
+        return Snapshot(processes=())
+
+    table = ProcessTable(slow_scan, max_age=0.25, clock=clock)
+
+    await table.snapshot()
+    await table.snapshot()
+
+    assert table.scans == 1
+
+
+async def test_failed_scan_reaches_every_caller_and_is_not_cached() -> None:
+    attempts = 0
+
+    def failing_then_working_scan() -> Snapshot:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise OSError("/proc is not mounted")
+        return Snapshot(processes=())
+
+    table = ProcessTable(failing_then_working_scan)
+
+    outcomes = await asyncio.gather(table.snapshot(), table.snapshot(), return_exceptions=True)
+    recovered = await table.snapshot()
+
+    assert [str(outcome) for outcome in outcomes] == ["/proc is not mounted"] * 2
+    assert recovered.processes == ()
+    assert table.scans == 2
+
+
+async def test_a_cancelled_caller_leaves_the_scan_to_the_others() -> None:
+    scan = GatedScan()
+    table = ProcessTable(scan)
+
+    impatient = asyncio.create_task(table.snapshot())
+    patient = asyncio.create_task(table.snapshot())
+    await wait_for_scan(scan)
+    impatient.cancel()
+    await asyncio.sleep(0)
+    scan.release.set()
+
+    assert await patient is scan.snapshot
+    assert impatient.cancelled()
+    assert table.scans == 1
+
+
+async def test_aclose_waits_for_a_running_scan() -> None:
+    scan = GatedScan()
+    table = ProcessTable(scan)
+    caller = asyncio.create_task(table.snapshot())
+    await wait_for_scan(scan)
+    caller.cancel()
+
+    closing = asyncio.create_task(table.aclose())
+    await asyncio.sleep(0.01)
+    assert not closing.done()
+    scan.release.set()
+    await asyncio.wait_for(closing, timeout=10)
+
+
+async def test_default_table_scans_the_real_process_table() -> None:
+    table = ProcessTable()
+
+    snapshot = await table.snapshot()
+
+    assert os.getpid() in {record.pid for record in snapshot.processes}
+    assert table.scans == 1
