@@ -26,7 +26,8 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
         "level": record.levelname.lower(),
         "event": record.getMessage(),
     }
-    fields.update(getattr(record, "fields", None) or {})
+    extra = getattr(record, "fields", None) or {}
+    fields.update((key, value) for key, value in extra.items() if value is not None)
     if record.exc_info and record.exc_info[1] is not None:
         exc = record.exc_info[1]
         fields["error"] = f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,653 @@
+"""The HTTP probe: request a URL of the watched application and judge the answer.
+
+A run is one request, plus the same-host redirects it leads to, on a fresh
+connection. The status must be one of `expect_status`; when a body check is
+configured, the first 10 KiB of the (decompressed) body must contain the text
+or match the pattern. The runner owns the deadline: nothing here times out on
+its own, and every await is a clean cancellation point.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import re
+import ssl
+import time
+import urllib.parse
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Annotated, Any
+
+import aiohttp
+import msgspec
+import yarl
+from aiohttp.client_exceptions import UnixClientConnectorError
+
+from probes.base import Probe, Reason, Result, Status
+
+__all__ = [
+    "BODY_LIMIT",
+    "MAX_REDIRECTS",
+    "HttpMethod",
+    "HttpProbe",
+    "StatusRange",
+    "TargetUrl",
+    "TlsSetupError",
+    "classify_error",
+]
+
+#: At most this many redirects are followed in one run.
+MAX_REDIRECTS = 10
+#: At most this many bytes of the decompressed body are read for a body check.
+BODY_LIMIT = 10 * 1024
+USER_AGENT = "health-adapter"
+
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# These answers turn the follow-up request into a GET without a body, as
+# browsers and Go's client do; 307 and 308 repeat the request as it was.
+_REDIRECT_TO_GET = frozenset({301, 302, 303})
+# Headers that describe a request body and must go when the body is dropped.
+_BODY_HEADERS = frozenset(
+    {"content-type", "content-length", "content-encoding", "transfer-encoding"}
+)
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_STATUS_SPEC = re.compile(
+    r"^\s*(?:(?P<class>[1-5])[xX]{2}|(?P<low>\d{3})(?:\s*-\s*(?P<high>\d{3}))?)\s*$"
+)
+# The same syntax for JSON Schema, which knows no named groups.
+_STATUS_SPEC_SCHEMA = r"^\s*([1-5][xX]{2}|\d{3}(\s*-\s*\d{3})?)\s*$"
+_URL_PASSWORD = re.compile(r"(?P<before>^[^:/?#]+://[^/?#@]*?:)[^/?#]*@")
+_TARGET_AUTHORITY = re.compile(r"^(?P<authority>[^/?#]*)(?P<rest>.*)$", re.DOTALL)
+_UNIX_HOST = "localhost"  # what an http+unix:// URL sends as its Host header
+
+_TCP_SESSION_KEY = "probes.http:tcp-session"
+_UNIX_SESSION_KEY = "probes.http:unix-session"
+_TLS_CONTEXT_KEY = "probes.http:tls-context"
+
+
+class HttpMethod(enum.StrEnum):
+    """The request method; written in any case in the config."""
+
+    GET = "GET"
+    HEAD = "HEAD"
+    POST = "POST"
+    PUT = "PUT"
+    PATCH = "PATCH"
+    DELETE = "DELETE"
+    OPTIONS = "OPTIONS"
+
+    @classmethod
+    def _missing_(cls, value: object) -> HttpMethod | None:
+        if isinstance(value, str):
+            return cls.__members__.get(value.upper())
+        return None
+
+
+class StatusRange:
+    """An accepted range of status codes, written 200, "200", "200-299" or "2xx"."""
+
+    # A plain class, not a dataclass: msgspec would decode a dataclass from a
+    # mapping itself instead of handing the config value to `from_config`.
+    __slots__ = ("high", "low")
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low = low
+        self.high = high
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StatusRange):
+            return NotImplemented
+        return (self.low, self.high) == (other.low, other.high)
+
+    def __hash__(self) -> int:
+        return hash((self.low, self.high))
+
+    def __repr__(self) -> str:
+        return f"StatusRange({self.low}, {self.high})"
+
+    def __contains__(self, status: object) -> bool:
+        return isinstance(status, int) and self.low <= status <= self.high
+
+    def __str__(self) -> str:
+        return str(self.low) if self.low == self.high else f"{self.low}-{self.high}"
+
+    @classmethod
+    def from_config(cls, value: Any) -> StatusRange:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return cls._checked(value, value, value)
+        match = _STATUS_SPEC.match(value) if isinstance(value, str) else None
+        if match is None:
+            raise ValueError(
+                f"invalid status {value!r}: write a code (200), a range (200-299) or a class (2xx)"
+            )
+        if match["class"]:
+            low = int(match["class"]) * 100
+            return cls(low, low + 99)
+        low = int(match["low"])
+        return cls._checked(low, int(match["high"] or low), value)
+
+    @classmethod
+    def _checked(cls, low: int, high: int, written: Any) -> StatusRange:
+        if not (100 <= low <= 599 and 100 <= high <= 599):
+            raise ValueError(f"invalid status {written!r}: status codes are 100-599")
+        if low > high:
+            raise ValueError(
+                f"invalid status {written!r}: the range ends before it starts"
+            )
+        return cls(low, high)
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        return {
+            "anyOf": [
+                {"type": "integer", "minimum": 100, "maximum": 599},
+                {"type": "string", "pattern": _STATUS_SPEC_SCHEMA},
+            ],
+        }
+
+
+class TargetUrl(str):
+    """The `url` option: http://, https:// or http+unix://<percent-encoded socket>/path."""
+
+    __slots__ = ()
+
+    @classmethod
+    def from_config(cls, value: Any) -> TargetUrl:
+        if not isinstance(value, str):
+            # ValueError, not TypeError: that is the option-type contract of probes.types.
+            raise ValueError(f"expected a URL, got {value!r}")  # noqa: TRY004
+        _parse_target_url(value)
+        return cls(value)
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        return {
+            "type": "string",
+            "pattern": r"^[hH][tT][tT][pP]([sS]|\+[uU][nN][iI][xX])?://",
+        }
+
+
+class TlsSetupError(Exception):
+    """The probe's own TLS material (ca_file, cert_file, key_file) cannot be loaded."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Endpoint:
+    """Where requests go: the URL aiohttp sees, and the Unix socket to reach it through."""
+
+    url: yarl.URL
+    socket_path: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Hop:
+    """One request of a run; a followed redirect makes the next one."""
+
+    url: yarl.URL
+    method: str
+    headers: Mapping[str, str]
+    body: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _TlsSettings:
+    """What makes one SSL context; equal settings share one context."""
+
+    verify: bool
+    ca_file: str | None
+    cert_file: str | None
+    key_file: str | None
+
+    def build(self) -> ssl.SSLContext:
+        try:
+            # A ca_file replaces the system trust store, as curl --cacert does.
+            context = ssl.create_default_context(cafile=self.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise TlsSetupError(
+                f"cannot load ca_file {self.ca_file}: {_os_reason(exc)}"
+            ) from exc
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if self.cert_file is not None:
+            try:
+                context.load_cert_chain(self.cert_file, self.key_file)
+            except (OSError, ssl.SSLError) as exc:
+                files = ", ".join(f for f in (self.cert_file, self.key_file) if f)
+                raise TlsSetupError(
+                    f"cannot load the client certificate ({files}): {_os_reason(exc)}"
+                ) from exc
+        return context
+
+
+class HttpProbe(Probe):
+    """Request a URL; pass when the status (and, if asked, the body) is as expected."""
+
+    class Options(
+        msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True
+    ):
+        url: Annotated[
+            TargetUrl,
+            msgspec.Meta(
+                description="URL to request: http://, https:// or "
+                "http+unix://<percent-encoded socket path>/path"
+            ),
+        ]
+        unix_socket: Annotated[
+            Annotated[str, msgspec.Meta(min_length=1)] | None,
+            msgspec.Meta(
+                description="Unix socket to connect through; the URL's host is then "
+                "only the Host header"
+            ),
+        ] = None
+        method: Annotated[HttpMethod, msgspec.Meta(description="request method")] = (
+            HttpMethod.GET
+        )
+        headers: Annotated[
+            dict[str, str],
+            msgspec.Meta(description="request headers; never shown in output"),
+        ] = {}
+        body: Annotated[str | None, msgspec.Meta(description="request body")] = None
+        expect_status: Annotated[
+            tuple[StatusRange, ...],
+            msgspec.Meta(
+                min_length=1,
+                description='accepted status codes: 200, "200-299" or "2xx" items',
+                # The default is a factory (a StatusRange is no JSON value), so
+                # the schema is told the default as it would be written.
+                extra_json_schema={"default": ["200-399"]},
+            ),
+        ] = msgspec.field(default_factory=lambda: (StatusRange(200, 399),))
+        body_contains: Annotated[
+            str | None,
+            msgspec.Meta(description="text the first 10 KiB of the body must contain"),
+        ] = None
+        body_regex: Annotated[
+            re.Pattern | None,
+            msgspec.Meta(
+                description="regular expression the first 10 KiB of the body must match"
+            ),
+        ] = None
+        tls_verify: Annotated[
+            bool,
+            msgspec.Meta(description="verify the server's certificate and host name"),
+        ] = True
+        ca_file: Annotated[
+            str | None,
+            msgspec.Meta(
+                description="PEM file of the CAs to trust instead of the system ones"
+            ),
+        ] = None
+        cert_file: Annotated[
+            str | None,
+            msgspec.Meta(
+                description="PEM client certificate (may hold the key as well)"
+            ),
+        ] = None
+        key_file: Annotated[
+            str | None,
+            msgspec.Meta(description="PEM private key of the client certificate"),
+        ] = None
+        follow_redirects: Annotated[
+            bool,
+            msgspec.Meta(description="follow redirects to the same host, at most 10"),
+        ] = True
+
+        def __post_init__(self) -> None:
+            if self.key_file is not None and self.cert_file is None:
+                raise ValueError("key_file requires cert_file")
+            url, url_socket = _parse_target_url(self.url)
+            if url_socket is not None and self.unix_socket is not None:
+                raise ValueError(
+                    "give the socket either in an http+unix:// url or as unix_socket"
+                )
+            if self.unix_socket is not None and url.scheme == "https":
+                raise ValueError(
+                    "https is not supported through unix_socket; use http://"
+                )
+            if self.method is HttpMethod.HEAD and (
+                self.body_contains is not None or self.body_regex is not None
+            ):
+                raise ValueError(
+                    "body_contains and body_regex need a method other than HEAD"
+                )
+            _check_headers(self.headers)
+
+    config: HttpProbe.Options
+
+    async def check(self) -> Result:
+        started = time.perf_counter()
+        hop = self._first_hop()
+        responded = False
+        try:
+            for redirects in range(MAX_REDIRECTS + 1):
+                async with self._send(hop) as response:
+                    responded = True
+                    follow = self._redirect(hop, response)
+                    if not isinstance(follow, _Hop):
+                        return await self._judge(response, started, redirects, follow)
+                hop = follow
+        except aiohttp.ClientError as exc:
+            reason, message = classify_error(exc, over_tls=hop.url.scheme == "https")
+            value, unit = _elapsed(started) if responded else (None, None)
+            return Result(Status.FAIL, message, value, unit, reason=reason)
+        return Result(
+            Status.FAIL,
+            f"more than {MAX_REDIRECTS} redirects",
+            *_elapsed(started),
+            reason=Reason.REDIRECT,
+        )
+
+    @functools.cached_property
+    def _endpoint(self) -> _Endpoint:
+        url, url_socket = _parse_target_url(self.config.url)
+        return _Endpoint(
+            url, url_socket if url_socket is not None else self.config.unix_socket
+        )
+
+    def _first_hop(self) -> _Hop:
+        config = self.config
+        return _Hop(
+            self._endpoint.url, config.method.value, config.headers, config.body
+        )
+
+    def _send(self, hop: _Hop) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        return self._session().request(
+            hop.method,
+            hop.url,
+            headers=hop.headers,
+            data=hop.body,
+            allow_redirects=False,
+            ssl=self._tls_context() if hop.url.scheme == "https" else True,
+        )
+
+    def _session(self) -> aiohttp.ClientSession:
+        socket_path = self._endpoint.socket_path
+        if socket_path is None:
+            return self.resources.get(_new_tcp_session, _TCP_SESSION_KEY)
+        return self.resources.get(
+            functools.partial(_new_unix_session, socket_path),
+            (_UNIX_SESSION_KEY, socket_path),
+        )
+
+    def _tls_context(self) -> ssl.SSLContext:
+        config = self.config
+        settings = _TlsSettings(
+            config.tls_verify, config.ca_file, config.cert_file, config.key_file
+        )
+        return self.resources.get(settings.build, (_TLS_CONTEXT_KEY, settings))
+
+    def _redirect(
+        self, hop: _Hop, response: aiohttp.ClientResponse
+    ) -> _Hop | str | None:
+        """The next request when `response` is a redirect to follow; otherwise a
+        note on why a redirect is not followed, or None when there is nothing to say."""
+        if (
+            not self.config.follow_redirects
+            or response.status not in _REDIRECT_STATUSES
+        ):
+            return None
+        location = response.headers.get(aiohttp.hdrs.LOCATION)
+        if location is None:
+            return None  # a 3xx without a target is judged like any other answer
+        try:
+            target = hop.url.join(yarl.URL(location))
+        except ValueError:
+            return "redirect with an invalid Location not followed"
+        # The Location header is the server's text: only its host name, which
+        # the operator needs to see, ever reaches the output.
+        if target.scheme not in ("http", "https") or not target.host:
+            return "redirect to a non-HTTP URL not followed"
+        if target.host != hop.url.host:
+            return f"redirect to another host ({target.host}) not followed"
+        if self._endpoint.socket_path is not None and target.scheme != "http":
+            return f"redirect to {target.scheme} not followed on a unix socket"
+        return _redirected_hop(hop, response.status, target.with_fragment(None))
+
+    async def _judge(
+        self,
+        response: aiohttp.ClientResponse,
+        started: float,
+        redirects: int,
+        note: str | None,
+    ) -> Result:
+        expected = self.config.expect_status
+        if not any(response.status in accepted for accepted in expected):
+            wanted = ", ".join(str(accepted) for accepted in expected)
+            output = _with_note(f"HTTP {response.status}, expected {wanted}", note)
+            return Result(Status.FAIL, output, *_elapsed(started), reason=Reason.STATUS)
+        mismatch = await self._body_mismatch(response)
+        value, unit = _elapsed(started)
+        if mismatch is not None:
+            return Result(
+                Status.FAIL, mismatch, value, unit, reason=Reason.BODY_MISMATCH
+            )
+        output = f"HTTP {response.status} in {value} ms"
+        if redirects:
+            output += f" after {redirects} redirect{'s' if redirects > 1 else ''}"
+        return Result(Status.PASS, _with_note(output, note), value, unit)
+
+    async def _body_mismatch(self, response: aiohttp.ClientResponse) -> str | None:
+        """Why the body fails the configured checks, or None when it passes (or
+        when nothing about the body is checked, in which case it is never read)."""
+        contains, pattern = self.config.body_contains, self.config.body_regex
+        if contains is None and pattern is None:
+            return None
+        raw, truncated = await _read_prefix(response.content, BODY_LIMIT)
+        text = raw.decode("utf-8", errors="replace")
+        where = " in the first 10 KiB" if truncated else ""
+        if contains is not None and contains not in text:
+            return f"body does not contain the expected text{where}"
+        if pattern is not None and pattern.search(text) is None:
+            return f"body does not match /{_one_line(pattern.pattern)}/{where}"
+        return None
+
+
+def classify_error(exc: BaseException, *, over_tls: bool = False) -> tuple[Reason, str]:
+    """The reason and a short, one-line output for a failed request.
+
+    `over_tls` tells whether the request was https: a connection reset while
+    connecting is then the server rejecting the TLS handshake.
+    """
+    tls_error = _ssl_error_in(exc)
+    if tls_error is not None:
+        return Reason.TLS, f"TLS error: {_describe_tls(tls_error)}"
+    if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
+        return Reason.TLS, "TLS error: handshake failed"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return Reason.DNS, f"cannot resolve {exc.host}: {_os_reason(exc.os_error)}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return _classify_connect_error(exc, over_tls)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return (
+            Reason.CONNECTION_ERROR,
+            "server closed the connection without a complete answer",
+        )
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return Reason.CONNECTION_ERROR, "response body broken off or badly encoded"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # Its message may quote the malformed bytes the server sent.
+        return Reason.CONNECTION_ERROR, "invalid HTTP response"
+    if isinstance(exc, aiohttp.ClientConnectionResetError):
+        return Reason.CONNECTION_ERROR, "connection reset by the server"
+    if isinstance(exc, aiohttp.ClientOSError) and exc.strerror:
+        return Reason.CONNECTION_ERROR, f"connection error: {exc.strerror}"
+    return Reason.CONNECTION_ERROR, f"connection error: {type(exc).__name__}"
+
+
+def _classify_connect_error(
+    exc: aiohttp.ClientConnectorError, over_tls: bool
+) -> tuple[Reason, str]:
+    error = exc.os_error
+    if isinstance(exc, UnixClientConnectorError):
+        where = exc.path
+        if isinstance(error, FileNotFoundError):
+            # No socket file is the Unix form of "nothing listens on that port".
+            return Reason.CONNECTION_REFUSED, f"no socket at {where}"
+    else:
+        where = f"{exc.host}:{exc.port}"
+    if isinstance(error, ConnectionRefusedError):
+        return Reason.CONNECTION_REFUSED, f"connection refused by {where}"
+    if over_tls and isinstance(error, ConnectionResetError | ConnectionAbortedError):
+        # A TCP connect is refused, not reset: a reset here ends the handshake.
+        return (
+            Reason.TLS,
+            "TLS error: the server closed the connection during the handshake",
+        )
+    return Reason.CONNECTION_ERROR, f"cannot connect to {where}: {_os_reason(error)}"
+
+
+def _ssl_error_in(exc: BaseException) -> ssl.SSLError | ssl.CertificateError | None:
+    """The ssl module's own error behind `exc`, if any.
+
+    aiohttp re-raises TLS failures as its own exceptions (some of which subclass
+    ssl.SSLError without its details), keeping the original as the cause.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError | ssl.CertificateError) and not isinstance(
+            current, aiohttp.ClientError
+        ):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _describe_tls(error: ssl.SSLError | ssl.CertificateError) -> str:
+    if isinstance(error, ssl.SSLCertVerificationError):
+        detail = error.verify_message
+        return (
+            f"certificate verify failed ({detail})"
+            if detail
+            else "certificate verify failed"
+        )
+    reason = getattr(error, "reason", None)
+    if isinstance(reason, str) and reason:
+        return reason.lower().replace("_", " ")
+    return _os_reason(error)
+
+
+def _os_reason(error: BaseException) -> str:
+    strerror = getattr(error, "strerror", None)
+    return strerror if isinstance(strerror, str) and strerror else type(error).__name__
+
+
+def _new_tcp_session() -> aiohttp.ClientSession:
+    # limit=0: every check has at most one request in flight, so a pool limit
+    # could only make checks wait for each other and eat into their deadlines.
+    return _new_session(aiohttp.TCPConnector(force_close=True, limit=0))
+
+
+def _new_unix_session(socket_path: str) -> aiohttp.ClientSession:
+    return _new_session(aiohttp.UnixConnector(socket_path, force_close=True, limit=0))
+
+
+def _new_session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
+    # force_close on the connector: each run opens a new connection, which is
+    # what proves that the application still accepts them.
+    return aiohttp.ClientSession(
+        connector=connector,
+        trust_env=False,  # proxies and netrc from the environment never apply
+        timeout=aiohttp.ClientTimeout(),  # the runner owns the deadline
+        cookie_jar=aiohttp.DummyCookieJar(),  # runs and checks share no state
+        headers={aiohttp.hdrs.USER_AGENT: USER_AGENT},
+    )
+
+
+def _parse_target_url(text: str) -> tuple[yarl.URL, str | None]:
+    """The URL to request and the socket path an http+unix:// URL names.
+
+    Raises ValueError naming the problem; the URL itself is not repeated in
+    full because it may carry a password.
+    """
+    if any(char.isspace() for char in text):
+        raise ValueError("invalid url: it contains white space (percent-encode it)")
+    scheme, separator, remainder = text.partition("://")
+    scheme = scheme.lower()
+    if not separator or scheme not in ("http", "https", "http+unix"):
+        raise ValueError(
+            f"invalid url {_redacted(text)!r}: it must start with http://, https:// or http+unix://"
+        )
+    if scheme == "http+unix":
+        return _parse_unix_url(remainder)
+    try:
+        url = yarl.URL(text)
+    except ValueError as exc:
+        raise ValueError(f"invalid url {_redacted(text)!r}: {exc}") from None
+    if not url.host:
+        raise ValueError(f"invalid url {_redacted(text)!r}: it has no host")
+    return url, None
+
+
+def _parse_unix_url(remainder: str) -> tuple[yarl.URL, str]:
+    # The socket path is read from the raw text: a URL parser would lower-case
+    # it as a host name.
+    match = _TARGET_AUTHORITY.match(remainder)
+    assert match is not None  # the pattern matches any text
+    socket_path = urllib.parse.unquote(match["authority"])
+    if not socket_path:
+        raise ValueError(
+            "invalid url: http+unix:// needs the percent-encoded socket path as its host, "
+            "like http+unix://%2Frun%2Fapp.sock/healthz"
+        )
+    try:
+        url = yarl.URL(f"http://{_UNIX_HOST}{match['rest']}")
+    except ValueError as exc:
+        raise ValueError(f"invalid url: {exc}") from None
+    return url, socket_path
+
+
+def _redacted(text: str) -> str:
+    return _URL_PASSWORD.sub(r"\g<before>***@", text)
+
+
+def _check_headers(headers: Mapping[str, str]) -> None:
+    for name, value in headers.items():
+        if not _HEADER_NAME.match(name):
+            raise ValueError(f"headers: invalid header name {name!r}")
+        if any(char in value for char in "\r\n\0"):
+            # The value may be a secret: name the header, never the value.
+            raise ValueError(
+                f"headers: the value of {name!r} contains a line break or NUL"
+            )
+
+
+def _redirected_hop(hop: _Hop, status: int, target: yarl.URL) -> _Hop:
+    if status not in _REDIRECT_TO_GET:
+        return dataclasses.replace(hop, url=target)
+    method = hop.method if hop.method in ("GET", "HEAD") else "GET"
+    headers = {
+        name: value
+        for name, value in hop.headers.items()
+        if name.lower() not in _BODY_HEADERS
+    }
+    return _Hop(target, method, headers, None)
+
+
+async def _read_prefix(content: aiohttp.StreamReader, limit: int) -> tuple[bytes, bool]:
+    """Up to `limit` bytes of the body, and whether more was left unread."""
+    prefix = bytearray()
+    while len(prefix) < limit:
+        chunk = await content.read(limit - len(prefix))
+        if not chunk:
+            return bytes(prefix), False
+        prefix += chunk
+    return bytes(prefix), not content.at_eof()
+
+
+def _elapsed(started: float) -> tuple[float, str]:
+    """The time since `started` as an observed value and unit: milliseconds, 0.1 ms steps."""
+    return round((time.perf_counter() - started) * 1000, 1), "ms"
+
+
+def _with_note(output: str, note: str | None) -> str:
+    return output if note is None else f"{output}; {note}"
+
+
+def _one_line(text: str, limit: int = 80) -> str:
+    flat = text.replace("\r", "\\r").replace("\n", "\\n")
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
