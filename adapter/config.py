@@ -20,7 +20,7 @@ import msgspec
 
 from adapter.registry import PLUGIN_KEY, Registry, RegistryError, load_class
 from adapter.yaml_loader import YamlError, load_yaml
-from probes import Duration, Probe, Resources
+from probes import Duration, Probe, Resources, Status
 from probes.types import decode_custom, format_duration
 
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -31,6 +31,26 @@ MIN_TIMEOUT = 0.01
 
 Name = Annotated[str, msgspec.Meta(pattern=NAME_PATTERN, min_length=1, max_length=128)]
 Threshold = Annotated[int, msgspec.Meta(ge=1, le=1000)]
+
+
+StatusCode = Annotated[int, msgspec.Meta(ge=100, le=599)]
+
+
+class StatusCodes(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """The HTTP status answered for each verdict (Consul reads 429 as warning)."""
+
+    pass_: StatusCode = msgspec.field(default=200, name="pass")
+    warn: StatusCode = 200
+    fail: StatusCode = 503
+
+    def for_status(self, status: Status) -> int:
+        return {Status.PASS: self.pass_, Status.WARN: self.warn, Status.FAIL: self.fail}[status]
+
+
+class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """How the adapter answers, as opposed to what it checks."""
+
+    status_codes: StatusCodes = StatusCodes()
 
 
 class ConfigError(Exception):
@@ -75,6 +95,7 @@ class Config:
     checks: tuple[CheckConfig, ...]
     service: str | None = None
     listen: str = DEFAULT_LISTEN
+    server: ServerConfig = dataclasses.field(default_factory=ServerConfig)
     source: str = "config"
 
     def check(self, name: str) -> CheckConfig | None:
@@ -101,6 +122,7 @@ _CHECK_KEYS: dict[str, Any] = {
 _TOP_KEYS: dict[str, Any] = {
     "service": Annotated[str, msgspec.Meta(min_length=1)],
     "listen": str,
+    "server": ServerConfig,
     "defaults": dict,
     "checks": list,
 }
@@ -196,7 +218,13 @@ class _Builder:
             self.errors.append("checks: the list is empty; add at least one check")
         if self.errors:
             return None
-        return Config(tuple(checks), service=top.get("service"), listen=listen, source=source)
+        return Config(
+            tuple(checks),
+            service=top.get("service"),
+            listen=listen,
+            server=top.get("server", ServerConfig()),
+            source=source,
+        )
 
     def fields(self, mapping: Any, schema: dict[str, Any], where: str) -> dict[str, Any]:
         """Validate each known key of `mapping` on its own; report unknown keys."""

@@ -41,7 +41,6 @@ class Lifecycle:
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-STATUS_CODES = {Status.PASS: 200, Status.WARN: 200, Status.FAIL: 503}
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -100,10 +99,14 @@ def _verdict(app: web.Application, checks: list[CheckConfig]) -> Verdict:
     return judge(checks, app[STORE].states(), app[CLOCK]())
 
 
-def _json_response(body: bytes, status: Status) -> web.Response:
+def _status_code(app: web.Application, status: Status) -> int:
+    return app[CONFIG].server.status_codes.for_status(status)
+
+
+def _json_response(app: web.Application, body: bytes, status: Status) -> web.Response:
     return web.Response(
         body=body,
-        status=STATUS_CODES[status],
+        status=_status_code(app, status),
         content_type=formats.HEALTH_JSON,
         headers=NO_STORE,
     )
@@ -112,7 +115,9 @@ def _json_response(body: bytes, status: Status) -> web.Response:
 async def health(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     verdict = _verdict(request.app, list(config.checks))
-    return _json_response(formats.health_json(verdict, config.service), verdict.status)
+    return _json_response(
+        request.app, formats.health_json(verdict, config.service), verdict.status
+    )
 
 
 async def health_of_check(request: web.Request) -> web.Response:
@@ -124,7 +129,9 @@ async def health_of_check(request: web.Request) -> web.Response:
             text=f"no check named {name!r}\n", headers=NO_STORE
         )
     verdict = judge_check(check, request.app[STORE].get(name), request.app[CLOCK]())
-    return _json_response(formats.check_json(verdict, config.service), verdict.own_status)
+    return _json_response(
+        request.app, formats.check_json(verdict, config.service), verdict.own_status
+    )
 
 
 def group_handler(group: str) -> Handler:
@@ -140,10 +147,10 @@ def group_handler(group: str) -> Handler:
             if group == "ready" and app[LIFECYCLE].draining:
                 text = "[-]shutdown in progress\n" + text
             return web.Response(
-                text=text, status=STATUS_CODES[verdict.status], headers=NO_STORE
+                text=text, status=_status_code(app, verdict.status), headers=NO_STORE
             )
         body = formats.health_json(verdict, app[CONFIG].service)
-        return _json_response(body, verdict.status)
+        return _json_response(app, body, verdict.status)
 
     handler.__name__ = f"{group}_handler"
     return handler

@@ -216,3 +216,15 @@ def test_listen_addresses(listen: str, address: tuple[str, int]) -> None:
 def test_invalid_listen_addresses(listen: str) -> None:
     with pytest.raises(ValueError, match=re.escape(f"invalid listen address {listen!r}")):
         parse_listen(listen)
+
+
+def test_status_codes_default_and_override() -> None:
+    default = parse_config("checks: [{name: a, plugin: {class: 'tests.sample_probes:Ok'}}]")
+    assert (default.server.status_codes.pass_, default.server.status_codes.warn,
+            default.server.status_codes.fail) == (200, 200, 503)
+    consul = parse_config(
+        "server: {status_codes: {warn: 429, fail: 500}}\n"
+        "checks: [{name: a, plugin: {class: 'tests.sample_probes:Ok'}}]"
+    )
+    assert (consul.server.status_codes.pass_, consul.server.status_codes.warn,
+            consul.server.status_codes.fail) == (200, 429, 500)

@@ -214,3 +214,20 @@ async def test_draining_flips_readyz_only(client: TestClient[Any, Any]) -> None:
     assert (await client.get("/readyz")).status == 503
     assert "[-]shutdown in progress" in await (await client.get("/readyz?verbose")).text()
     assert (await client.get("/livez")).status == 200
+
+
+async def test_status_codes_follow_the_config(aiohttp_client: Client,
+                                              make_config: Callable[[str], Config]) -> None:
+    config = make_config("""
+server: {status_codes: {warn: 429, fail: 500}}
+checks:
+  - {name: a, interval: 100ms, plugin: {class: "tests.sample_probes:Switch", key: a}}
+""")
+    client = await aiohttp_client(make_app(config))
+    await settle(client, "/health", 200)
+    sample_probes.SWITCHES["a"] = "warn"
+    await settle(client, "/health", 429)
+    assert (await client.get("/readyz?verbose")).status == 429
+    sample_probes.SWITCHES["a"] = "fail"
+    await settle(client, "/health", 500)
+    assert (await client.get("/health/a")).status == 500
