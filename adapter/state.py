@@ -2,14 +2,24 @@
 
 `advance` is pure: the previous state and one finished run in, the next state
 out. `StateStore` only keeps the states and tells its listeners about changes.
+
+Each state carries a bounded history of recent runs (failures are kept longer
+than passes, since they are what someone looks for afterwards) and running
+counts per result and per failure reason, which the metrics expose as counters.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
 
 from probes import Reason, Result, Status
+
+#: Runs kept in a check's history: the last passes and warnings, and, kept
+#: longer, the last failures. Never more than both together.
+HISTORY_OK = 20
+HISTORY_FAILED = 50
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -33,6 +43,10 @@ class CheckState:
     since: float | None = None  # wall-clock time the status last changed
     failure_reason: Reason | None = None  # of the latest failed run
     runs: int = 0
+    history: tuple[Run, ...] = ()  # recent runs, oldest first (see HISTORY_*)
+    run_counts: Mapping[Status, int] = dataclasses.field(default_factory=dict)
+    failure_counts: Mapping[Reason, int] = dataclasses.field(default_factory=dict)
+    started_at: float | None = None  # wall-clock time it first reported pass or warn
 
 
 def advance(
@@ -58,15 +72,41 @@ def advance(
     else:
         status = observed
     finished_at = run.started + run.duration
+    reason = run.result.reason or Reason.FAILED
     return CheckState(
         status=status,
         last=run,
         consecutive_failures=failures,
         consecutive_successes=successes,
         since=finished_at if status is not state.status else state.since,
-        failure_reason=run.result.reason if failed else state.failure_reason,
+        failure_reason=reason if failed else state.failure_reason,
         runs=state.runs + 1,
+        history=remember(state.history, run),
+        run_counts=_count(state.run_counts, observed),
+        failure_counts=_count(state.failure_counts, reason) if failed else state.failure_counts,
+        started_at=(
+            state.started_at if state.started_at is not None or status is Status.FAIL
+            else finished_at
+        ),
     )
+
+
+def remember(history: tuple[Run, ...], run: Run) -> tuple[Run, ...]:
+    """`history` with `run` appended, less the oldest run of its kind beyond the limit."""
+    kept = (*history, run)
+    failed = run.result.status is Status.FAIL
+    same_kind = [i for i, past in enumerate(kept) if (past.result.status is Status.FAIL) == failed]
+    if len(same_kind) > (HISTORY_FAILED if failed else HISTORY_OK):
+        oldest = same_kind[0]
+        kept = kept[:oldest] + kept[oldest + 1:]
+    return kept
+
+
+K = TypeVar("K", Status, Reason)
+
+
+def _count(counts: Mapping[K, int], key: K) -> dict[K, int]:
+    return {**counts, key: counts.get(key, 0) + 1}
 
 
 Listener = Callable[[str, CheckState, CheckState], None]

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from adapter.state import CheckState, Run, StateStore, advance
+from adapter.state import (
+    HISTORY_FAILED,
+    HISTORY_OK,
+    CheckState,
+    Run,
+    StateStore,
+    advance,
+)
 from probes import Reason, Result, Status
 
 
@@ -87,3 +94,73 @@ def test_retain_keeps_states_of_checks_that_stay() -> None:
     assert set(store.states()) == {"a", "c"}
     assert store.get("a").status is Status.FAIL
     assert store.get("c").status is None
+
+
+def test_history_keeps_recent_passes_and_failures_longer() -> None:
+    state = CheckState()
+    for i in range(60):
+        state = advance(state, run("fail", at=i))
+    for i in range(60, 100):
+        state = advance(state, run("pass", at=i))
+    kinds = [past.result.status for past in state.history]
+    assert kinds.count(Status.FAIL) == HISTORY_FAILED
+    assert kinds.count(Status.PASS) == HISTORY_OK
+    # Oldest first, and what is kept is the most recent of each kind.
+    started = [past.started for past in state.history]
+    assert started == sorted(started)
+    assert started[0] == 60 - HISTORY_FAILED and started[-1] == 99
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "failed", "ok"),
+    [("p" * 500, 0, HISTORY_OK), ("f" * 500, HISTORY_FAILED, 0),
+     ("pf" * 500, HISTORY_FAILED, HISTORY_OK), ("wp" * 10, 0, HISTORY_OK)],
+    ids=["passes", "failures", "alternating", "warn-counts-as-ok"],
+)
+def test_history_is_bounded(outcomes: str, failed: int, ok: int) -> None:
+    state = CheckState()
+    for i, letter in enumerate(outcomes):
+        state = advance(state, run({"p": "pass", "w": "warn", "f": "fail"}[letter], at=i))
+    kinds = [past.result.status is Status.FAIL for past in state.history]
+    assert (kinds.count(True), kinds.count(False)) == (failed, ok)
+
+
+def test_advance_leaves_the_old_state_alone() -> None:
+    before = advance(CheckState(), run("pass"))
+    after = advance(before, run("fail", reason="timeout"))
+    assert len(before.history) == 1 and before.run_counts == {Status.PASS: 1}
+    assert before.failure_counts == {}
+    assert len(after.history) == 2
+
+
+def test_run_and_failure_counts() -> None:
+    state = CheckState()
+    for outcome, reason in [("pass", None), ("fail", "timeout"), ("fail", "status"),
+                            ("fail", "timeout"), ("warn", None), ("fail", None)]:
+        state = advance(state, run(outcome, reason=reason), failure_threshold=10)
+    assert state.run_counts == {Status.PASS: 1, Status.FAIL: 4, Status.WARN: 1}
+    assert state.failure_counts == {Reason.TIMEOUT: 2, Reason.STATUS: 1, Reason.FAILED: 1}
+
+
+@pytest.mark.parametrize(
+    ("runs", "success_threshold", "started_by"),
+    [("ffp", 1, 3), ("fwf", 1, 2), ("pff", 1, 1), ("fff", 1, None),
+     # With a success threshold of 2 a lone pass after failures does not start it.
+     ("fpfpp", 2, 5)],
+    ids=["pass", "warn", "stays-started", "never", "after-recovery"],
+)
+def test_started_at_marks_the_first_pass_or_warn(
+    runs: str, success_threshold: int, started_by: int | None
+) -> None:
+    """`started_by`: the run (1-based) after which the check counts as started."""
+    state = CheckState()
+    seen = []
+    for i, letter in enumerate(runs):
+        status = {"p": "pass", "w": "warn", "f": "fail"}[letter]
+        state = advance(state, run(status, at=i * 10), success_threshold=success_threshold)
+        seen.append(state.started_at)
+    if started_by is None:
+        assert seen == [None] * len(runs)
+    else:
+        first = pytest.approx((started_by - 1) * 10 + 0.1)
+        assert seen == [None] * (started_by - 1) + [first] * (len(runs) - started_by + 1)
