@@ -7,10 +7,10 @@ metric reads a `Verdict`; none of them judges for itself.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from adapter.config import CheckConfig
-from adapter.state import CheckState
+from adapter.state import CheckState, Run
 from probes import Reason, Status
 from probes.types import format_duration
 
@@ -30,12 +30,22 @@ class CheckVerdict:
     critical: bool
     probe_type: str
     groups: tuple[str, ...]
+    history: tuple[Run, ...] = ()  # recent runs, oldest first
+    run_counts: Mapping[Status, int] = dataclasses.field(default_factory=dict)
+    failure_counts: Mapping[Reason, int] = dataclasses.field(default_factory=dict)
+    started_at: float | None = None  # when it first reported pass or warn
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Verdict:
     status: Status
     checks: tuple[CheckVerdict, ...]
+    excluded: tuple[str, ...] = ()  # checks left out on request (`?exclude=`)
+    unmatched: tuple[str, ...] = ()  # names asked to be excluded that match no check
+    draining: bool = False  # the adapter is shutting down: no longer ready
+
+
+Judge = Callable[[CheckConfig, CheckState, float], CheckVerdict]
 
 
 def judge_check(check: CheckConfig, state: CheckState, now: float) -> CheckVerdict:
@@ -69,17 +79,72 @@ def judge_check(check: CheckConfig, state: CheckState, now: float) -> CheckVerdi
         critical=check.critical,
         probe_type=check.probe_type,
         groups=check.groups,
+        history=state.history,
+        run_counts=state.run_counts,
+        failure_counts=state.failure_counts,
+        started_at=state.started_at,
+    )
+
+
+def judge_startup(check: CheckConfig, state: CheckState, now: float) -> CheckVerdict:
+    """Whether a check has started: it has reported pass or warn at least once.
+
+    A check that has started stays started, whatever it reports later; that is
+    for liveness and readiness to say.
+    """
+    verdict = judge_check(check, state, now)
+    if state.started_at is not None:
+        return dataclasses.replace(
+            verdict, status=Status.PASS, own_status=Status.PASS, output="started", reason=None
+        )
+    contributes = Status.FAIL if check.critical else Status.WARN
+    return dataclasses.replace(
+        verdict, status=contributes, own_status=Status.FAIL,
+        output=f"not started yet: {verdict.output}" if verdict.output else "not started yet",
     )
 
 
 def judge(
-    checks: Iterable[CheckConfig], states: Mapping[str, CheckState], now: float
+    checks: Iterable[CheckConfig],
+    states: Mapping[str, CheckState],
+    now: float,
+    *,
+    exclude: Iterable[str] = (),
+    judge_one: Judge = judge_check,
 ) -> Verdict:
-    """The verdict of a set of checks: the worst of what each contributes."""
+    """The verdict of a set of checks: the worst of what each contributes.
+
+    Checks named in `exclude` are left out, as kube-apiserver does; names that
+    match none of `checks` are ignored, and listed in `unmatched`.
+    """
+    unwanted = dict.fromkeys(exclude)
+    included: list[CheckConfig] = []
+    excluded: list[CheckConfig] = []
+    for check in checks:
+        (excluded if check.name in unwanted else included).append(check)
     verdicts = tuple(
-        judge_check(check, states.get(check.name) or CheckState(), now) for check in checks
+        judge_one(check, states.get(check.name) or CheckState(), now) for check in included
     )
-    return Verdict(Status.worst(v.status for v in verdicts), verdicts)
+    matched = {check.name for check in excluded}
+    return Verdict(
+        Status.worst(v.status for v in verdicts),
+        verdicts,
+        excluded=tuple(check.name for check in excluded),
+        unmatched=tuple(name for name in unwanted if name not in matched),
+    )
+
+
+def judge_alone(
+    check: CheckConfig, state: CheckState, now: float, judge_one: Judge = judge_check
+) -> Verdict:
+    """One check on its own: its own status, as /health/{name} reports it."""
+    verdict = judge_one(check, state, now)
+    return Verdict(verdict.own_status, (verdict,))
+
+
+def shutting_down(verdict: Verdict) -> Verdict:
+    """A readiness verdict while the adapter drains: fail, whatever the checks say."""
+    return dataclasses.replace(verdict, status=Status.FAIL, draining=True)
 
 
 def in_group(checks: Iterable[CheckConfig], group: str) -> list[CheckConfig]:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from adapter.config import CheckConfig
-from adapter.health import in_group, judge, judge_check
+from adapter.health import (
+    in_group,
+    judge,
+    judge_alone,
+    judge_check,
+    judge_startup,
+    shutting_down,
+)
 from adapter.state import CheckState, Run, advance
 from probes import Reason, Result, Status
 from tests.sample_probes import Ok
@@ -94,3 +101,70 @@ def test_groups() -> None:
     assert [c.name for c in in_group(checks, "live")] == ["a"]
     assert [c.name for c in in_group(checks, "ready")] == ["a", "b"]
     assert in_group(checks, "none") == []
+
+
+def test_verdict_carries_history_and_counts() -> None:
+    verdict = judge_check(check(), state_after("pass", "fail", "pass"), now=100.0)
+    assert [run.result.status for run in verdict.history] == [Status.PASS, Status.FAIL,
+                                                               Status.PASS]
+    assert verdict.run_counts == {Status.PASS: 2, Status.FAIL: 1}
+    assert verdict.failure_counts == {Reason.STATUS: 1}
+    assert verdict.started_at is not None
+
+
+@pytest.mark.parametrize(
+    ("exclude", "included", "excluded", "unmatched", "status"),
+    [((), ["a", "b", "c"], [], [], Status.FAIL),
+     (("b",), ["a", "c"], ["b"], [], Status.PASS),
+     (("b", "nope", "b"), ["a", "c"], ["b"], ["nope"], Status.PASS),
+     (("nope",), ["a", "b", "c"], [], ["nope"], Status.FAIL)],
+    ids=["none", "one", "unknown-and-repeated", "only-unknown"],
+)
+def test_exclude_leaves_checks_out_and_names_the_unknown(
+    exclude: tuple[str, ...], included: list[str], excluded: list[str], unmatched: list[str],
+    status: Status,
+) -> None:
+    checks = [check("a"), check("b"), check("c")]
+    states = {"a": state_after("pass"), "b": state_after("fail"), "c": state_after("pass")}
+    verdict = judge(checks, states, now=100.0, exclude=exclude)
+    assert [c.name for c in verdict.checks] == included
+    assert (list(verdict.excluded), list(verdict.unmatched)) == (excluded, unmatched)
+    assert verdict.status is status
+
+
+@pytest.mark.parametrize(
+    ("runs", "critical", "own", "contributes", "output"),
+    [((), True, Status.FAIL, Status.FAIL, "not started yet: no result yet"),
+     (("fail",), True, Status.FAIL, Status.FAIL, "not started yet: it is fail"),
+     (("fail",), False, Status.FAIL, Status.WARN, "not started yet: it is fail"),
+     (("warn",), True, Status.PASS, Status.PASS, "started"),
+     (("pass", "fail", "fail"), True, Status.PASS, Status.PASS, "started")],
+    ids=["no-result", "failing", "non-critical", "warn-starts", "stays-started"],
+)
+def test_startup_passes_once_a_check_has_passed(
+    runs: tuple[str, ...], critical: bool, own: Status, contributes: Status, output: str
+) -> None:
+    verdict = judge_startup(check(critical=critical), state_after(*runs), now=100.0)
+    assert (verdict.own_status, verdict.status, verdict.output) == (own, contributes, output)
+
+
+def test_startup_of_a_group_waits_for_every_check() -> None:
+    checks = [check("a"), check("b")]
+    states = {"a": state_after("pass")}
+    assert judge(checks, states, 100.0, judge_one=judge_startup).status is Status.FAIL
+    states["b"] = state_after("pass", "fail")
+    assert judge(checks, states, 100.0, judge_one=judge_startup).status is Status.PASS
+    # Stale results do not undo a start either.
+    assert judge(checks, states, 10_000.0, judge_one=judge_startup).status is Status.PASS
+
+
+def test_judge_alone_reports_the_check_s_own_status() -> None:
+    verdict = judge_alone(check(critical=False), state_after("fail"), now=100.0)
+    assert verdict.status is Status.FAIL
+    assert [c.name for c in verdict.checks] == ["c"]
+
+
+def test_shutting_down_fails_whatever_the_checks_say() -> None:
+    verdict = shutting_down(judge([check()], {"c": state_after("pass")}, 100.0))
+    assert verdict.status is Status.FAIL and verdict.draining
+    assert verdict.checks[0].own_status is Status.PASS
