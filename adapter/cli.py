@@ -2,8 +2,9 @@
 
 Exit codes: `validate` 0 valid, 2 invalid; `serve` 2 on an invalid config
 (before any port is bound), 1 when it cannot listen; `check` is a Nagios
-plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (a bad config, or a --group
-that no check belongs to).
+plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (a bad config or bad
+arguments, a --group that no check belongs to, or with --url an adapter that
+cannot be reached or does not answer like one).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import sys
 import time
 from collections.abc import Sequence
 
+import aiohttp
+from yarl import URL
+
 from adapter import formats, logs
 from adapter.config import (
     CheckConfig,
@@ -22,10 +26,12 @@ from adapter.config import (
     config_path_from,
     load_config,
 )
+from adapter.formats import nagios
 from adapter.health import Verdict, in_group, judge
 from adapter.registry import Registry, RegistryError
 from adapter.scheduler import Scheduler
 from adapter.state import StateStore
+from probes.types import format_duration, parse_duration
 
 EXIT_INVALID_CONFIG = 2
 EXIT_NAGIOS_UNKNOWN = 3
@@ -55,8 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
                        choices=["debug", "info", "warning", "error"])
 
     check = with_config(commands.add_parser(
-        "check", help="run every check once and exit like a Nagios plugin"))
+        "check", help="run every check once and exit like a Nagios plugin",
+        description="Run every check once, or ask a running adapter with --url, and answer "
+        "like a Nagios plugin: one summary line with performance data, one line per check, "
+        "exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."))
     check.add_argument("--group", metavar="NAME", help="only the checks in this group")
+    check.add_argument("--url", metavar="URL",
+                       help="ask the adapter serving this URL instead of running the checks "
+                       "here, e.g. http://HOST:9180/readyz")
+    check.add_argument("--timeout", metavar="DURATION", default="10s",
+                       help="with --url: how long to wait for the answer (default: 10s)")
 
     with_config(commands.add_parser("validate", help="check the config file and print ok or "
                                     "every error"))
@@ -67,7 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(arguments)
+    except SystemExit as exc:
+        # A monitor reads exit 2 as CRITICAL; a mistake in the command line is UNKNOWN.
+        if exc.code == 2 and arguments[:1] == ["check"]:
+            print("HEALTH UNKNOWN - invalid arguments (see health-adapter check --help)")
+            return EXIT_NAGIOS_UNKNOWN
+        raise
     handler = {"serve": cmd_serve, "check": cmd_check, "validate": cmd_validate,
                "probes": cmd_probes}[args.command]
     return handler(args)
@@ -114,6 +136,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    if args.url is not None:
+        return check_url(args)
     try:
         config = _load(args)
     except ConfigError as exc:
@@ -130,7 +154,69 @@ def cmd_check(args: argparse.Namespace) -> int:
             return EXIT_NAGIOS_UNKNOWN
     verdict = asyncio.run(_run_once(checks))
     print(formats.nagios_text(verdict, config.service), end="")
-    return formats.NAGIOS_EXIT[verdict.status]
+    return formats.exit_code(verdict.status)
+
+
+#: Read at most this much of a remote answer; the adapter's is within 8 KiB.
+MAX_ANSWER_BYTES = 65536
+
+
+def check_url(args: argparse.Namespace) -> int:
+    """Ask a running adapter for its Nagios answer (`?format=nagios`) and pass it on."""
+    if args.config is not None or args.group is not None:
+        print("HEALTH UNKNOWN - --url asks a running adapter; --config and --group apply "
+              "only to running the checks here")
+        return EXIT_NAGIOS_UNKNOWN
+    try:
+        timeout = parse_duration(args.timeout)
+    except ValueError as exc:
+        print(f"HEALTH UNKNOWN - --timeout: {exc}")
+        return EXIT_NAGIOS_UNKNOWN
+    try:
+        url = URL(args.url)
+    except ValueError as exc:
+        print(f"HEALTH UNKNOWN - invalid --url {args.url!r}: {exc}")
+        return EXIT_NAGIOS_UNKNOWN
+    if url.scheme not in ("http", "https") or not url.host:
+        print(f"HEALTH UNKNOWN - invalid --url {args.url!r}: use http://HOST:PORT/PATH")
+        return EXIT_NAGIOS_UNKNOWN
+    try:
+        status, content_type, body = asyncio.run(
+            _ask(url.update_query(format="nagios"), timeout))
+    except TimeoutError:
+        print(f"HEALTH UNKNOWN - {url} gave no answer within {format_duration(timeout)}")
+        return EXIT_NAGIOS_UNKNOWN
+    except aiohttp.ClientConnectorError as exc:
+        why = exc.os_error.strerror or str(exc.os_error) if exc.os_error else str(exc)
+        print(f"HEALTH UNKNOWN - cannot connect to {url.host}:{url.port}: {why}")
+        return EXIT_NAGIOS_UNKNOWN
+    except aiohttp.ClientError as exc:
+        print(f"HEALTH UNKNOWN - {url}: {describe(exc)}")
+        return EXIT_NAGIOS_UNKNOWN
+    text = body.decode("utf-8", "replace")
+    lines = text.splitlines()
+    match = nagios.FIRST_LINE.match(lines[0]) if lines else None
+    if match is None:
+        seen = " ".join(text[:120].split()) or "an empty body"
+        print(f"HEALTH UNKNOWN - {url} did not answer like health-adapter "
+              f"(HTTP {status}, {content_type or 'no content type'}): {seen}")
+        return EXIT_NAGIOS_UNKNOWN
+    print(nagios.fit(lines[0], lines[1:]), end="")
+    return nagios.EXIT_CODES[match[1]]
+
+
+async def _ask(url: URL, timeout: float) -> tuple[int, str, bytes]:
+    async with aiohttp.ClientSession(
+        trust_env=False, timeout=aiohttp.ClientTimeout(total=timeout)
+    ) as session, session.get(url, allow_redirects=False,
+                              headers={"Accept": "text/plain"}) as response:
+        body = await response.content.read(MAX_ANSWER_BYTES)
+        return response.status, response.content_type, body
+
+
+def describe(exc: BaseException) -> str:
+    message = str(exc).strip()
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 async def _run_once(checks: list[CheckConfig]) -> Verdict:

@@ -15,11 +15,23 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
-from adapter import formats
+from adapter import __version__, formats
 from adapter.config import CheckConfig, Config, parse_listen
-from adapter.health import Verdict, in_group, judge, judge_check
+from adapter.formats import prometheus
+from adapter.health import (
+    Judge,
+    Verdict,
+    in_group,
+    judge,
+    judge_alone,
+    judge_check,
+    judge_startup,
+    shutting_down,
+)
 from adapter.logs import event
+from adapter.negotiation import Choice, Format, UnknownFormat, choose
 from adapter.scheduler import Scheduler
 from adapter.state import CheckState, StateStore
 from probes import Resources, Status
@@ -29,6 +41,7 @@ log = logging.getLogger("health_adapter.checks")
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", StateStore)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
+METRICS = web.AppKey("metrics", prometheus.AdapterMetrics)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 
 
@@ -42,6 +55,9 @@ LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NO_STORE = {"Cache-Control": "no-store"}
+#: Every answer depends on the Accept header as well as the URL.
+HEADERS = {**NO_STORE, "Vary": "Accept"}
+TEXT_UTF8 = "text/plain; charset=utf-8"
 
 
 def make_app(
@@ -62,13 +78,26 @@ def make_app(
     app[STORE] = store if store is not None else StateStore(c.name for c in config.checks)
     app[CLOCK] = clock
     app[LIFECYCLE] = Lifecycle()
+    # Its own registry, read at scrape time: nothing global, nothing updated per run.
+    app[METRICS] = prometheus.AdapterMetrics(
+        lambda: _verdict(app, list(config.checks)), version=__version__
+    )
     app[STORE].subscribe(_log_transition)
     if run_checks:
         app.cleanup_ctx.append(_scheduler_context)
-    app.router.add_get("/health", health)
-    app.router.add_get("/health/{name}", health_of_check)
-    app.router.add_get("/livez", group_handler("live"))
-    app.router.add_get("/readyz", group_handler("ready"))
+    app.router.add_get("/", checks_view(_all_checks, default=Format.HTML))
+    app.router.add_get("/health", checks_view(_all_checks))
+    app.router.add_get("/health/{name}", one_check_view(_all_checks))
+    for group in ("live", "ready"):
+        select = _group(group)
+        drains = group == "ready"
+        app.router.add_get(f"/{group}z", checks_view(select, label=f"{group}z", drains=drains))
+        app.router.add_get(f"/{group}z/{{name}}", one_check_view(select, label=f"{group}z"))
+    app.router.add_get("/startupz", checks_view(_all_checks, label="startupz",
+                                                judge_one=judge_startup))
+    app.router.add_get("/startupz/{name}", one_check_view(_all_checks, label="startupz",
+                                                          judge_one=judge_startup))
+    app.router.add_get("/metrics", metrics)
     return app
 
 
@@ -95,65 +124,128 @@ def _log_transition(name: str, old: CheckState, new: CheckState) -> None:
     )
 
 
+Selection = Callable[[Config], list[CheckConfig]]
+
+
+def _all_checks(config: Config) -> list[CheckConfig]:
+    return list(config.checks)
+
+
+def _group(group: str) -> Selection:
+    return lambda config: in_group(config.checks, group)
+
+
 def _verdict(app: web.Application, checks: list[CheckConfig]) -> Verdict:
     return judge(checks, app[STORE].states(), app[CLOCK]())
 
 
-def _status_code(app: web.Application, status: Status) -> int:
-    return app[CONFIG].server.status_codes.for_status(status)
-
-
-def _json_response(app: web.Application, body: bytes, status: Status) -> web.Response:
-    return web.Response(
-        body=body,
-        status=_status_code(app, status),
-        content_type=formats.HEALTH_JSON,
-        headers=NO_STORE,
-    )
-
-
-async def health(request: web.Request) -> web.Response:
-    config = request.app[CONFIG]
-    verdict = _verdict(request.app, list(config.checks))
-    return _json_response(
-        request.app, formats.health_json(verdict, config.service), verdict.status
-    )
-
-
-async def health_of_check(request: web.Request) -> web.Response:
-    config = request.app[CONFIG]
-    name = request.match_info["name"]
-    check = config.check(name)
-    if check is None:
-        raise web.HTTPNotFound(
-            text=f"no check named {name!r}\n", headers=NO_STORE
-        )
-    verdict = judge_check(check, request.app[STORE].get(name), request.app[CLOCK]())
-    return _json_response(
-        request.app, formats.check_json(verdict, config.service), verdict.own_status
-    )
-
-
-def group_handler(group: str) -> Handler:
-    label = f"{group}z"
+def checks_view(
+    select: Selection,
+    *,
+    default: Format = Format.JSON,
+    label: str = "health",
+    judge_one: Judge = judge_check,
+    drains: bool = False,
+) -> Handler:
+    """A handler for a set of checks: `?exclude=NAME` (repeatable) leaves some out."""
 
     async def handler(request: web.Request) -> web.Response:
         app = request.app
-        verdict = _verdict(app, in_group(app[CONFIG].checks, group))
-        if group == "ready" and app[LIFECYCLE].draining:
-            verdict = Verdict(Status.FAIL, verdict.checks)
-        if "verbose" in request.query:
-            text = formats.verbose_text(verdict, label)
-            if group == "ready" and app[LIFECYCLE].draining:
-                text = "[-]shutdown in progress\n" + text
-            return web.Response(
-                text=text, status=_status_code(app, verdict.status), headers=NO_STORE
-            )
-        body = formats.health_json(verdict, app[CONFIG].service)
-        return _json_response(app, body, verdict.status)
+        verdict = judge(
+            select(app[CONFIG]), app[STORE].states(), app[CLOCK](),
+            exclude=request.query.getall("exclude", []), judge_one=judge_one,
+        )
+        if drains and app[LIFECYCLE].draining:
+            verdict = shutting_down(verdict)
+        return respond(request, verdict, default=default, label=label)
 
-    handler.__name__ = f"{group}_handler"
     return handler
+
+
+def one_check_view(
+    select: Selection, *, label: str = "health", judge_one: Judge = judge_check
+) -> Handler:
+    """A handler for one check of a set, by name: its own status, its recent runs."""
+
+    async def handler(request: web.Request) -> web.Response:
+        app = request.app
+        name = request.match_info["name"]
+        check = next((c for c in select(app[CONFIG]) if c.name == name), None)
+        if check is None:
+            where = "" if label == "health" else f" in {label}"
+            raise web.HTTPNotFound(text=f"no check named {name!r}{where}\n", headers=NO_STORE)
+        verdict = judge_alone(check, app[STORE].get(name), app[CLOCK](), judge_one)
+        return respond(request, verdict, default=Format.JSON, label=label, detailed=True)
+
+    return handler
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition by default; always 200, since a scrape that fails loses it all."""
+    app = request.app
+    return respond(request, _verdict(app, list(app[CONFIG].checks)),
+                   default=Format.PROMETHEUS, registry=app[METRICS].registry, status=200)
+
+
+def respond(
+    request: web.Request,
+    verdict: Verdict,
+    *,
+    default: Format,
+    label: str = "health",
+    detailed: bool = False,
+    registry: CollectorRegistry | None = None,
+    status: int | None = None,
+) -> web.Response:
+    """Render `verdict` in the format the request asks for, with the verdict's status code."""
+    app = request.app
+    try:
+        choice = choose(request.query, request.headers.get("Accept"), default)
+    except UnknownFormat as exc:
+        raise web.HTTPBadRequest(text=f"{exc}\n", headers=NO_STORE) from None
+    body, content_type = render(app, verdict, choice, label=label, detailed=detailed,
+                                registry=registry)
+    return web.Response(
+        body=body,
+        status=status if status is not None else _status_code(app, verdict.status),
+        headers={**HEADERS, "Content-Type": content_type},
+    )
+
+
+def render(
+    app: web.Application,
+    verdict: Verdict,
+    choice: Choice,
+    *,
+    label: str,
+    detailed: bool,
+    registry: CollectorRegistry | None,
+) -> tuple[bytes, str]:
+    """The body and its content type; renderers only render the verdict they are given."""
+    service = app[CONFIG].service
+    match choice.format:
+        case Format.JSON:
+            return formats.health_json(verdict, service, detailed=detailed), choice.media_type
+        case Format.TEXT:
+            return formats.verbose_text(verdict, label).encode(), TEXT_UTF8
+        case Format.NAGIOS:
+            return formats.nagios_text(verdict, service).encode(), TEXT_UTF8
+        case Format.HTML:
+            page = formats.status_page(verdict, service=service, now=time.time(),
+                                       version=__version__, detailed=detailed)
+            return page.encode(), "text/html; charset=utf-8"
+        case Format.PROMETHEUS | Format.OPENMETRICS:
+            if registry is None:
+                registry = app[METRICS].registry_for(lambda: verdict)
+            openmetrics = choice.format is Format.OPENMETRICS
+            body = prometheus.exposition_bytes(registry, openmetrics_format=openmetrics)
+            content_type = prometheus.OPENMETRICS_TEXT if openmetrics else \
+                prometheus.PROMETHEUS_TEXT
+            return body, content_type
+
+
+def _status_code(app: web.Application, status: Status) -> int:
+    return app[CONFIG].server.status_codes.for_status(status)
 
 
 async def serve(

@@ -57,16 +57,16 @@ def test_config_path_from_the_environment(config_file: Callable[..., Path]) -> N
     ("checks", "args", "code", "first_line"),
     [
         ("[{name: ok, plugin: {class: 'tests.sample_probes:Ok'}}]", [], 0,
-         "HEALTH OK - 1 check passing"),
+         "HEALTH OK - 1 check passing | 'ok'=1;;;;"),
         (("[{name: ok, plugin: {class: 'tests.sample_probes:Ok'}},"
          " {name: w, critical: false, plugin: {class: 'tests.sample_probes:Raises'}}]"), [], 1,
-         "HEALTH WARNING - 1 of 2 checks failing: w"),
+         "HEALTH WARNING - 1 of 2 checks failing: w | 'ok'=1;;;;"),
         (("[{name: ok, plugin: {class: 'tests.sample_probes:Ok'}},"
          " {name: bad, plugin: {class: 'tests.sample_probes:Raises'}}]"), [], 2,
-         "HEALTH CRITICAL - 1 of 2 checks failing: bad"),
+         "HEALTH CRITICAL - 1 of 2 checks failing: bad | 'ok'=1;;;;"),
         (("[{name: ok, groups: [live], plugin: {class: 'tests.sample_probes:Ok'}},"
          " {name: bad, plugin: {class: 'tests.sample_probes:Raises'}}]"), ["--group", "live"], 0,
-         "HEALTH OK - 1 check passing"),
+         "HEALTH OK - 1 check passing | 'ok'=1;;;;"),
         ("[{name: ok, plugin: {class: 'tests.sample_probes:Ok'}}]", ["--group", "live"], 3,
          "HEALTH UNKNOWN - no check belongs to group 'live' (groups: ready)"),
         ("[{name: ok, interval: 1 sec, plugin: {class: 'tests.sample_probes:Ok'}}]", [], 3,

@@ -231,3 +231,161 @@ checks:
     sample_probes.SWITCHES["a"] = "fail"
     await settle(client, "/health", 500)
     assert (await client.get("/health/a")).status == 500
+
+
+async def test_the_status_page_is_the_root_and_html_at_health(
+    client: TestClient[Any, Any]
+) -> None:
+    await settle(client, "/health", 200)
+    page = await client.get("/")
+    assert page.status == 200 and page.content_type == "text/html"
+    assert page.headers["Vary"] == "Accept" and page.headers["Cache-Control"] == "no-store"
+    text = await page.text()
+    assert "Healthy" in text and all(name in text for name in ["api", "heartbeat", "cache"])
+    browser = await client.get("/health", headers={"Accept": "text/html,*/*;q=0.8"})
+    assert browser.content_type == "text/html"
+    sample_probes.SWITCHES["api"] = "fail"
+    failing = await settle(client, "/", 503)
+    assert "Failing" in await failing.text()
+    as_json = await client.get("/?format=json")
+    assert as_json.content_type == "application/health+json"
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "starts"),
+    [("/health?format=nagios", "text/plain", "HEALTH OK - orders-api: 3 checks passing"),
+     ("/health?format=text", "text/plain", "[+]api ok"),
+     ("/readyz?format=html", "text/html", "<!DOCTYPE html>"),
+     ("/livez?format=json", "application/health+json", '{"status":"pass"'),
+     ("/health/api?format=nagios", "text/plain", "HEALTH OK - orders-api: 1 check passing"),
+     ("/health?format=prometheus", "text/plain", "# HELP health_check_success"),
+     ("/health?format=openmetrics", "application/openmetrics-text",
+      "# HELP health_check_success")],
+    ids=["nagios", "text", "html", "json", "one-check-nagios", "prometheus", "openmetrics"],
+)
+async def test_format_picks_the_renderer(client: TestClient[Any, Any], path: str,
+                                         content_type: str, starts: str) -> None:
+    await settle(client, "/health", 200)
+    response = await client.get(path)
+    assert response.status == 200
+    assert response.content_type == content_type
+    assert (await response.text()).startswith(starts)
+
+
+async def test_nagios_over_http_keeps_the_verdict_s_status_code(
+    client: TestClient[Any, Any]
+) -> None:
+    await settle(client, "/health", 200)
+    sample_probes.SWITCHES["api"] = "fail"
+    response = await settle(client, "/health?format=nagios", 503)
+    first = (await response.text()).splitlines()[0]
+    assert first == "HEALTH CRITICAL - orders-api: 1 of 3 checks failing: api"
+
+
+async def test_an_unknown_format_is_a_bad_request(client: TestClient[Any, Any]) -> None:
+    response = await client.get("/health?format=xml")
+    assert response.status == 400
+    assert "unknown format 'xml'; use one of: json, text" in await response.text()
+
+
+async def test_metrics_answers_200_whatever_the_verdict(client: TestClient[Any, Any]) -> None:
+    await settle(client, "/health", 200)
+    sample_probes.SWITCHES["api"] = "fail"
+    await settle(client, "/health", 503)
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    text = await response.text()
+    assert 'health_check_success{check="api"} 0.0' in text
+    assert 'health_check_success{check="heartbeat"} 1.0' in text
+    assert 'health_adapter_build_info{' in text
+    scrape = await client.get("/metrics", headers={
+        "Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"})
+    assert scrape.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert (await scrape.text()).endswith("# EOF\n")
+    assert (await client.get("/metrics?format=json")).status == 200
+    assert (await client.head("/metrics")).status == 200
+
+
+async def test_a_group_in_prometheus_format_has_only_its_checks(
+    client: TestClient[Any, Any]
+) -> None:
+    await settle(client, "/health", 200)
+    text = await (await client.get("/livez?format=prometheus")).text()
+    assert 'health_check_success{check="heartbeat"}' in text
+    assert 'check="api"' not in text
+
+
+async def test_exclude_like_kube_apiserver(client: TestClient[Any, Any]) -> None:
+    await settle(client, "/health", 200)
+    sample_probes.SWITCHES["api"] = "fail"
+    await settle(client, "/readyz", 503)
+    response = await client.get("/readyz?verbose&exclude=api&exclude=nope")
+    assert response.status == 200
+    assert (await response.text()).splitlines() == [
+        "[+]heartbeat ok",
+        "[+]cache ok",
+        "[+]api excluded: ok",
+        'warn: some health checks cannot be excluded: no matches for "nope"',
+        "readyz check passed",
+    ]
+    assert (await client.get("/health?exclude=api")).status == 200
+
+
+async def test_one_check_of_a_group(client: TestClient[Any, Any]) -> None:
+    await settle(client, "/health", 200)
+    live = await client.get("/livez/heartbeat?verbose")
+    assert live.status == 200
+    assert await live.text() == "[+]heartbeat ok\nlivez check passed\n"
+    missing = await client.get("/livez/api")
+    assert missing.status == 404
+    assert await missing.text() == "no check named 'api' in livez\n"
+    sample_probes.SWITCHES["cache"] = "fail"
+    # A non-critical check fails on its own, while the group only warns.
+    await settle(client, "/readyz/cache", 503)
+    assert (await client.get("/readyz")).status == 200
+
+
+async def test_one_check_shows_since_and_recent_runs(client: TestClient[Any, Any]) -> None:
+    await settle(client, "/health", 200)
+    sample_probes.SWITCHES["api"] = "fail"
+    response = await settle(client, "/health/api", 503)
+    (entry,) = (await response.json(content_type=None))["checks"]["api"]
+    assert entry["since"].endswith("Z")
+    assert entry["history"][0]["status"] == "fail"
+    assert entry["history"][-1]["status"] == "pass"
+    assert entry["runs"]["pass"] >= 1 and entry["runs"]["fail"] >= 1
+    assert entry["failures"] == {"failed": entry["runs"]["fail"]}
+    page = await (await client.get("/health/api?format=html")).text()
+    assert "Recent runs of api" in page
+
+
+async def test_startupz_passes_once_every_check_has_passed(
+    aiohttp_client: Client, make_config: Callable[[str], Config]
+) -> None:
+    sample_probes.SWITCHES["api"] = "fail"
+    client = await aiohttp_client(make_app(make_config(CONFIG)))
+    await settle(client, "/health/heartbeat", 200)
+    response = await settle(client, "/startupz?verbose", 503)
+    assert (await response.text()).splitlines()[0] == \
+        "[-]api failed: not started yet: switch says fail"
+    assert (await client.get("/startupz?exclude=api")).status == 200
+    assert (await client.get("/startupz/heartbeat")).status == 200
+    assert (await client.get("/startupz/api")).status == 503
+    sample_probes.SWITCHES["api"] = "pass"
+    await settle(client, "/startupz", 200)
+    # Once started, always started: later failures are for /livez and /readyz.
+    sample_probes.SWITCHES["api"] = "fail"
+    await settle(client, "/readyz", 503)
+    assert (await client.get("/startupz")).status == 200
+
+
+async def test_draining_shows_in_every_format(client: TestClient[Any, Any]) -> None:
+    await settle(client, "/readyz", 200)
+    client.app[LIFECYCLE].draining = True  # type: ignore[index]
+    nagios = await client.get("/readyz?format=nagios")
+    assert nagios.status == 503
+    assert (await nagios.text()).startswith("HEALTH CRITICAL - orders-api: shutting down;")
+    body = await (await client.get("/readyz")).json(content_type=None)
+    assert body["status"] == "fail" and body["notes"] == ["shutting down"]
+    assert "Shutting down" in await (await client.get("/readyz?format=html")).text()

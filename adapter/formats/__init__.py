@@ -1,0 +1,27 @@
+"""Renderers: a Verdict in, bytes or text out. They only render; they never judge.
+
+One module per consumer: `health_json` (the IETF health+json draft), `text`
+(kube-apiserver style), `nagios` (monitoring-plugins output), `html` (the
+status page) and `prometheus` (text exposition and OpenMetrics).
+"""
+
+from adapter.formats.health_json import (
+    HEALTH_JSON,
+    health_document,
+    health_json,
+    rfc3339,
+)
+from adapter.formats.html import status_page
+from adapter.formats.nagios import exit_code, nagios_text
+from adapter.formats.text import verbose_text
+
+__all__ = [
+    "HEALTH_JSON",
+    "exit_code",
+    "health_document",
+    "health_json",
+    "nagios_text",
+    "rfc3339",
+    "status_page",
+    "verbose_text",
+]

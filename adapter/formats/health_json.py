@@ -1,0 +1,97 @@
+"""`application/health+json`, after draft-inadarei-api-health-check.
+
+The overall status, the serviceId, and per check a one-element list of its
+latest observation. A single check's document (/health/{name}) adds its recent
+runs and its run counts.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+
+from adapter.health import CheckVerdict, Verdict
+from adapter.state import Run
+from probes import Status
+
+HEALTH_JSON = "application/health+json"
+
+_json = msgspec.json.Encoder()
+
+
+def rfc3339(timestamp: float) -> str:
+    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp))
+    return f"{whole}.{int(timestamp % 1 * 1000):03d}Z"
+
+
+def check_entry(check: CheckVerdict) -> dict[str, Any]:
+    """One check's observation; its own status (the document's status applies `critical`)."""
+    entry: dict[str, Any] = {"status": check.own_status.value, "componentType": check.probe_type}
+    if check.observed_value is not None:
+        entry["observedValue"] = check.observed_value
+        if check.observed_unit:
+            entry["observedUnit"] = check.observed_unit
+    if check.time is not None:
+        entry["time"] = rfc3339(check.time)
+    if check.output:
+        entry["output"] = check.output
+    if check.reason is not None and check.own_status is not Status.PASS:
+        entry["reason"] = check.reason.value
+    if check.since is not None:
+        entry["since"] = rfc3339(check.since)
+    if not check.critical:
+        entry["critical"] = False
+    return entry
+
+
+def run_entry(run: Run) -> dict[str, Any]:
+    """One past run, as it was observed (before thresholds)."""
+    result = run.result
+    entry: dict[str, Any] = {
+        "status": result.status.value,
+        "time": rfc3339(run.started),
+        "duration": round(run.duration, 6),
+    }
+    if result.observed_value is not None:
+        entry["observedValue"] = result.observed_value
+        if result.observed_unit:
+            entry["observedUnit"] = result.observed_unit
+    if result.output:
+        entry["output"] = result.output
+    if result.reason is not None:
+        entry["reason"] = result.reason.value
+    return entry
+
+
+def detailed_entry(check: CheckVerdict) -> dict[str, Any]:
+    """A check's observation with its run counts and recent runs, newest first."""
+    entry = check_entry(check)
+    entry["runs"] = {status.value: check.run_counts.get(status, 0) for status in Status}
+    if check.failure_counts:
+        entry["failures"] = {
+            reason.value: count for reason, count in sorted(check.failure_counts.items())
+        }
+    entry["history"] = [run_entry(run) for run in reversed(check.history)]
+    return entry
+
+
+def health_document(
+    verdict: Verdict, service: str | None, *, detailed: bool = False
+) -> dict[str, Any]:
+    document: dict[str, Any] = {"status": verdict.status.value}
+    if service:
+        document["serviceId"] = service
+    describe = detailed_entry if detailed else check_entry
+    document["checks"] = {check.name: [describe(check)] for check in verdict.checks}
+    if verdict.draining:
+        document["notes"] = ["shutting down"]
+    if verdict.unmatched:
+        document["notes"] = [*document.get("notes", ()),
+                             f"no check to exclude named {', '.join(verdict.unmatched)}"]
+    return document
+
+
+def health_json(verdict: Verdict, service: str | None, *, detailed: bool = False) -> bytes:
+    return _json.encode(health_document(verdict, service, detailed=detailed))

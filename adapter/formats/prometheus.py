@@ -1,0 +1,153 @@
+"""Prometheus and OpenMetrics exposition of a verdict, made with prometheus-client.
+
+`VerdictCollector` reads a verdict when it is scraped, so nothing is updated
+per run and no registry is shared: each application builds its own registry
+(see `adapter.server`). Counts come from the check states, which keep them.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Iterable
+
+from prometheus_client import (
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    exposition,
+    openmetrics,
+)
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from adapter.health import Verdict
+from probes import Status
+
+PROMETHEUS_TEXT = exposition.CONTENT_TYPE_PLAIN_0_0_4
+OPENMETRICS_TEXT = openmetrics.exposition.CONTENT_TYPE_LATEST
+
+STATUS_VALUE = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
+
+#: Observed values are exposed in base units where the unit says which.
+_BASE_UNITS: dict[str, tuple[str, float]] = {
+    "ns": ("seconds", 1e-9), "us": ("seconds", 1e-6), "µs": ("seconds", 1e-6),
+    "ms": ("seconds", 1e-3), "s": ("seconds", 1.0), "sec": ("seconds", 1.0),
+    "seconds": ("seconds", 1.0), "m": ("seconds", 60.0), "min": ("seconds", 60.0),
+    "h": ("seconds", 3600.0),
+    "B": ("bytes", 1.0), "bytes": ("bytes", 1.0), "KiB": ("bytes", 1024.0),
+    "MiB": ("bytes", 1024.0**2), "GiB": ("bytes", 1024.0**3),
+    "KB": ("bytes", 1e3), "kB": ("bytes", 1e3), "MB": ("bytes", 1e6), "GB": ("bytes", 1e9),
+    "%": ("ratio", 0.01), "percent": ("ratio", 0.01),
+}
+
+
+def base_unit(value: float, unit: str | None) -> tuple[float, str]:
+    """The value in a base unit (ms -> seconds, KiB -> bytes, % -> ratio), and that unit."""
+    if not unit:
+        return value, ""
+    name, factor = _BASE_UNITS.get(unit, (unit, 1.0))
+    return value * factor, name
+
+
+def check_metrics(verdict: Verdict) -> list[Metric]:
+    """Per-check metric families, labelled `check`, from the verdict alone."""
+    success = GaugeMetricFamily(
+        "health_check_success", "1 when the check passes or warns, 0 when it fails.",
+        labels=["check"])
+    status = GaugeMetricFamily(
+        "health_check_status", "The check's status: 0 pass, 1 warn, 2 fail.", labels=["check"])
+    duration = GaugeMetricFamily(
+        "health_check_duration_seconds", "How long the check's last run took.",
+        labels=["check"], unit="seconds")
+    last_run = GaugeMetricFamily(
+        "health_check_last_run_timestamp_seconds", "When the check's last run started.",
+        labels=["check"], unit="seconds")
+    changed = GaugeMetricFamily(
+        "health_check_last_transition_timestamp_seconds",
+        "When the check's status last changed.", labels=["check"], unit="seconds")
+    observed = GaugeMetricFamily(
+        "health_check_observed_value",
+        "The value the check's last run observed, in the base unit named by `unit`.",
+        labels=["check", "unit"])
+    runs = CounterMetricFamily(
+        "health_check_runs", "Runs of the check since the adapter started, by their result.",
+        labels=["check", "result"])
+    failures = CounterMetricFamily(
+        "health_check_failures", "Failed runs of the check since the adapter started, by reason.",
+        labels=["check", "reason"])
+    for check in verdict.checks:
+        name = [check.name]
+        success.add_metric(name, 0 if check.own_status is Status.FAIL else 1)
+        status.add_metric(name, STATUS_VALUE[check.own_status])
+        if check.duration is not None:
+            duration.add_metric(name, check.duration)
+        if check.time is not None:
+            last_run.add_metric(name, check.time)
+        if check.since is not None:
+            changed.add_metric(name, check.since)
+        if check.observed_value is not None:
+            value, unit = base_unit(check.observed_value, check.observed_unit)
+            observed.add_metric([check.name, unit], value)
+        for result in Status:
+            runs.add_metric([check.name, result.value], check.run_counts.get(result, 0))
+        for reason, count in sorted(check.failure_counts.items()):
+            failures.add_metric([check.name, reason.value], count)
+    return [success, status, duration, last_run, changed, observed, runs, failures]
+
+
+class VerdictCollector(Collector):
+    """Collects the check metrics of the verdict `source()` gives at scrape time."""
+
+    def __init__(self, source: Callable[[], Verdict]) -> None:
+        self.source = source
+
+    def collect(self) -> Iterable[Metric]:
+        return check_metrics(self.source())
+
+
+class BuildInfoCollector(Collector):
+    """`health_adapter_build_info{version, python}` = 1."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+
+    def collect(self) -> Iterable[Metric]:
+        info = InfoMetricFamily("health_adapter_build", "The adapter's version.")
+        info.add_metric([], {"version": self.version,
+                             "python": platform.python_version()})
+        return [info]
+
+
+def exposition_bytes(registry: CollectorRegistry, *, openmetrics_format: bool) -> bytes:
+    if openmetrics_format:
+        return openmetrics.exposition.generate_latest(registry)  # type: ignore[no-any-return]
+    return exposition.generate_latest(registry)
+
+
+class AdapterMetrics:
+    """The adapter's metric collectors: its checks, its own process, its build.
+
+    `registry` reads the verdict `source()` gives at scrape time; `registry_for`
+    makes a registry for another verdict (one endpoint's checks) that shares
+    the same process and build collectors.
+    """
+
+    def __init__(self, source: Callable[[], Verdict], *, version: str) -> None:
+        self.own: list[Collector] = [
+            ProcessCollector(registry=None),  # /proc/self: the adapter's own process
+            PlatformCollector(registry=None),
+            BuildInfoCollector(version),
+        ]
+        self.registry = self.registry_for(source)
+
+    def registry_for(self, source: Callable[[], Verdict]) -> CollectorRegistry:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(VerdictCollector(source))
+        for collector in self.own:
+            registry.register(collector)
+        return registry

@@ -1,0 +1,29 @@
+"""kube-apiserver style text: `[+]name ok` / `[-]name failed: why`, then the summary line."""
+
+from __future__ import annotations
+
+from adapter.health import Verdict
+from probes import Status
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split()) or "no details"
+
+
+def verbose_text(verdict: Verdict, label: str) -> str:
+    lines = ["[-]shutdown in progress"] if verdict.draining else []
+    for check in verdict.checks:
+        if check.own_status is Status.PASS:
+            lines.append(f"[+]{check.name} ok")
+        elif check.own_status is Status.WARN:
+            lines.append(f"[+]{check.name} warn: {one_line(check.output)}")
+        else:
+            note = "" if check.critical else " (non-critical)"
+            lines.append(f"[-]{check.name} failed{note}: {one_line(check.output)}")
+    lines.extend(f"[+]{name} excluded: ok" for name in verdict.excluded)
+    if verdict.unmatched:
+        names = ", ".join(f'"{name}"' for name in verdict.unmatched)
+        lines.append(f"warn: some health checks cannot be excluded: no matches for {names}")
+    passed = verdict.status is not Status.FAIL
+    lines.append(f"{label} check {'passed' if passed else 'failed'}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,36 @@
+"""kube-apiserver style verbose text."""
+
+from __future__ import annotations
+
+from adapter.formats.text import verbose_text
+from adapter.health import judge, shutting_down
+from probes import Result
+from tests.adapter.formats.samples import NOW, check, sample_verdict, state
+
+
+def test_one_line_per_check_then_the_summary() -> None:
+    assert verbose_text(sample_verdict(), "readyz").splitlines() == [
+        "[+]api ok",
+        "[+]heartbeat warn: modified 4.25s ago",
+        "[-]worker failed: no <b>process</b> matches a|b",
+        "[-]cache failed (non-critical): down",
+        "[-]fresh failed: no result yet",
+        "readyz check failed",
+    ]
+
+
+def test_exclusions_are_listed_like_kube_apiserver_does() -> None:
+    checks = [check("a"), check("b")]
+    verdict = judge(checks, {"a": state(Result("pass"))}, NOW, exclude=["b", "x", "y"])
+    assert verbose_text(verdict, "livez").splitlines() == [
+        "[+]a ok",
+        "[+]b excluded: ok",
+        'warn: some health checks cannot be excluded: no matches for "x", "y"',
+        "livez check passed",
+    ]
+
+
+def test_shutdown_comes_first() -> None:
+    verdict = shutting_down(judge([check("a")], {"a": state(Result("pass"))}, NOW))
+    assert verbose_text(verdict, "readyz").splitlines() == [
+        "[-]shutdown in progress", "[+]a ok", "readyz check failed"]
