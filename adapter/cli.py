@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -187,8 +189,8 @@ def check_url(args: argparse.Namespace) -> int:
         print(f"HEALTH UNKNOWN - {url} gave no answer within {format_duration(timeout)}")
         return EXIT_NAGIOS_UNKNOWN
     except aiohttp.ClientConnectorError as exc:
-        why = exc.os_error.strerror or str(exc.os_error) if exc.os_error else str(exc)
-        print(f"HEALTH UNKNOWN - cannot connect to {url.host}:{url.port}: {why}")
+        print(f"HEALTH UNKNOWN - cannot connect to {url.host}:{url.port}: "
+              f"{connect_error(exc.os_error)}")
         return EXIT_NAGIOS_UNKNOWN
     except aiohttp.ClientError as exc:
         print(f"HEALTH UNKNOWN - {url}: {describe(exc)}")
@@ -212,6 +214,15 @@ async def _ask(url: URL, timeout: float) -> tuple[int, str, bytes]:
                               headers={"Accept": "text/plain"}) as response:
         body = await response.content.read(MAX_ANSWER_BYTES)
         return response.status, response.content_type, body
+
+
+def connect_error(error: OSError) -> str:
+    """"Connection refused" rather than asyncio's "Connect call failed ('127.0.0.1', 9)"."""
+    if isinstance(error, socket.gaierror):
+        return f"cannot resolve the host name ({error.strerror})"
+    if error.errno:
+        return os.strerror(error.errno)
+    return describe(error)
 
 
 def describe(exc: BaseException) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -12,9 +13,14 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 
+from adapter.config import Config
+from adapter.server import make_app
+from tests import nagios_grammar, sample_probes
 from tests.conftest import ROOT, free_port
 
 OK = "checks: [{name: ok, plugin: {class: 'tests.sample_probes:Ok'}}]\n"
@@ -160,3 +166,105 @@ def test_serve_answers_then_stops_cleanly_on_sigterm(config_file: Callable[..., 
     # One line per transition, not one per run: each check changed state once.
     transitions = [e for e in events if e["event"] == "check_transition"]
     assert sorted(t["check"] for t in transitions) == ["flappy", "ok", "stuck"]
+
+
+async def cli_async(*args: str) -> tuple[int, str]:
+    """The CLI in a real process, while this event loop goes on serving test servers."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "adapter", *args, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    stdout, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode()
+
+
+SWITCHED = """
+service: orders-api
+checks:
+  - {name: api, interval: 100ms, plugin: {class: "tests.sample_probes:Switch", key: api}}
+  - {name: ok, interval: 100ms, plugin: {class: "tests.sample_probes:Ok"}}
+"""
+
+
+async def test_check_url_asks_a_running_adapter(
+    aiohttp_server: Any, make_config: Callable[[str], Config]
+) -> None:
+    server = await aiohttp_server(make_app(make_config(SWITCHED)))
+    url = f"http://127.0.0.1:{server.port}/readyz"
+    for status, code, state in [("pass", 0, "OK"), ("warn", 1, "WARNING"),
+                                ("fail", 2, "CRITICAL")]:
+        sample_probes.SWITCHES["api"] = status
+        for _ in range(100):  # until the background runs have seen the switch
+            code_, output = await cli_async("check", "--url", url)
+            if code_ == code:
+                break
+            await asyncio.sleep(0.05)
+        assert code_ == code, output
+        parsed = nagios_grammar.parse(output)
+        assert parsed.state == state
+        assert parsed.perfdata == {"ok": (1.0, "")}
+        assert parsed.long_output[0] == f"[{status.upper()}] api: switch says {status}" + (
+            " (failed)" if status == "fail" else "")
+    # The query is kept: ?exclude reaches the adapter.
+    code_, output = await cli_async("check", "--url", f"{url}?exclude=api")
+    assert code_ == 0 and output.startswith("HEALTH OK - orders-api: 1 check passing")
+
+
+async def test_check_url_unknown_when_the_answer_is_not_the_adapter_s(
+    aiohttp_server: Any, make_config: Callable[[str], Config]
+) -> None:
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hello, world")
+
+    other = web.Application()
+    other.router.add_get("/readyz", hello)
+    other_server = await aiohttp_server(other)
+    adapter = await aiohttp_server(make_app(make_config(SWITCHED), run_checks=False))
+    code, output = await cli_async("check", "--url",
+                                   f"http://127.0.0.1:{other_server.port}/readyz")
+    assert (code, output) == (3, (
+        f"HEALTH UNKNOWN - http://127.0.0.1:{other_server.port}/readyz did not answer like "
+        "health-adapter (HTTP 200, text/plain): hello, world\n"))
+    code, output = await cli_async("check", "--url",
+                                   f"http://127.0.0.1:{adapter.port}/health/nope")
+    assert code == 3
+    assert "(HTTP 404, text/plain): no check named 'nope'" in output
+
+
+async def test_check_url_unknown_when_nothing_answers() -> None:
+    port = free_port()
+    code, output = await cli_async("check", "--url", f"http://127.0.0.1:{port}/readyz")
+    assert (code, output) == (
+        3, f"HEALTH UNKNOWN - cannot connect to 127.0.0.1:{port}: Connection refused\n")
+    with socket.socket() as silent:  # accepts connections (the backlog) but never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        begin = time.monotonic()
+        code, output = await cli_async("check", "--url", f"http://127.0.0.1:{port}/readyz",
+                                       "--timeout", "300ms")
+    assert (code, output) == (3, (f"HEALTH UNKNOWN - http://127.0.0.1:{port}/readyz gave no "
+                                 "answer within 300ms\n"))
+    assert time.monotonic() - begin < 10
+
+
+@pytest.mark.parametrize(
+    ("args", "first_line"),
+    [(["--url", "ftp://host/readyz"],
+      "HEALTH UNKNOWN - invalid --url 'ftp://host/readyz': use http://HOST:PORT/PATH"),
+     (["--url", "http://127.0.0.1:1/readyz", "--timeout", "soon"],
+      ("HEALTH UNKNOWN - --timeout: invalid duration 'soon' (write it like 250ms, 10s, 2m, 1h "
+      "or a number of seconds)")),
+     (["--url", "http://127.0.0.1:1/readyz", "--config", "x.yaml"],
+      ("HEALTH UNKNOWN - --url asks a running adapter; --config and --group apply only to "
+      "running the checks here")),
+     (["--no-such-option"],
+      "HEALTH UNKNOWN - invalid arguments (see health-adapter check --help)")],
+    ids=["not-http", "bad-timeout", "url-and-config", "bad-argument"],
+)
+def test_check_usage_errors_are_unknown(args: list[str], first_line: str) -> None:
+    done = cli("check", *args)
+    assert done.returncode == 3
+    assert done.stdout.splitlines()[0] == first_line
