@@ -89,7 +89,7 @@ def _row(check: CheckVerdict, now: float) -> str:
     status = check.own_status.value
     tags = [check.probe_type, ", ".join(check.groups)]
     if not check.critical:
-        tags.append("non-critical")
+        tags.append("non\u2011critical")  # a hyphen the line never breaks at
     reason = ""
     if check.reason is not None and check.own_status is not Status.PASS:
         reason = f'<div class="reason">reason: {_e(check.reason.value)}</div>'
