@@ -121,3 +121,9 @@ def test_observed(value: float | None, unit: str | None, expected: str) -> None:
 )
 def test_ago(seconds: float, expected: str) -> None:
     assert ago(seconds) == expected
+
+
+def test_an_empty_group_says_so() -> None:
+    page = status_page(judge([], {}, NOW), service=None, now=WALL_NOW, version="1")
+    text = " ".join(parse(page).text)
+    assert "Healthy" in text and "No checks here." in text and "no checks" in text
