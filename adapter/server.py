@@ -2,7 +2,9 @@
 
 Handlers only read: the scheduler (started in `cleanup_ctx`) runs the probes
 in the background and the handlers judge the latest results, so a thousand
-pollers put no extra load on the watched application.
+pollers put no extra load on the watched application. Every handler selects
+checks, asks adapter.health for the verdict and hands it to `respond`, which
+picks the renderer the request asks for (adapter.negotiation).
 """
 
 from __future__ import annotations
