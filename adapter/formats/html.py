@@ -104,7 +104,8 @@ def _row(check: CheckVerdict, now: float) -> str:
         f'<div class="tags">{_e(" · ".join(tags))}</div></td>'
         f'<td><span class="pill {status}">{status}</span></td>'
         f'<td><div class="output">{_e(check.output)}</div>{reason}</td>'
-        f'<td class="num">{_e(observed(check.observed_value, check.observed_unit))}</td>'
+        f'<td class="num observed">{_e(observed(check.observed_value, check.observed_unit))}'
+        "</td>"
         f"<td>{since}</td>"
         f"<td>{_strip(check.history)}</td>"
         "</tr>"
