@@ -91,6 +91,7 @@ def test_check_exits_like_a_nagios_plugin(
     done = cli("check", "--config", str(path), *args)
     assert done.returncode == code, done.stdout + done.stderr
     assert done.stdout.splitlines()[0] == first_line
+    assert nagios_grammar.parse(done.stdout).exit_code == code
     assert time.monotonic() - begin < 20  # a stuck thread does not hold the process
 
 
