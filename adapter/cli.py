@@ -31,6 +31,7 @@ from adapter.config import (
 from adapter.formats import nagios
 from adapter.health import Verdict, in_group, judge
 from adapter.registry import Registry, RegistryError
+from adapter.runner import describe_exception
 from adapter.scheduler import Scheduler
 from adapter.state import StateStore
 from probes.types import format_duration, parse_duration
@@ -144,8 +145,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         config = _load(args)
     except ConfigError as exc:
         first = exc.errors[0] if exc.errors else "invalid config"
-        print(f"HEALTH UNKNOWN - invalid config: {first}")
-        print(exc.report())
+        # Plugin output: a "|" in a quoted bad value would start performance data.
+        print(nagios.plain(f"HEALTH UNKNOWN - invalid config: {first}"))
+        print(nagios.plain(exc.report()))
         return EXIT_NAGIOS_UNKNOWN
     checks = list(config.checks)
     if args.group:
@@ -193,15 +195,15 @@ def check_url(args: argparse.Namespace) -> int:
               f"{connect_error(exc.os_error)}")
         return EXIT_NAGIOS_UNKNOWN
     except aiohttp.ClientError as exc:
-        print(f"HEALTH UNKNOWN - {url}: {describe(exc)}")
+        print(nagios.plain(f"HEALTH UNKNOWN - {url}: {describe_exception(exc)}"))
         return EXIT_NAGIOS_UNKNOWN
     text = body.decode("utf-8", "replace")
     lines = text.splitlines()
     match = nagios.FIRST_LINE.match(lines[0]) if lines else None
     if match is None:
         seen = " ".join(text[:120].split()) or "an empty body"
-        print(f"HEALTH UNKNOWN - {url} did not answer like health-adapter "
-              f"(HTTP {status}, {content_type or 'no content type'}): {seen}")
+        print(nagios.plain(f"HEALTH UNKNOWN - {url} did not answer like health-adapter "
+                           f"(HTTP {status}, {content_type or 'no content type'}): {seen}"))
         return EXIT_NAGIOS_UNKNOWN
     print(nagios.fit(lines[0], lines[1:]), end="")
     return nagios.EXIT_CODES[match[1]]
@@ -222,12 +224,7 @@ def connect_error(error: OSError) -> str:
         return f"cannot resolve the host name ({error.strerror})"
     if error.errno:
         return os.strerror(error.errno)
-    return describe(error)
-
-
-def describe(exc: BaseException) -> str:
-    message = str(exc).strip()
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return describe_exception(error)
 
 
 async def _run_once(checks: list[CheckConfig]) -> Verdict:

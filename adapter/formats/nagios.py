@@ -84,7 +84,7 @@ def _first_line(verdict: Verdict, service: str | None) -> str:
         summary = f"shutting down; {summary}"
     if service:
         summary = f"{service}: {summary}"
-    head = _plain(f"HEALTH {STATES[verdict.status]} - {summary}")
+    head = plain(f"HEALTH {STATES[verdict.status]} - {summary}")
     entries = [
         perfdata(check.name, check.observed_value, check.observed_unit)
         for check in verdict.checks if check.observed_value is not None
@@ -109,11 +109,11 @@ def _check_line(check: CheckVerdict) -> str:
     detail = one_line(check.output)
     if check.reason is not None and check.own_status is not Status.PASS:
         detail = f"{detail} ({check.reason.value})"
-    line = _plain(f"[{check.own_status.value.upper()}] {check.name}{note}: {detail}")
+    line = plain(f"[{check.own_status.value.upper()}] {check.name}{note}: {detail}")
     return line if len(line) <= MAX_CHECK_LINE else line[: MAX_CHECK_LINE - 1] + "…"
 
 
-def _plain(text: str) -> str:
+def plain(text: str) -> str:
     # A "|" starts performance data for Nagios; one inside a message would cut it.
     return text.replace("|", "¦")
 
