@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 from adapter.health import Verdict
 from probes import Status
 
-PROMETHEUS_TEXT = exposition.CONTENT_TYPE_PLAIN_0_0_4
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_TEXT = openmetrics.exposition.CONTENT_TYPE_LATEST
 
 STATUS_VALUE = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
