@@ -15,10 +15,10 @@ import os
 import socket
 import sys
 import time
+import urllib.parse
 from collections.abc import Sequence
 
 import aiohttp
-from yarl import URL
 
 from adapter import formats, logs
 from adapter.config import (
@@ -176,22 +176,27 @@ def check_url(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"HEALTH UNKNOWN - --timeout: {exc}")
         return EXIT_NAGIOS_UNKNOWN
+    url = args.url
     try:
-        url = URL(args.url)
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
-        print(f"HEALTH UNKNOWN - invalid --url {args.url!r}: {exc}")
+        print(f"HEALTH UNKNOWN - invalid --url {url!r}: {exc}")
         return EXIT_NAGIOS_UNKNOWN
-    if url.scheme not in ("http", "https") or not url.host:
-        print(f"HEALTH UNKNOWN - invalid --url {args.url!r}: use http://HOST:PORT/PATH")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        print(f"HEALTH UNKNOWN - invalid --url {url!r}: use http://HOST:PORT/PATH")
         return EXIT_NAGIOS_UNKNOWN
+    # Keep the query (?exclude=…) and ask for the plugin answer.
+    query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+             if k != "format"]
+    asked = parts._replace(query=urllib.parse.urlencode([*query, ("format", "nagios")]))
     try:
-        status, content_type, body = asyncio.run(
-            _ask(url.update_query(format="nagios"), timeout))
+        status, content_type, body = asyncio.run(_ask(asked.geturl(), timeout))
     except TimeoutError:
         print(f"HEALTH UNKNOWN - {url} gave no answer within {format_duration(timeout)}")
         return EXIT_NAGIOS_UNKNOWN
     except aiohttp.ClientConnectorError as exc:
-        print(f"HEALTH UNKNOWN - cannot connect to {url.host}:{url.port}: "
+        print(f"HEALTH UNKNOWN - cannot connect to {parts.hostname}:{port}: "
               f"{connect_error(exc.os_error)}")
         return EXIT_NAGIOS_UNKNOWN
     except aiohttp.ClientError as exc:
@@ -209,7 +214,7 @@ def check_url(args: argparse.Namespace) -> int:
     return nagios.EXIT_CODES[match[1]]
 
 
-async def _ask(url: URL, timeout: float) -> tuple[int, str, bytes]:
+async def _ask(url: str, timeout: float) -> tuple[int, str, bytes]:
     async with aiohttp.ClientSession(
         trust_env=False, timeout=aiohttp.ClientTimeout(total=timeout)
     ) as session, session.get(url, allow_redirects=False,
