@@ -27,6 +27,9 @@ BUILTINS: dict[str, str] = {
     "http": "probes.http:HttpProbe",
     "file": "probes.file:FileProbe",
     "process": "probes.process:ProcessProbe",
+    "tcp": "probes.tcp:TcpProbe",
+    "exec": "probes.exec:ExecProbe",
+    "grpc": "probes.grpc:GrpcProbe",
 }
 
 
@@ -102,7 +105,9 @@ class Registry:
         try:
             return self._types[name]
         except KeyError:
-            raise RegistryError(f"unknown probe type {name!r}") from None
+            raise RegistryError(
+                f"unknown probe type {name!r} (available: {', '.join(self.names())})"
+            ) from None
 
     def load(self, name: str) -> type[Probe]:
         """The class of a registered probe type, imported on first use."""

@@ -1,0 +1,214 @@
+"""The `grpc` probe: the standard gRPC health check, `grpc.health.v1.Health/Check`.
+
+SERVING passes; NOT_SERVING, UNKNOWN, a service the server does not know and a
+server without the health service fail. It needs the `grpc` extra
+(`pip install 'health-adapter[grpc]'`): this module imports without it, and a
+config that uses the probe without it is refused with that hint.
+
+A run opens a channel, makes one call and closes the channel, so each run
+proves that the server still accepts connections. The runner owns the
+deadline: the call has none of its own, and a cancelled run cancels the call
+and closes the channel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import time
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Annotated, Any
+
+import msgspec
+
+from probes.base import Probe, Reason, Result, Status
+from probes.types import option_error
+
+__all__ = [
+    "INSTALL_HINT",
+    "GrpcProbe",
+    "GrpcUnavailable",
+    "TlsSetupError",
+    "classify_rpc_error",
+    "load_grpc",
+]
+
+INSTALL_HINT = (
+    "the grpc probe needs the grpc extra: pip install 'health-adapter[grpc]' "
+    "(grpcio and grpcio-health-checking)"
+)
+
+_NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class GrpcUnavailable(ImportError):
+    """grpcio or grpcio-health-checking is not installed."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Grpc:
+    grpc: ModuleType
+    aio: ModuleType
+    health_pb2: Any
+    health_pb2_grpc: Any
+
+
+@functools.cache
+def load_grpc() -> _Grpc:
+    """The grpc modules the probe uses; GrpcUnavailable when the extra is missing."""
+    try:
+        return _Grpc(
+            importlib.import_module("grpc"),
+            importlib.import_module("grpc.aio"),
+            importlib.import_module("grpc_health.v1.health_pb2"),
+            importlib.import_module("grpc_health.v1.health_pb2_grpc"),
+        )
+    except ImportError as exc:
+        raise GrpcUnavailable(f"{INSTALL_HINT}; {exc}") from None
+
+
+class GrpcProbe(Probe):
+    """Call grpc.health.v1.Health/Check; pass when the service is SERVING."""
+
+    class Options(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+        host: Annotated[
+            _NonEmpty, msgspec.Meta(description="host name or address of the gRPC server")
+        ] = "127.0.0.1"
+        port: Annotated[
+            int, msgspec.Meta(ge=1, le=65535, description="port of the gRPC server")
+        ]
+        service: Annotated[
+            str,
+            msgspec.Meta(
+                description='service name to ask about; "" (the default) asks about '
+                "the server as a whole"
+            ),
+        ] = ""
+        tls: Annotated[bool, msgspec.Meta(description="connect with TLS")] = False
+        ca_file: Annotated[
+            _NonEmpty | None,
+            msgspec.Meta(description="PEM file of the CAs to trust instead of the system ones"),
+        ] = None
+        server_name: Annotated[
+            _NonEmpty | None,
+            msgspec.Meta(
+                description="name expected in the server's certificate (default: host)"
+            ),
+        ] = None
+        cert_file: Annotated[
+            _NonEmpty | None,
+            msgspec.Meta(description="PEM client certificate, for mutual TLS"),
+        ] = None
+        key_file: Annotated[
+            _NonEmpty | None,
+            msgspec.Meta(description="PEM private key of the client certificate"),
+        ] = None
+
+        def __post_init__(self) -> None:
+            if not self.tls:
+                for key in ("ca_file", "server_name", "cert_file", "key_file"):
+                    if getattr(self, key) is not None:
+                        raise option_error(key, f"{key} needs tls: true")
+            if (self.cert_file is None) != (self.key_file is None):
+                raise option_error(
+                    "cert_file" if self.cert_file is None else "key_file",
+                    "cert_file and key_file go together",
+                )
+
+    config: Options
+
+    @classmethod
+    def parse_options(cls, options: Mapping[str, Any]) -> Any:
+        # Refused here, so that `validate` reports it at the check's grpc block.
+        try:
+            load_grpc()
+        except GrpcUnavailable:
+            raise msgspec.ValidationError(INSTALL_HINT) from None
+        return super().parse_options(options)
+
+    async def check(self) -> Result:
+        modules = load_grpc()
+        config = self.config
+        target = f"{_host_for_target(config.host)}:{config.port}"
+        channel = self._channel(modules, target)
+        started = time.perf_counter()
+        try:
+            stub = modules.health_pb2_grpc.HealthStub(channel)
+            request = modules.health_pb2.HealthCheckRequest(service=config.service)
+            try:
+                response = await stub.Check(request)
+            except modules.aio.AioRpcError as exc:
+                reason, message = classify_rpc_error(exc, modules.grpc, target, config.service)
+                return Result(Status.FAIL, message, reason=reason)
+        finally:
+            await channel.close(grace=None)
+        elapsed = round((time.perf_counter() - started) * 1000, 1)
+        serving = modules.health_pb2.HealthCheckResponse.ServingStatus
+        name = serving.Name(response.status)
+        what = f"service {config.service!r}" if config.service else "server"
+        output = f"{what} is {name} ({target}, {elapsed} ms)"
+        if response.status == serving.Value("SERVING"):
+            return Result(Status.PASS, output, elapsed, "ms")
+        return Result(Status.FAIL, output, elapsed, "ms", reason=Reason.STATUS)
+
+    def _channel(self, modules: _Grpc, target: str) -> Any:
+        config = self.config
+        # No retries: one call, one answer; the service config would retry
+        # UNAVAILABLE calls and hide a server that refuses connections.
+        options: list[tuple[str, Any]] = [("grpc.enable_retries", 0)]
+        if not config.tls:
+            return modules.aio.insecure_channel(target, options=options)
+        if config.server_name is not None:
+            options.append(("grpc.ssl_target_name_override", config.server_name))
+        credentials = modules.grpc.ssl_channel_credentials(
+            root_certificates=_read(config.ca_file, "ca_file"),
+            private_key=_read(config.key_file, "key_file"),
+            certificate_chain=_read(config.cert_file, "cert_file"),
+        )
+        return modules.aio.secure_channel(target, credentials, options=options)
+
+
+class TlsSetupError(Exception):
+    """A TLS file of the probe's own cannot be read: a setup error, not the target's."""
+
+
+def _read(path: str | None, key: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as stream:
+            return stream.read()
+    except OSError as exc:
+        raise TlsSetupError(f"cannot read {key} {path}: {exc.strerror or exc}") from None
+
+
+def _host_for_target(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def classify_rpc_error(
+    exc: Any, grpc: ModuleType, target: str, service: str
+) -> tuple[Reason, str]:
+    """The reason and a one-line output for a failed health call."""
+    code = exc.code()
+    details = " ".join(str(exc.details() or "").split())
+    codes = grpc.StatusCode
+    if code is codes.NOT_FOUND:
+        return Reason.STATUS, f"service {service!r} is unknown to {target} (NOT_FOUND)"
+    if code is codes.UNIMPLEMENTED:
+        return Reason.STATUS, f"{target} does not implement grpc.health.v1.Health (UNIMPLEMENTED)"
+    if code is codes.UNAVAILABLE:
+        lowered = details.lower()
+        if "connection refused" in lowered:
+            return Reason.CONNECTION_REFUSED, f"connection refused by {target}"
+        if "dns resolution failed" in lowered or "errors resolving" in lowered:
+            return Reason.DNS, f"cannot resolve {target}: {details}"
+        if any(word in lowered for word in ("ssl", "tls", "handshake", "certificate",
+                                            "verification")):
+            return Reason.TLS, f"TLS error with {target}: {details}"
+        return Reason.CONNECTION_ERROR, f"cannot reach {target}: {details or 'UNAVAILABLE'}"
+    return Reason.CONNECTION_ERROR, f"health call to {target} failed: {code.name}" + (
+        f": {details}" if details else ""
+    )

@@ -1,0 +1,213 @@
+"""The `tcp` probe: connect to a port; optionally send a line, expect a reply, speak TLS.
+
+A run is one connection. With nothing else configured, a completed connect
+(and TLS handshake, with `tls: true`) passes. `send` writes text once the
+connection is up; `expect` reads the reply until the pattern matches, the
+peer closes, or 4 KiB have been read. The runner owns the deadline: nothing
+here times out on its own, and the connection is closed however the run ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import functools
+import re
+import socket
+import ssl
+import time
+from typing import Annotated
+
+import msgspec
+
+from probes.base import Probe, Reason, Result, Status
+from probes.types import option_error
+
+__all__ = ["EXPECT_LIMIT", "TcpProbe", "TlsSetupError", "classify_connect_error"]
+
+#: `expect` looks at no more than this many leading bytes of the reply.
+EXPECT_LIMIT = 4096
+
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+_NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+# "Multiple exceptions: [Errno 111] Connect call failed ('::1', …), [Errno 111] …":
+# asyncio's message when every address of a name failed (3.11 keeps no list).
+_ERRNO_IN_MESSAGE = re.compile(r"\[Errno (\d+)\]")
+_LITERAL_ESCAPE = re.compile(r"\\[rn]")
+
+
+class TlsSetupError(Exception):
+    """The probe's own TLS material (ca_file) cannot be loaded: a setup error, not the target's."""
+
+
+class TcpProbe(Probe):
+    """Connect to a TCP port; optionally send text and expect a reply, over TLS if asked."""
+
+    class Options(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+        host: Annotated[
+            _NonEmpty, msgspec.Meta(description="host name or address to connect to")
+        ] = "127.0.0.1"
+        port: Annotated[Port, msgspec.Meta(description="TCP port to connect to")]
+        send: Annotated[
+            _NonEmpty | None,
+            msgspec.Meta(
+                description='text to send once connected, UTF-8; write it in double quotes '
+                'for escapes: "PING\\r\\n"'
+            ),
+        ] = None
+        expect: Annotated[
+            re.Pattern | None,
+            msgspec.Meta(
+                description="regular expression the reply must match within its first 4 KiB"
+            ),
+        ] = None
+        tls: Annotated[
+            bool, msgspec.Meta(description="do a TLS handshake after connecting")
+        ] = False
+        tls_verify: Annotated[
+            bool,
+            msgspec.Meta(description="verify the server's certificate and host name (with tls)"),
+        ] = True
+        ca_file: Annotated[
+            _NonEmpty | None,
+            msgspec.Meta(description="PEM file of the CAs to trust instead of the system ones"),
+        ] = None
+        server_name: Annotated[
+            _NonEmpty | None,
+            msgspec.Meta(
+                description="name sent as SNI and verified in the certificate "
+                "(default: host)"
+            ),
+        ] = None
+
+        def __post_init__(self) -> None:
+            if not self.tls:
+                for key in ("ca_file", "server_name"):
+                    if getattr(self, key) is not None:
+                        raise option_error(key, f"{key} needs tls: true")
+                if not self.tls_verify:
+                    raise option_error("tls_verify", "tls_verify needs tls: true")
+            if self.send is not None and _LITERAL_ESCAPE.search(self.send):
+                # A plain or single-quoted YAML scalar keeps \r\n as two characters;
+                # no line protocol wants a backslash there.
+                raise option_error(
+                    "send",
+                    "send holds a literal backslash escape (\\r or \\n); write the text in "
+                    'double quotes, like "PING\\r\\n", so that YAML turns it into a line break',
+                )
+
+    config: Options
+
+    async def check(self) -> Result:
+        config = self.config
+        where = f"{config.host}:{config.port}"
+        context = self._tls_context if config.tls else None
+        started = time.perf_counter()
+        try:
+            reader, writer = await asyncio.open_connection(
+                config.host,
+                config.port,
+                ssl=context,
+                server_hostname=(config.server_name or config.host) if config.tls else None,
+            )
+        except (OSError, ssl.SSLError, ssl.CertificateError) as exc:
+            reason, message = classify_connect_error(exc, where, tls=config.tls)
+            return Result(Status.FAIL, message, reason=reason)
+        connect_ms = _elapsed_ms(started)
+        connected = f"{'TLS ' if config.tls else ''}connected to {where} in {connect_ms} ms"
+        try:
+            problem = await self._converse(reader, writer)
+        except (OSError, ssl.SSLError) as exc:
+            problem = Reason.CONNECTION_ERROR, f"{connected}, then: {_describe(exc)}"
+        finally:
+            # Close without waiting for the peer: a TLS close_notify is sent,
+            # an answer to it is not awaited, and no socket outlives the run.
+            writer.close()
+            writer.transport.abort()
+        if problem is not None:
+            reason, output = problem
+            return Result(Status.FAIL, output, connect_ms, "ms", reason=reason)
+        if config.expect is not None:
+            connected += f"; reply matches /{config.expect.pattern}/"
+        return Result(Status.PASS, connected, connect_ms, "ms")
+
+    async def _converse(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> tuple[Reason, str] | None:
+        """Send and expect as configured; the reason and output when the reply is wrong."""
+        config = self.config
+        if config.send is not None:
+            writer.write(config.send.encode())
+            await writer.drain()
+        if config.expect is None:
+            return None
+        reply = bytearray()
+        while len(reply) < EXPECT_LIMIT:
+            chunk = await reader.read(EXPECT_LIMIT - len(reply))
+            if not chunk:
+                ended = f"the connection was closed after {len(reply)} bytes"
+                break
+            reply += chunk
+            if config.expect.search(reply.decode("utf-8", "replace")):
+                return None
+        else:
+            ended = f"no match in the first {EXPECT_LIMIT} bytes"
+        # The reply itself is not quoted: it is the target's, and may be anything.
+        return Reason.BODY_MISMATCH, f"reply does not match /{config.expect.pattern}/ ({ended})"
+
+    @functools.cached_property
+    def _tls_context(self) -> ssl.SSLContext:
+        config = self.config
+        try:
+            # A ca_file replaces the system trust store, as curl --cacert does.
+            context = ssl.create_default_context(cafile=config.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise TlsSetupError(
+                f"cannot load ca_file {config.ca_file}: {_describe(exc)}"
+            ) from exc
+        if not config.tls_verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+
+def classify_connect_error(
+    exc: BaseException, where: str, *, tls: bool = False
+) -> tuple[Reason, str]:
+    """The reason and a one-line output for a connection that could not be made."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = exc.verify_message or "certificate verify failed"
+        return Reason.TLS, f"TLS error with {where}: certificate verify failed ({detail})"
+    if isinstance(exc, ssl.CertificateError | ssl.SSLError):
+        return Reason.TLS, f"TLS error with {where}: {_describe(exc)}"
+    if isinstance(exc, socket.gaierror):
+        host = where.rpartition(":")[0]
+        return Reason.DNS, f"cannot resolve {host}: {exc.strerror or exc}"
+    numbers = _errnos(exc)
+    if numbers and all(number == errno.ECONNREFUSED for number in numbers):
+        return Reason.CONNECTION_REFUSED, f"connection refused by {where}"
+    if tls and isinstance(exc, ConnectionResetError | ConnectionAbortedError | EOFError):
+        return Reason.TLS, (
+            f"TLS error with {where}: the server closed the connection during the handshake"
+        )
+    return Reason.CONNECTION_ERROR, f"cannot connect to {where}: {_describe(exc)}"
+
+
+def _errnos(exc: BaseException) -> list[int]:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return [exc.errno]
+    return [int(number) for number in _ERRNO_IN_MESSAGE.findall(str(exc))]
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError) and isinstance(exc.reason, str) and exc.reason:
+        return exc.reason.lower().replace("_", " ")
+    strerror = getattr(exc, "strerror", None)
+    if isinstance(strerror, str) and strerror:
+        return strerror
+    message = str(exc).strip()
+    return message or type(exc).__name__
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)

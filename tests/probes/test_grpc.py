@@ -1,0 +1,284 @@
+"""The grpc probe against a real gRPC health server on loopback (grpcio's aio server and
+the standard health servicer), and the clear refusal when the grpc extra is missing."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from adapter.config import ConfigError, parse_config
+from adapter.runner import ProbeRunner
+from adapter.threads import DaemonThreadPool
+from probes import Reason, Result, Status
+from probes import grpc as grpc_probe
+from probes.grpc import INSTALL_HINT, GrpcProbe, TlsSetupError
+from tests.conftest import ROOT, free_port
+from tests.leaks import no_leaks
+
+grpc = pytest.importorskip("grpc", reason="the grpc extra is not installed (CI installs it)")
+health = pytest.importorskip("grpc_health.v1.health")
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+WAIT = 5.0
+
+
+class HangingHealth(health_pb2_grpc.HealthServicer):
+    """A health service whose Check never answers until the client gives up."""
+
+    def __init__(self) -> None:
+        self.called = asyncio.Event()
+        self.cancelled = asyncio.Event()
+
+    async def Check(self, request: Any, context: Any) -> Any:
+        self.called.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+
+
+class HealthServer:
+    def __init__(self, server: Any, port: int, servicer: Any) -> None:
+        self.server = server
+        self.port = port
+        self.servicer = servicer
+
+
+ServerFactory = Callable[..., Awaitable[HealthServer]]
+
+
+@pytest.fixture
+async def start_server() -> AsyncIterator[ServerFactory]:
+    servers: list[Any] = []
+
+    async def start(servicer: Any = None, credentials: Any = None,
+                    with_health: bool = True) -> HealthServer:
+        server = grpc.aio.server()
+        servicer = servicer if servicer is not None else health.aio.HealthServicer()
+        if with_health:
+            health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+        if credentials is None:
+            port = server.add_insecure_port("127.0.0.1:0")
+        else:
+            port = server.add_secure_port("127.0.0.1:0", credentials)
+        await server.start()
+        servers.append(server)
+        return HealthServer(server, port, servicer)
+
+    yield start
+    for server in servers:
+        await server.stop(None)
+
+
+async def run(timeout: float = WAIT, **options: Any) -> Result:
+    pool = DaemonThreadPool(1)
+    try:
+        return (await ProbeRunner(GrpcProbe("g", options), timeout, pool).run()).result
+    finally:
+        pool.shutdown(wait=False)
+
+
+@pytest.mark.parametrize(
+    ("service", "status", "reason", "output"),
+    [
+        ("", Status.PASS, None, "server is SERVING"),
+        ("orders", Status.PASS, None, "service 'orders' is SERVING"),
+        ("billing", Status.FAIL, Reason.STATUS, "service 'billing' is NOT_SERVING"),
+        ("nobody", Status.FAIL, Reason.STATUS, "service 'nobody' is unknown to 127.0.0.1:"),
+    ],
+    ids=["whole-server", "serving", "not-serving", "unknown-service"],
+)
+async def test_health_status(
+    start_server: ServerFactory, service: str, status: Status, reason: Reason | None,
+    output: str,
+) -> None:
+    server = await start_server()
+    await server.servicer.set("orders", SERVING)
+    await server.servicer.set("billing", NOT_SERVING)
+
+    result = await run(port=server.port, service=service)
+
+    assert (result.status, result.reason) == (status, reason)
+    assert result.output.startswith(output)
+    if service != "nobody":
+        assert result.observed_unit == "ms" and isinstance(result.observed_value, float)
+
+
+async def test_a_status_change_is_seen_on_the_next_run(start_server: ServerFactory) -> None:
+    server = await start_server()
+    await server.servicer.set("orders", SERVING)
+    assert (await run(port=server.port, service="orders")).status is Status.PASS
+    await server.servicer.set("orders", NOT_SERVING)
+    assert (await run(port=server.port, service="orders")).status is Status.FAIL
+
+
+async def test_a_server_without_the_health_service(start_server: ServerFactory) -> None:
+    server = await start_server(with_health=False)
+    result = await run(port=server.port)
+    assert (result.status, result.reason) == (Status.FAIL, Reason.STATUS)
+    assert "does not implement grpc.health.v1.Health (UNIMPLEMENTED)" in result.output
+
+
+async def test_a_closed_port_is_refused() -> None:
+    port = free_port()
+    result = await run(port=port)
+    assert (result.status, result.reason, result.output) == (
+        Status.FAIL, Reason.CONNECTION_REFUSED, f"connection refused by 127.0.0.1:{port}")
+
+
+async def test_a_hanging_check_times_out_and_is_cancelled(start_server: ServerFactory) -> None:
+    servicer = HangingHealth()
+    server = await start_server(servicer)
+    await run(port=server.port, service="warm-up")  # grpc's own lasting threads and fds
+    servicer.called.clear()
+
+    async with no_leaks():
+        result = await run(0.3, port=server.port)
+        assert (result.status, result.reason) == (Status.FAIL, Reason.TIMEOUT)
+        await asyncio.wait_for(servicer.cancelled.wait(), WAIT)
+
+
+async def test_many_runs_leave_nothing_behind(start_server: ServerFactory) -> None:
+    server = await start_server()
+    closed = free_port()
+    await run(port=server.port)  # grpc's own lasting threads and fds
+    async with no_leaks():
+        for _ in range(10):
+            assert (await run(port=server.port)).status is Status.PASS
+            assert (await run(port=closed)).status is Status.FAIL
+
+
+# --- TLS ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def tls_dir(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("grpc-tls")
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+    client = ca.issue_cert("probe.test")
+    client.cert_chain_pems[0].write_to_path(str(folder / "client.pem"))
+    client.private_key_pem.write_to_path(str(folder / "client.key"))
+    return folder
+
+
+def server_credentials(ca: trustme.CA, *, client_ca: bool = False) -> Any:
+    cert = ca.issue_cert("health.test")
+    pair = (cert.private_key_pem.bytes(), cert.cert_chain_pems[0].bytes())
+    if client_ca:
+        return grpc.ssl_server_credentials([pair], root_certificates=ca.cert_pem.bytes(),
+                                           require_client_auth=True)
+    return grpc.ssl_server_credentials([pair])
+
+
+@pytest.mark.parametrize(
+    ("options", "status", "reason"),
+    [
+        pytest.param({"server_name": "health.test", "with_ca": True}, Status.PASS, None,
+                     id="trusted"),
+        pytest.param({"with_ca": True}, Status.FAIL, Reason.TLS, id="name-mismatch"),
+        pytest.param({"server_name": "health.test"}, Status.FAIL, Reason.TLS, id="untrusted-ca"),
+    ],
+)
+async def test_tls(
+    start_server: ServerFactory, ca: trustme.CA, tls_dir: Path, options: dict[str, Any],
+    status: Status, reason: Reason | None,
+) -> None:
+    server = await start_server(credentials=server_credentials(ca))
+    if options.pop("with_ca", False):
+        options["ca_file"] = str(tls_dir / "ca.pem")
+
+    result = await run(port=server.port, tls=True, **options)
+
+    assert (result.status, result.reason) == (status, reason), result.output
+
+
+async def test_mutual_tls(start_server: ServerFactory, ca: trustme.CA, tls_dir: Path) -> None:
+    server = await start_server(credentials=server_credentials(ca, client_ca=True))
+    common = {"port": server.port, "tls": True, "server_name": "health.test",
+              "ca_file": str(tls_dir / "ca.pem")}
+
+    with_cert = await run(**common, cert_file=str(tls_dir / "client.pem"),
+                          key_file=str(tls_dir / "client.key"))
+    without = await run(**common)
+
+    assert with_cert.status is Status.PASS, with_cert.output
+    assert without.status is Status.FAIL
+
+
+async def test_plain_text_to_a_tls_server_fails(
+    start_server: ServerFactory, ca: trustme.CA
+) -> None:
+    server = await start_server(credentials=server_credentials(ca))
+    result = await run(port=server.port)
+    assert result.status is Status.FAIL
+
+
+async def test_an_unreadable_ca_file_is_a_setup_error(tmp_path: Path) -> None:
+    missing = tmp_path / "ca.pem"
+    probe = GrpcProbe("g", {"port": free_port(), "tls": True, "ca_file": str(missing)})
+    with pytest.raises(TlsSetupError, match=f"cannot read ca_file {missing}: No such file"):
+        await probe.check()
+
+
+# --- options and the missing extra ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("block", "error"),
+    [
+        ("{}", "checks[0] (g).grpc.port: required"),
+        ("{port: 50051, ca_file: ca.pem}", "checks[0] (g).grpc.ca_file: ca_file needs tls: true"),
+        ("{port: 50051, tls: true, cert_file: c.pem}",
+         "checks[0] (g).grpc.key_file: cert_file and key_file go together"),
+        ("{port: 50051, servce: x}",
+         "checks[0] (g).grpc.servce: unknown key; did you mean 'service'?"),
+    ],
+)
+def test_invalid_options_are_located(block: str, error: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f"checks: [{{name: g, grpc: {block}}}]", environ={})
+    assert caught.value.errors == [error]
+
+
+@pytest.fixture
+def without_grpc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    grpc_probe.load_grpc.cache_clear()
+    monkeypatch.setitem(sys.modules, "grpc", None)  # import grpc now raises ImportError
+    yield
+    grpc_probe.load_grpc.cache_clear()
+
+
+@pytest.mark.usefixtures("without_grpc")
+def test_without_the_extra_a_config_using_grpc_says_how_to_install_it() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config("checks: [{name: api, grpc: {port: 50051}}]", environ={})
+    assert caught.value.errors == [f"checks[0] (api).grpc: {INSTALL_HINT}"]
+    assert "pip install 'health-adapter[grpc]'" in INSTALL_HINT
+
+
+@pytest.mark.usefixtures("without_grpc")
+def test_without_the_extra_other_probes_are_unaffected() -> None:
+    parse_config("checks: [{name: t, tcp: {port: 22}}]", environ={})
+
+
+def test_the_module_imports_without_grpc() -> None:
+    code = ("import sys; sys.modules['grpc'] = None; import probes.grpc as g; "
+            "print(g.GrpcProbe.__name__)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, check=False, timeout=30)
+    assert (done.returncode, done.stdout) == (0, "GrpcProbe\n"), done.stderr

@@ -1,0 +1,392 @@
+"""The tcp probe against real loopback servers: one with a banner, one that answers
+PING, one that accepts and never says a word, one that hangs up, a closed port, TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from adapter.config import ConfigError, parse_config
+from adapter.runner import ProbeRunner
+from adapter.threads import DaemonThreadPool
+from probes import Reason, Result, Status
+from probes.tcp import EXPECT_LIMIT, TcpProbe, TlsSetupError, classify_connect_error
+from tests.conftest import free_port
+from tests.leaks import no_leaks
+
+# Generous: these only tell a hung probe from a working one.
+WAIT = 5.0
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class Server:
+    """A loopback TCP server whose handler the test picks; it records its connections."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.connections = 0
+        self.open = 0
+        self.client_left = asyncio.Event()
+        self.port = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.open += 1
+        try:
+            await self.handler(reader, writer)
+        except (ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            self.open -= 1
+            writer.close()
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                await writer.wait_closed()
+            self.client_left.set()
+
+
+async def banner(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"SSH-2.0-Loopback_1.0\r\n")
+    await writer.drain()
+    await reader.read()  # until the client goes
+
+
+async def ping(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    line = await reader.readline()
+    writer.write(b"+PONG\r\n" if line == b"PING\r\n" else b"-ERR unknown command\r\n")
+    await writer.drain()
+    await reader.read()
+
+
+async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read()  # accepts, never answers, waits for the client to go
+
+
+async def says_goodbye(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"421 too busy\r\n")
+    await writer.drain()
+
+
+async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"x" * (3 * EXPECT_LIMIT))  # more than expect ever reads, and no match
+    await writer.drain()
+    await reader.read()
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[..., Awaitable[Server]]]:
+    servers: list[asyncio.Server] = []
+
+    async def start(handler: Handler, tls: ssl.SSLContext | None = None) -> Server:
+        server = Server(handler)
+        listening = await asyncio.start_server(server.handle, "127.0.0.1", 0, ssl=tls)
+        servers.append(listening)
+        server.port = listening.sockets[0].getsockname()[1]
+        return server
+
+    yield start
+    for listening in servers:
+        listening.close()
+        await listening.wait_closed()
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("tls") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+def server_tls(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    return context
+
+
+async def check(**options: Any) -> Result:
+    return await TcpProbe("t", options).check()
+
+
+async def run(timeout: float, **options: Any) -> Result:
+    """One run through the adapter's runner, which cancels the probe at its timeout."""
+    pool = DaemonThreadPool(1)
+    try:
+        return (await ProbeRunner(TcpProbe("t", options), timeout, pool).run()).result
+    finally:
+        pool.shutdown(wait=False)
+
+
+# --- plain TCP ------------------------------------------------------------------------
+
+
+async def test_a_listening_port_passes_with_the_connect_time(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    server = await serve(silent)
+
+    result = await check(port=server.port)
+
+    assert result.status is Status.PASS
+    assert result.observed_unit == "ms"
+    assert isinstance(result.observed_value, float) and 0 <= result.observed_value < WAIT * 1000
+    assert result.output == f"connected to 127.0.0.1:{server.port} in {result.observed_value} ms"
+    await asyncio.wait_for(server.client_left.wait(), WAIT)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+async def test_a_closed_port_is_refused(host: str) -> None:
+    port = free_port()
+
+    result = await check(host=host, port=port)
+
+    assert (result.status, result.reason) == (Status.FAIL, Reason.CONNECTION_REFUSED)
+    assert result.output == f"connection refused by {host}:{port}"
+    assert result.observed_value is None
+
+
+@pytest.mark.parametrize(
+    ("handler", "options", "status", "reason", "output"),
+    [
+        pytest.param(banner, {"expect": "^SSH-2\\.0-"}, Status.PASS, None,
+                     "reply matches /^SSH-2\\.0-/", id="banner-matches"),
+        pytest.param(banner, {"expect": "^SSH-1"}, Status.FAIL, Reason.TIMEOUT,
+                     "timed out after", id="banner-mismatch-waits-for-more"),
+        pytest.param(ping, {"send": "PING\r\n", "expect": "^\\+PONG"}, Status.PASS, None,
+                     "reply matches /^\\+PONG/", id="send-and-expect"),
+        pytest.param(ping, {"send": "HELLO\r\n", "expect": "^\\+PONG"}, Status.FAIL,
+                     Reason.TIMEOUT, "timed out after", id="send-and-wrong-reply"),
+        pytest.param(ping, {"send": "PING\r\n"}, Status.PASS, None, "connected to",
+                     id="send-only"),
+        pytest.param(says_goodbye, {"expect": "^220 "}, Status.FAIL, Reason.BODY_MISMATCH,
+                     "reply does not match /^220 / (the connection was closed after 14 bytes)",
+                     id="closed-before-a-match"),
+        pytest.param(chatty, {"expect": "READY"}, Status.FAIL, Reason.BODY_MISMATCH,
+                     f"reply does not match /READY/ (no match in the first {EXPECT_LIMIT} bytes)",
+                     id="no-match-within-the-limit"),
+        pytest.param(silent, {"expect": "."}, Status.FAIL, Reason.TIMEOUT, "timed out after",
+                     id="accepts-and-never-answers"),
+    ],
+)
+async def test_send_and_expect(
+    serve: Callable[..., Awaitable[Server]],
+    handler: Handler,
+    options: dict[str, Any],
+    status: Status,
+    reason: Reason | None,
+    output: str,
+) -> None:
+    server = await serve(handler)
+
+    async with no_leaks():
+        result = await run(0.5, port=server.port, **options)
+        await asyncio.wait_for(server.client_left.wait(), WAIT)
+
+    assert (result.status, result.reason) == (status, reason)
+    assert output in result.output
+    assert server.open == 0
+
+
+async def test_the_expect_pattern_may_span_reads(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    async def slow_banner(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for part in (b"22", b"0 mail.", b"example ESMTP\r\n"):
+            writer.write(part)
+            await writer.drain()
+            await asyncio.sleep(0.02)
+        await reader.read()
+
+    server = await serve(slow_banner)
+
+    result = await run(WAIT, port=server.port, expect="^220 \\S+ ESMTP")
+
+    assert result.status is Status.PASS
+
+
+async def test_many_runs_leave_nothing_open(serve: Callable[..., Awaitable[Server]]) -> None:
+    servers = [await serve(handler) for handler in (banner, silent, ping)]
+    closed = free_port()
+    async with no_leaks():
+        for _ in range(10):
+            await run(0.2, port=servers[0].port, expect="^SSH-")
+            await run(0.1, port=servers[1].port, expect="never")
+            await run(0.2, port=servers[2].port, send="PING\r\n", expect="PONG")
+            await run(0.2, port=closed)
+    assert [server.connections for server in servers] == [10, 10, 10]
+
+
+async def test_cancelling_a_connect_leaves_nothing_open(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    server = await serve(silent)
+    async with no_leaks():
+        task = asyncio.ensure_future(check(port=server.port, expect="never"))
+        await asyncio.wait_for(_until(lambda: server.open == 1), WAIT)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.wait_for(server.client_left.wait(), WAIT)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)
+
+
+# --- TLS ---------------------------------------------------------------------------------
+
+
+async def test_tls_with_the_right_ca_passes(
+    serve: Callable[..., Awaitable[Server]], ca: trustme.CA, ca_file: str
+) -> None:
+    server = await serve(banner, server_tls(ca))
+
+    async with no_leaks():
+        result = await run(WAIT, port=server.port, tls=True, ca_file=ca_file, expect="^SSH-")
+        await asyncio.wait_for(server.client_left.wait(), WAIT)
+
+    assert result.status is Status.PASS, result.output
+    assert result.output.startswith(f"TLS connected to 127.0.0.1:{server.port} in ")
+
+
+@pytest.mark.parametrize(
+    ("options", "status", "output"),
+    [
+        pytest.param({}, Status.FAIL, "certificate verify failed", id="untrusted-ca"),
+        pytest.param({"tls_verify": False}, Status.PASS, "TLS connected", id="verify-off"),
+        pytest.param({"with_ca": True, "server_name": "other.example"}, Status.FAIL,
+                     "certificate verify failed (Hostname mismatch", id="name-mismatch"),
+        pytest.param({"with_ca": True, "server_name": "localhost"}, Status.PASS,
+                     "TLS connected", id="server-name"),
+    ],
+)
+async def test_tls_verification(
+    serve: Callable[..., Awaitable[Server]],
+    ca: trustme.CA,
+    ca_file: str,
+    options: dict[str, Any],
+    status: Status,
+    output: str,
+) -> None:
+    server = await serve(silent, server_tls(ca))
+    if options.pop("with_ca", False):
+        options["ca_file"] = ca_file
+
+    result = await run(WAIT, port=server.port, tls=True, **options)
+
+    assert result.status is status
+    assert output in result.output
+    if status is Status.FAIL:
+        assert result.reason is Reason.TLS
+
+
+async def test_tls_to_a_plain_server_is_a_tls_failure(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    server = await serve(says_goodbye)
+
+    result = await run(WAIT, port=server.port, tls=True, tls_verify=False)
+
+    assert (result.status, result.reason) == (Status.FAIL, Reason.TLS)
+    assert result.output.startswith(f"TLS error with 127.0.0.1:{server.port}: ")
+
+
+async def test_a_server_that_never_finishes_the_handshake_times_out_cleanly(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    server = await serve(silent)
+    async with no_leaks():
+        result = await run(0.3, port=server.port, tls=True, tls_verify=False)
+        await asyncio.wait_for(server.client_left.wait(), WAIT)
+    assert (result.status, result.reason) == (Status.FAIL, Reason.TIMEOUT)
+
+
+async def test_an_unloadable_ca_file_is_a_setup_error(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.pem"
+    with pytest.raises(TlsSetupError, match=f"cannot load ca_file {missing}: No such file"):
+        await check(port=free_port(), tls=True, ca_file=str(missing))
+
+
+# --- errors without a server ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("exc", "tls", "reason", "output"),
+    [
+        pytest.param(ConnectionRefusedError(111, "Connect call failed"), False,
+                     Reason.CONNECTION_REFUSED, "connection refused by db:5432", id="refused"),
+        pytest.param(OSError("Multiple exceptions: [Errno 111] Connect call failed ('::1', 5432), "
+                             "[Errno 111] Connect call failed ('127.0.0.1', 5432)"), False,
+                     Reason.CONNECTION_REFUSED, "connection refused by db:5432",
+                     id="refused-on-every-address"),
+        pytest.param(OSError("Multiple exceptions: [Errno 111] Connect call failed ('::1', 5432), "
+                             "[Errno 113] No route to host"), False,
+                     Reason.CONNECTION_ERROR, "cannot connect to db:5432: Multiple exceptions",
+                     id="mixed-errors"),
+        pytest.param(OSError(113, "No route to host"), False, Reason.CONNECTION_ERROR,
+                     "cannot connect to db:5432: No route to host", id="no-route"),
+        pytest.param(__import__("socket").gaierror(-2, "Name or service not known"), False,
+                     Reason.DNS, "cannot resolve db: Name or service not known", id="dns"),
+        pytest.param(ConnectionResetError(104, "Connection reset by peer"), True, Reason.TLS,
+                     "TLS error with db:5432: the server closed the connection during the "
+                     "handshake", id="reset-during-handshake"),
+    ],
+)
+def test_connect_errors_are_classified(
+    exc: BaseException, tls: bool, reason: Reason, output: str
+) -> None:
+    got_reason, got_output = classify_connect_error(exc, "db:5432", tls=tls)
+    assert got_reason is reason
+    assert got_output.startswith(output)
+
+
+# --- options -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("block", "error"),
+    [
+        ("{}", "checks[0] (t).tcp.port: required"),
+        ("{port: 0}", "checks[0] (t).tcp.port: expected an integer >= 1, got an integer 0"),
+        ("{port: 70000}",
+         "checks[0] (t).tcp.port: expected an integer <= 65535, got an integer 70000"),
+        ("{port: 80, ca_file: /ca.pem}", "checks[0] (t).tcp.ca_file: ca_file needs tls: true"),
+        ("{port: 80, tls_verify: false}",
+         "checks[0] (t).tcp.tls_verify: tls_verify needs tls: true"),
+        ("{port: 80, expect: '(unclosed'}",
+         ("checks[0] (t).tcp.expect: invalid regular expression '(unclosed': "
+          "missing ), unterminated subpattern at position 0")),
+        ("{port: 80, send: PING\\r\\n}",
+         ("checks[0] (t).tcp.send: send holds a literal backslash escape (\\r or \\n); write the "
+          'text in double quotes, like "PING\\r\\n", so that YAML turns it into a line break')),
+        ("{port: 80, sned: x}", "checks[0] (t).tcp.sned: unknown key; did you mean 'send'?"),
+    ],
+)
+def test_invalid_options_are_located(block: str, error: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f"checks: [{{name: t, tcp: {block}}}]", environ={})
+    assert caught.value.errors == [error]
+
+
+def test_a_double_quoted_send_gets_its_escapes_from_yaml() -> None:
+    config = parse_config('checks: [{name: t, tcp: {port: 6379, send: "PING\\r\\n"}}]',
+                          environ={})
+    assert config.checks[0].probe_config.send == "PING\r\n"
+
+
+def test_defaults() -> None:
+    options = TcpProbe.parse_options({"port": 22})
+    assert (options.host, options.tls, options.tls_verify, options.send, options.expect) == (
+        "127.0.0.1", False, True, None, None)
