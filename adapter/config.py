@@ -348,12 +348,9 @@ class _Builder:
             self.errors.append(f"{block_where}: {exc}")
             return None
         try:
-            probe_config = probe_class.parse_options(options)
-        except msgspec.ValidationError as exc:
-            self.report(located_message(str(exc), block_where, options, _option_names(probe_class)))
-            return None
-        except Exception as exc:  # noqa: BLE001 - a plugin's own validation may raise anything
-            self.errors.append(f"{block_where}: {type(exc).__name__}: {exc}")
+            probe_config = parse_probe_options(probe_class, options, block_where)
+        except ConfigError as exc:
+            self.errors.extend(exc.errors)
             return None
         return probe_type, probe_class, options, probe_config
 
@@ -373,6 +370,21 @@ class _Builder:
 
 
 _INVALID = object()
+
+
+def parse_probe_options(probe_class: type[Probe], options: Mapping[str, Any], where: str) -> Any:
+    """A probe block validated by its class, or ConfigError with the located mistake.
+
+    `where` is the block's place, like `checks[0] (api).http`.
+    """
+    try:
+        return probe_class.parse_options(options)
+    except msgspec.ValidationError as exc:
+        message = located_message(str(exc), where, options, _option_names(probe_class))
+        # None: the bad value is an unset variable, which was reported already.
+        raise ConfigError([] if message is None else [message]) from None
+    except Exception as exc:  # noqa: BLE001 - a plugin's own validation may raise anything
+        raise ConfigError([f"{where}: {type(exc).__name__}: {exc}"]) from None
 
 
 def parse_listen(value: str) -> tuple[str, int]:
