@@ -1,4 +1,4 @@
-"""The command line: serve, check, validate, probes.
+"""The command line: serve, check, validate, probes, schema.
 
 Exit codes: `validate` 0 valid, 2 invalid; `serve` 2 on an invalid config
 (before any port is bound), 1 when it cannot listen; `check` is a Nagios
@@ -30,10 +30,12 @@ from adapter.config import (
 )
 from adapter.formats import nagios
 from adapter.health import Verdict, in_group, judge
-from adapter.registry import Registry, RegistryError
+from adapter.registry import PLUGIN_KEY, ProbeType, Registry, RegistryError
 from adapter.runner import describe_exception
 from adapter.scheduler import Scheduler
+from adapter.schema import config_schema, option_docs, render_schema
 from adapter.state import StateStore
+from probes import Probe
 from probes.types import format_duration, parse_duration
 
 EXIT_INVALID_CONFIG = 2
@@ -80,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     probes = commands.add_parser("probes", help="list the probe types available")
     probes.add_argument("name", nargs="?", help="show one probe type's options")
+
+    schema = commands.add_parser(
+        "schema", help="print the JSON Schema of the config file, for editors")
+    schema.add_argument("--builtin", action="store_true",
+                        help="only the built-in probe types (the schema shipped in the repo)")
     return parser
 
 
@@ -94,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_NAGIOS_UNKNOWN
         raise
     handler = {"serve": cmd_serve, "check": cmd_check, "validate": cmd_validate,
-               "probes": cmd_probes}[args.command]
+               "probes": cmd_probes, "schema": cmd_schema}[args.command]
     return handler(args)
 
 
@@ -248,6 +255,9 @@ def cmd_probes(args: argparse.Namespace) -> int:
     except RegistryError as exc:
         print(f"health-adapter: {exc}", file=sys.stderr)
         return 1
+    if args.name == PLUGIN_KEY:
+        print(PLUGIN_HELP, end="")
+        return 0
     if args.name:
         try:
             info = registry.info(args.name)
@@ -255,14 +265,71 @@ def cmd_probes(args: argparse.Namespace) -> int:
         except RegistryError as exc:
             print(f"health-adapter: {exc}", file=sys.stderr)
             return 1
-        print(f"{info.name}  ({info.source}, {info.target})")
-        doc = (probe_class.__doc__ or "").strip()
-        if doc:
-            print(f"  {doc.splitlines()[0]}")
+        print(describe_probe(info, probe_class), end="")
         return 0
-    for info in registry:
-        print(f"{info.name:<12} {info.source:<24} {info.target}")
-    print(f"{'plugin':<12} {'built-in':<24} any class, given as plugin: {{class: module:Class}}")
+    rows = [(info.name, info.source, _summary(registry, info.name)) for info in registry]
+    rows.append((PLUGIN_KEY, "built-in", "any Probe subclass, as plugin: {class: module:Class}"))
+    width = max(len(name) for name, _, _ in rows) + 2
+    source_width = max(len(source) for _, source, _ in rows) + 2
+    for name, source, summary in rows:
+        print(f"{name:<{width}}{source:<{source_width}}{summary}".rstrip())
+    return 0
+
+
+PLUGIN_HELP = """plugin  (built-in)
+  Any probes.Probe subclass the adapter can import, without packaging it.
+
+options:
+  class: text, required
+      the class, as package.module:ClassName
+  every other key
+      an option of the plugin, validated by its Options class if it declares one
+"""
+
+
+def describe_probe(info: ProbeType, probe_class: type[Probe]) -> str:
+    """`health-adapter probes NAME`: where the type comes from, what it does, its options."""
+    lines = [f"{info.name}  ({info.source}, {info.target})"]
+    doc = _first_line(probe_class.__doc__)
+    if doc:
+        lines.append(f"  {doc}")
+    docs = option_docs(probe_class)
+    lines.append("")
+    if docs is None:
+        lines.append("options: not declared (the probe reads its block's keys itself)")
+    else:
+        lines.append("options:" if docs else "options: none")
+    for option in docs or ():
+        if option.required:
+            facts = "required"
+        elif option.default is not None:
+            facts = f"default {option.default}"
+        else:
+            facts = "optional"
+        lines.append(f"  {option.name}: {option.type}, {facts}")
+        if option.description:
+            lines.append(f"      {option.description}")
+    return "\n".join(lines) + "\n"
+
+
+def _summary(registry: Registry, name: str) -> str:
+    try:
+        return _first_line(registry.load(name).__doc__)
+    except RegistryError as exc:
+        return f"(cannot be loaded: {exc})"
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().split("\n", 1)[0].strip()
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    try:
+        registry = Registry.discover([] if args.builtin else None)
+    except RegistryError as exc:
+        print(f"health-adapter: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(render_schema(config_schema(registry)))
     return 0
 
 

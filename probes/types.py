@@ -79,6 +79,7 @@ def json_schema_of_custom(type_: type) -> dict[str, Any] | None:
     """msgspec `schema_hook`: describe the custom types in JSON Schema."""
     if type_ is Duration:
         return {
+            "title": "duration",
             "anyOf": [
                 {"type": "number", "minimum": 0},
                 {"type": "string", "pattern": _DURATION.pattern},
@@ -86,7 +87,7 @@ def json_schema_of_custom(type_: type) -> dict[str, Any] | None:
             "description": "a duration: 250ms, 10s, 2m, 1h, or a number of seconds",
         }
     if type_ is re.Pattern or typing.get_origin(type_) is re.Pattern:
-        return {"type": "string", "format": "regex"}
+        return {"title": "regular expression", "type": "string", "format": "regex"}
     json_schema = getattr(type_, "json_schema", None)
     return json_schema() if json_schema is not None else None
 

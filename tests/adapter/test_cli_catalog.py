@@ -1,0 +1,82 @@
+"""`health-adapter probes [NAME]` and `health-adapter schema`, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from adapter.registry import BUILTINS
+from tests.adapter.test_cli import cli
+from tests.adapter.test_registry import install_distribution
+from tests.conftest import ROOT
+
+
+def with_plugin(tmp_path: Path) -> dict[str, str]:
+    """The environment of a process that has an installed plugin distribution."""
+    install_distribution(tmp_path)
+    return {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+
+
+def test_probes_lists_every_builtin_with_a_summary() -> None:
+    done = cli("probes")
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line for line in done.stdout.splitlines()}
+    assert set(rows) == {*BUILTINS, "plugin"}
+    assert rows["tcp"].split()[1] == "built-in"
+    assert "Connect to a TCP port" in rows["tcp"]
+    assert "exit status" in rows["exec"]
+
+
+def test_probes_names_the_distribution_a_type_comes_from(tmp_path: Path) -> None:
+    done = cli("probes", env=with_plugin(tmp_path))
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith("queue_depth "))
+    assert row.split()[1:4] == ["acme_probes", "1.0", "Fails"]
+
+
+def test_probes_name_prints_options_types_defaults_and_docs() -> None:
+    done = cli("probes", "tcp")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[:2] == [
+        "tcp  (built-in, probes.tcp:TcpProbe)",
+        "  Connect to a TCP port; optionally send text and expect a reply, over TLS if asked.",
+    ]
+    assert "  host: text, default 127.0.0.1\n      host name or address to connect to\n" \
+        in done.stdout
+    assert "  port: integer 1-65535, required\n" in done.stdout
+    assert "  expect: regular expression, optional\n" in done.stdout
+
+
+def test_probes_name_of_an_installed_plugin(tmp_path: Path) -> None:
+    done = cli("probes", "queue_depth", env=with_plugin(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "queue_depth  (acme_probes 1.0, acme_queue:QueueDepth)"
+    assert "  max_depth: integer, required\n" in done.stdout
+
+
+def test_probes_of_an_unknown_type() -> None:
+    done = cli("probes", "htpp")
+    assert done.returncode == 1
+    assert done.stderr == ("health-adapter: unknown probe type 'htpp' (available: exec, file, "
+                           "grpc, http, process, tcp)\n")
+
+
+def test_probes_plugin_explains_the_class_key() -> None:
+    done = cli("probes", "plugin")
+    assert done.returncode == 0
+    assert "  class: text, required\n" in done.stdout
+
+
+def test_schema_builtin_is_the_shipped_file() -> None:
+    done = cli("schema", "--builtin")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (ROOT / "schema" / "health-adapter.schema.json").read_text()
+
+
+def test_schema_includes_installed_plugins(tmp_path: Path) -> None:
+    done = cli("schema", env=with_plugin(tmp_path))
+    assert done.returncode == 0, done.stderr
+    schema = json.loads(done.stdout)
+    blocks = [set(branch["required"]) - {"name"} for branch in schema["$defs"]["Check"]["anyOf"]]
+    assert {"queue_depth"} in blocks and {"tcp"} in blocks
