@@ -80,3 +80,44 @@ def test_schema_includes_installed_plugins(tmp_path: Path) -> None:
     schema = json.loads(done.stdout)
     blocks = [set(branch["required"]) - {"name"} for branch in schema["$defs"]["Check"]["anyOf"]]
     assert {"queue_depth"} in blocks and {"tcp"} in blocks
+
+
+def install_odd_plugins(root: Path) -> dict[str, str]:
+    """A distribution with a probe that declares no options and one that cannot be imported."""
+    (root / "odd_probes.py").write_text(
+        "from probes import Probe, Result\n"
+        "class Untyped(Probe):\n"
+        "    '''Reads its options itself.'''\n"
+        "    async def check(self):\n"
+        "        return Result('pass')\n"
+    )
+    dist = root / "odd_probes-2.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: odd-probes\nVersion: 2.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[health_adapter.probes]\nuntyped = odd_probes:Untyped\nbroken = no_such_module:Probe\n"
+    )
+    return {"PYTHONPATH": os.pathsep.join([str(root), str(ROOT)])}
+
+
+def test_a_plugin_that_cannot_be_loaded_is_listed_with_the_reason(tmp_path: Path) -> None:
+    done = cli("probes", env=install_odd_plugins(tmp_path))
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith("broken "))
+    assert "(cannot be loaded: probe type 'broken' from odd-probes 2.0 could not be imported: " \
+           "ModuleNotFoundError: No module named 'no_such_module')" in row
+
+    done = cli("probes", "broken", env={"PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])})
+    assert done.returncode == 1
+    assert "could not be imported" in done.stderr
+
+
+def test_a_plugin_without_declared_options(tmp_path: Path) -> None:
+    done = cli("probes", "untyped", env=install_odd_plugins(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "untyped  (odd-probes 2.0, odd_probes:Untyped)\n"
+        "  Reads its options itself.\n"
+        "\n"
+        "options: not declared (the probe reads its block's keys itself)\n"
+    )
