@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import os
 import time
 from collections.abc import Mapping
 from types import ModuleType
@@ -58,6 +59,9 @@ class _Grpc:
 @functools.cache
 def load_grpc() -> _Grpc:
     """The grpc modules the probe uses; GrpcUnavailable when the extra is missing."""
+    # gRPC's core logs every failed handshake on stderr at INFO, once per run;
+    # the adapter logs a check's state changes once. An explicit setting wins.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
         return _Grpc(
             importlib.import_module("grpc"),
