@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -67,11 +68,15 @@ def test_check_runs_tcp_and_exec_probes(
     )
     lines = done.stdout.splitlines()
     assert done.returncode == 1, done.stdout + done.stderr
-    assert lines[0] == "HEALTH WARNING - 1 of 4 checks failing: gone"
+    # The probes' observed values become the answer's own performance data.
+    assert re.fullmatch(r"HEALTH WARNING - 1 of 4 checks failing: gone \| "
+                        r"'smtp'=[\d.]+ms;;;; 'load'=[\d.]+;;;;", lines[0]), lines[0]
     assert lines[1].startswith(f"[PASS] smtp: connected to 127.0.0.1:{banner_port} in ")
-    assert lines[2] == f"[FAIL] gone: connection refused by 127.0.0.1:{closed}"
+    assert lines[2] == (f"[FAIL] gone (non-critical): connection refused by 127.0.0.1:{closed} "
+                        "(connection_refused)")
     assert lines[3] == "[WARN] dummy: WARNING: so-so"
     assert lines[4].startswith("[PASS] load: LOAD OK - total load average: ")
+    assert " perfdata: load1=" in lines[4]
 
 
 @pytest.mark.slow
