@@ -114,8 +114,29 @@ def scan_processes() -> Snapshot:
     for process in psutil.process_iter(_SCAN_ATTRS, ad_value=None):
         # A process that exits before or while it is read (NoSuchProcess) is
         # left out by process_iter itself.
-        records.append(_record(process.info, username_of))
+        info = _settle_unread(process, process.info)
+        if info is not None:
+            records.append(_record(info, username_of))
     return Snapshot(processes=tuple(records), own_pid=os.getpid())
+
+
+def _settle_unread(process: psutil.Process, info: dict[str, Any]) -> dict[str, Any] | None:
+    """Tell a field that was denied from one that vanished while it was read.
+
+    psutil reports a field as unreadable both when access is denied and when
+    the process turned into a zombie between two reads of one scan. A dying
+    process must count as not running, never as "access denied": its status
+    is read once more. None when it is gone altogether.
+    """
+    if info["status"] in _NOT_RUNNING or all(info[key] is not None for key in _SCAN_ATTRS):
+        return info
+    try:
+        status = process.status()
+    except psutil.NoSuchProcess:
+        return None
+    except psutil.AccessDenied:
+        return info
+    return {**info, "status": status} if status in _NOT_RUNNING else info
 
 
 def _record(info: dict[str, Any], username_of: Callable[[int], str]) -> ProcessRecord:

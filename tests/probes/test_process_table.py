@@ -338,3 +338,39 @@ async def test_default_table_scans_the_real_process_table() -> None:
 
     assert os.getpid() in {record.pid for record in snapshot.processes}
     assert table.scans == 1
+
+
+class _DyingProcess:
+    """A process caught mid-exit by a scan: what psutil returns when a process turns
+    into a zombie, or vanishes, between two reads. Reality offers no way to time that."""
+
+    def __init__(self, now: str | Exception) -> None:
+        self.now = now
+        self.info = {"pid": 4242, "ppid": 1, "name": "worker", "cmdline": None, "uids": None,
+                     "status": psutil.STATUS_SLEEPING}
+
+    def status(self) -> str:
+        if isinstance(self.now, Exception):
+            raise self.now
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        pytest.param(psutil.STATUS_ZOMBIE, "zombie", id="became-a-zombie"),
+        pytest.param(psutil.NoSuchProcess(4242), "gone", id="vanished"),
+        pytest.param(psutil.AccessDenied(4242), "denied", id="really-denied"),
+        pytest.param(psutil.STATUS_SLEEPING, "denied", id="still-running"),
+    ],
+)
+def test_a_process_dying_during_the_scan_is_not_access_denied(
+    now: str | Exception, expected: str
+) -> None:
+    from probes.process_table import _settle_unread
+
+    process = _DyingProcess(now)
+    info = _settle_unread(process, dict(process.info))  # type: ignore[arg-type]
+    outcome = ("gone" if info is None else
+               "zombie" if info["status"] == psutil.STATUS_ZOMBIE else "denied")
+    assert outcome == expected
