@@ -129,7 +129,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from adapter.server import ListenError, serve
+    from adapter.listener import ListenError
+    from adapter.server import serve
 
     logs.configure(args.log_format, args.log_level)
     try:
@@ -138,7 +139,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(exc.report(), file=sys.stderr)
         return EXIT_INVALID_CONFIG
     try:
-        asyncio.run(serve(config, args.listen or config.listen))
+        asyncio.run(serve(config, args.listen or config.listen, config_path=config.source))
     except ListenError as exc:
         print(f"health-adapter: {exc}", file=sys.stderr)
         return 1

@@ -14,14 +14,14 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from adapter.registry import PLUGIN_KEY, Registry, RegistryError, load_class
 from adapter.yaml_loader import YamlError, load_yaml
 from probes import Duration, Probe, Resources, Status
-from probes.types import decode_custom, format_duration
+from probes.types import decode_custom, format_duration, option_error
 
 MAX_CONFIG_BYTES = 1024 * 1024
 DEFAULT_LISTEN = "0.0.0.0:9180"
@@ -47,10 +47,49 @@ class StatusCodes(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
         return {Status.PASS: self.pass_, Status.WARN: self.warn, Status.FAIL: self.fail}[status]
 
 
+DEFAULT_MAX_CONNECTIONS = 256
+DEFAULT_KEEPALIVE_TIMEOUT = 5.0
+DEFAULT_SOCKET_MODE = "0660"
+#: Token files are a line of text; anything larger is not a token.
+MAX_TOKEN_BYTES = 4096
+MIN_TOKEN_LENGTH = 16
+
+DetailsTier = Literal["public", "token"]
+
+
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """How the adapter answers, as opposed to what it checks."""
 
     status_codes: StatusCodes = StatusCodes()
+    #: Open client connections at most; more are closed as soon as they are accepted.
+    max_connections: Annotated[int, msgspec.Meta(ge=1, le=65535)] = DEFAULT_MAX_CONNECTIONS
+    #: An idle connection, or one that has not sent a whole request, is closed after this.
+    keepalive_timeout: Duration = Duration(DEFAULT_KEEPALIVE_TIMEOUT)
+    #: The share of requests written to the access log: 0 none, 1 every one.
+    access_log: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+    #: Poll the config file and reload it when it changes (SIGHUP always reloads).
+    watch_config: bool = False
+    #: Who sees details (outputs, observed values): anyone, or bearers of the token.
+    details: DetailsTier = "public"
+    token_file: Annotated[str, msgspec.Meta(min_length=1)] | None = None
+    token_env: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    #: Permissions of the Unix socket when `listen` is `unix:PATH`, in octal.
+    socket_mode: Annotated[str, msgspec.Meta(pattern=r"^0?[0-7]{3}$")] = DEFAULT_SOCKET_MODE
+
+    def __post_init__(self) -> None:
+        if self.keepalive_timeout < 0.1 or self.keepalive_timeout > 3600:
+            raise option_error("keepalive_timeout", f"{format_duration(self.keepalive_timeout)} "
+                               "is outside 100ms to 1h")
+        if self.details == "token" and (self.token_file is None) == (self.token_env is None):
+            raise option_error("details", "details: token needs exactly one of token_file or "
+                               "token_env to say where the token is")
+        if self.details == "public" and (self.token_file or self.token_env):
+            key = "token_file" if self.token_file else "token_env"
+            raise option_error(key, f"{key} is only used with details: token")
+
+    @property
+    def socket_permissions(self) -> int:
+        return int(self.socket_mode, 8)
 
 
 class ConfigError(Exception):
@@ -97,6 +136,8 @@ class Config:
     listen: str = DEFAULT_LISTEN
     server: ServerConfig = dataclasses.field(default_factory=ServerConfig)
     source: str = "config"
+    #: The bearer token that unlocks details (server.details: token), read at load time.
+    detail_token: str | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def check(self, name: str) -> CheckConfig | None:
         return next((c for c in self.checks if c.name == name), None)
@@ -177,7 +218,8 @@ def parse_config(
     document = expand_env(document, os.environ if environ is None else environ, errors)
     if document is None:
         raise ConfigError(errors, source)
-    builder = _Builder(registry or Registry.discover(), errors)
+    builder = _Builder(registry or Registry.discover(), errors,
+                       os.environ if environ is None else environ)
     config = builder.build(document, source)
     if errors or config is None:
         raise ConfigError(errors, source)
@@ -187,9 +229,12 @@ def parse_config(
 class _Builder:
     """Turns the expanded YAML document into a Config, collecting errors as it goes."""
 
-    def __init__(self, registry: Registry, errors: list[str]) -> None:
+    def __init__(
+        self, registry: Registry, errors: list[str], environ: Mapping[str, str]
+    ) -> None:
         self.registry = registry
         self.errors = errors
+        self.environ = environ
 
     def build(self, document: dict[str, Any], source: str) -> Config | None:
         top = self.fields(document, _TOP_KEYS, "")
@@ -216,15 +261,48 @@ class _Builder:
             checks.append(check)
         if "checks" in top and not top["checks"]:
             self.errors.append("checks: the list is empty; add at least one check")
+        server = top.get("server", ServerConfig())
+        token = self.detail_token(server)
         if self.errors:
             return None
         return Config(
             tuple(checks),
             service=top.get("service"),
             listen=listen,
-            server=top.get("server", ServerConfig()),
+            server=server,
             source=source,
+            detail_token=token,
         )
+
+    def detail_token(self, server: ServerConfig) -> str | None:
+        """The token of `details: token`, from its file or variable; never echoed in errors."""
+        if server.token_env is not None:
+            where, value = "server.token_env", self.environ.get(server.token_env)
+            if value is None:
+                self.errors.append(f"{where}: environment variable {server.token_env} is not set")
+                return None
+        elif server.token_file is not None:
+            where = "server.token_file"
+            try:
+                with open(server.token_file, "rb") as stream:
+                    data = stream.read(MAX_TOKEN_BYTES + 1)
+            except OSError as exc:
+                self.errors.append(f"{where}: cannot read {server.token_file}: "
+                                   f"{exc.strerror or exc}")
+                return None
+            if len(data) > MAX_TOKEN_BYTES:
+                self.errors.append(f"{where}: {server.token_file} is larger than "
+                                   f"{MAX_TOKEN_BYTES} bytes; it should hold one token")
+                return None
+            value = data.decode("utf-8", "replace")
+        else:
+            return None
+        token = value.strip()
+        if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() or not c.isprintable() for c in token):
+            self.errors.append(f"{where}: the token must be one word of at least "
+                               f"{MIN_TOKEN_LENGTH} printable characters")
+            return None
+        return token
 
     def fields(self, mapping: Any, schema: dict[str, Any], where: str) -> dict[str, Any]:
         """Validate each known key of `mapping` on its own; report unknown keys."""
@@ -387,17 +465,48 @@ def parse_probe_options(probe_class: type[Probe], options: Mapping[str, Any], wh
         raise ConfigError([f"{where}: {type(exc).__name__}: {exc}"]) from None
 
 
-def parse_listen(value: str) -> tuple[str, int]:
-    """`host:port`, `[v6]:port`, `:port` or `port` -> (host, port); empty host = all."""
+@dataclasses.dataclass(frozen=True)
+class TcpAddress:
+    host: str  # "0.0.0.0" or "::" for all addresses
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclasses.dataclass(frozen=True)
+class UnixAddress:
+    path: str
+
+    def __str__(self) -> str:
+        return f"unix:{self.path}"
+
+
+ListenAddress = TcpAddress | UnixAddress
+UNIX_PREFIX = "unix:"
+
+
+def parse_listen(value: str) -> ListenAddress:
+    """`host:port`, `[v6]:port`, `:port`, `port` (empty host = all) or `unix:/path`."""
     text = str(value).strip()
+    if text.startswith(UNIX_PREFIX):
+        path = text[len(UNIX_PREFIX):]
+        if not path.startswith("/") or "\0" in path:
+            raise ValueError(f"invalid listen address {value!r}: write a Unix socket as "
+                             "unix:/absolute/path.sock")
+        if len(os.fsencode(path)) > 107:  # sun_path holds 108 bytes with the NUL
+            raise ValueError(f"invalid listen address {value!r}: a Unix socket path is "
+                             "limited to 107 bytes")
+        return UnixAddress(path)
     host, sep, port_text = text.rpartition(":")
     if not sep:
         host, port_text = "", text
     host = host.strip("[]")
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"invalid listen address {value!r}: write it as HOST:PORT, e.g. "
-                         f"{DEFAULT_LISTEN!r}")
-    return host or "0.0.0.0", int(port_text)
+        raise ValueError(f"invalid listen address {value!r}: write it as HOST:PORT or "
+                         f"unix:/path.sock, e.g. {DEFAULT_LISTEN!r}")
+    return TcpAddress(host or "0.0.0.0", int(port_text))
 
 
 # -- error messages ---------------------------------------------------------------------

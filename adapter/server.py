@@ -10,17 +10,20 @@ picks the renderer the request asks for (adapter.negotiation).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
+import os
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from adapter import __version__, formats
-from adapter.config import CheckConfig, Config, parse_listen
+from adapter.config import CheckConfig, Config
 from adapter.formats import prometheus
 from adapter.health import (
     Judge,
@@ -32,15 +35,18 @@ from adapter.health import (
     judge_startup,
     shutting_down,
 )
+from adapter.listener import CLIENT_MAX_SIZE, start_listening
 from adapter.logs import event
 from adapter.negotiation import Choice, Format, UnknownFormat, choose
+from adapter.reload import LiveConfig, Reloader
 from adapter.scheduler import Scheduler
 from adapter.state import CheckState, StateStore
 from probes import Resources, Status
 
 log = logging.getLogger("health_adapter.checks")
 
-CONFIG = web.AppKey("config", Config)
+#: The config in force (a reload swaps it): read it with `current_config(app)`.
+LIVE = web.AppKey("live", LiveConfig)
 STORE = web.AppKey("store", StateStore)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
 METRICS = web.AppKey("metrics", prometheus.AdapterMetrics)
@@ -75,14 +81,14 @@ def make_app(
     it; tests that only want to render given states pass `run_checks=False`
     and their own `store`.
     """
-    app = web.Application(client_max_size=1024)
-    app[CONFIG] = config
+    app = web.Application(client_max_size=CLIENT_MAX_SIZE)
+    app[LIVE] = LiveConfig(config)
     app[STORE] = store if store is not None else StateStore(c.name for c in config.checks)
     app[CLOCK] = clock
     app[LIFECYCLE] = Lifecycle()
     # Its own registry, read at scrape time: nothing global, nothing updated per run.
     app[METRICS] = prometheus.AdapterMetrics(
-        lambda: _verdict(app, list(config.checks)), version=__version__
+        lambda: _verdict(app, list(current_config(app).checks)), version=__version__
     )
     app[STORE].subscribe(_log_transition)
     if run_checks:
@@ -103,8 +109,17 @@ def make_app(
     return app
 
 
+def current_config(app: web.Application) -> Config:
+    return app[LIVE].config
+
+
+def reloader_for(app: web.Application, path: str | Path) -> Reloader:
+    """A Reloader that swaps configs read from `path` into the running `app`."""
+    return Reloader(path, app[LIVE], app[SCHEDULER], app[STORE])
+
+
 async def _scheduler_context(app: web.Application) -> AsyncIterator[None]:
-    scheduler = Scheduler(app[CONFIG].checks, app[STORE], resources=Resources())
+    scheduler = Scheduler(current_config(app).checks, app[STORE], resources=Resources())
     app[SCHEDULER] = scheduler
     await scheduler.start()
     yield
@@ -154,7 +169,7 @@ def checks_view(
     async def handler(request: web.Request) -> web.Response:
         app = request.app
         verdict = judge(
-            select(app[CONFIG]), app[STORE].states(), app[CLOCK](),
+            select(current_config(app)), app[STORE].states(), app[CLOCK](),
             exclude=request.query.getall("exclude", []), judge_one=judge_one,
         )
         if drains and app[LIFECYCLE].draining:
@@ -172,7 +187,7 @@ def one_check_view(
     async def handler(request: web.Request) -> web.Response:
         app = request.app
         name = request.match_info["name"]
-        check = next((c for c in select(app[CONFIG]) if c.name == name), None)
+        check = next((c for c in select(current_config(app)) if c.name == name), None)
         if check is None:
             where = "" if label == "health" else f" in {label}"
             raise web.HTTPNotFound(text=f"no check named {name!r}{where}\n", headers=NO_STORE)
@@ -185,7 +200,7 @@ def one_check_view(
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition by default; always 200, since a scrape that fails loses it all."""
     app = request.app
-    return respond(request, _verdict(app, list(app[CONFIG].checks)),
+    return respond(request, _verdict(app, list(current_config(app).checks)),
                    default=Format.PROMETHEUS, registry=app[METRICS].registry, status=200)
 
 
@@ -224,7 +239,7 @@ def render(
     registry: CollectorRegistry | None,
 ) -> tuple[bytes, str]:
     """The body and its content type; renderers only render the verdict they are given."""
-    service = app[CONFIG].service
+    service = current_config(app).service
     match choice.format:
         case Format.JSON:
             return formats.health_json(verdict, service, detailed=detailed), choice.media_type
@@ -247,53 +262,70 @@ def render(
 
 
 def _status_code(app: web.Application, status: Status) -> int:
-    return app[CONFIG].server.status_codes.for_status(status)
+    return current_config(app).server.status_codes.for_status(status)
 
 
 async def serve(
     config: Config,
     listen: str,
     *,
-    shutdown_timeout: float = 5.0,
+    config_path: str | Path | None = None,
+    shutdown_timeout: float = 3.0,
     ready: Callable[[web.AppRunner], None] | None = None,
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then drain and stop well inside Kubernetes' 30 s."""
-    host, port = parse_listen(listen)
+    """Serve until SIGTERM or SIGINT, then drain and stop well inside Kubernetes' 30 s.
+
+    SIGHUP re-reads `config_path` (and so does a change of the file, with
+    `server.watch_config`). On SIGTERM /readyz turns 503 at once, the running
+    probes are cancelled, the listening socket closes, and requests in
+    flight get `shutdown_timeout` seconds to finish.
+    """
     app = make_app(config)
-    runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=shutdown_timeout
-    )
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise ListenError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
-    event(logging.getLogger("health_adapter"), "started", listen=listen,
-          checks=len(config.checks), config=config.source)
+    runner = await start_listening(app, config, listen, shutdown_timeout=shutdown_timeout)
+    logger = logging.getLogger("health_adapter")
+    event(logger, "started", listen=listen, checks=len(config.checks), config=config.source,
+          pid=os.getpid())
     if ready is not None:
         ready(runner)
+    reloader = reloader_for(app, config_path) if config_path is not None else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     received: list[str] = []
+    background: set[asyncio.Task[object]] = set()
 
-    def on_signal(signum: signal.Signals) -> None:
+    def on_stop(signum: signal.Signals) -> None:
+        if received:
+            event(logger, "already_stopping", signal=signum.name)
+            return
         received.append(signum.name)
+        app[LIFECYCLE].draining = True  # /readyz answers 503 from this moment
         stop.set()
 
+    def on_reload() -> None:
+        if reloader is None or received:
+            return
+        task = asyncio.create_task(reloader.reload("signal"), name="config reload")
+        background.add(task)
+        task.add_done_callback(background.discard)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
+        loop.add_signal_handler(signum, on_stop, signum)
+    loop.add_signal_handler(signal.SIGHUP, on_reload)
+    if reloader is not None and config.server.watch_config:
+        background.add(asyncio.create_task(reloader.watch(), name="config watch"))
     try:
         await stop.wait()
+        event(logger, "stopping", signal=received[0] if received else "")
+        for task in list(background):
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        # Stop scheduling and cancel the runs in flight (exec probes kill their
+        # children) while the last requests are answered from the store.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(app[SCHEDULER].stop(), shutdown_timeout + 2)
+        await runner.cleanup()
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
-    app[LIFECYCLE].draining = True
-    event(logging.getLogger("health_adapter"), "stopping", signal=received[0] if received else "")
-    await runner.cleanup()
-    event(logging.getLogger("health_adapter"), "stopped")
+    event(logger, "stopped")
 
-
-class ListenError(Exception):
-    """The listen address cannot be bound."""

@@ -10,6 +10,8 @@ import pytest
 from adapter.config import (
     DEFAULT_LISTEN,
     ConfigError,
+    TcpAddress,
+    UnixAddress,
     load_config,
     parse_config,
     parse_listen,
@@ -204,15 +206,19 @@ def test_format_duration(seconds: float, text: str) -> None:
 
 @pytest.mark.parametrize(
     ("listen", "address"),
-    [("0.0.0.0:9180", ("0.0.0.0", 9180)), ("127.0.0.1:80", ("127.0.0.1", 80)),
-     ("[::]:9180", ("::", 9180)), ("[::1]:9", ("::1", 9)), (":9180", ("0.0.0.0", 9180)),
-     ("9180", ("0.0.0.0", 9180)), ("localhost:1", ("localhost", 1))],
+    [("0.0.0.0:9180", TcpAddress("0.0.0.0", 9180)), ("127.0.0.1:80", TcpAddress("127.0.0.1", 80)),
+     ("[::]:9180", TcpAddress("::", 9180)), ("[::1]:9", TcpAddress("::1", 9)),
+     (":9180", TcpAddress("0.0.0.0", 9180)), ("9180", TcpAddress("0.0.0.0", 9180)),
+     ("localhost:1", TcpAddress("localhost", 1)),
+     ("unix:/run/health.sock", UnixAddress("/run/health.sock"))],
 )
-def test_listen_addresses(listen: str, address: tuple[str, int]) -> None:
+def test_listen_addresses(listen: str, address: TcpAddress | UnixAddress) -> None:
     assert parse_listen(listen) == address
+    assert parse_listen(str(address)) == address
 
 
-@pytest.mark.parametrize("listen", ["localhost", "host:0", "host:65536", "host:http", ""])
+@pytest.mark.parametrize("listen", ["localhost", "host:0", "host:65536", "host:http", "",
+                                    "unix:relative.sock", "unix:", "unix:/" + "x" * 120])
 def test_invalid_listen_addresses(listen: str) -> None:
     with pytest.raises(ValueError, match=re.escape(f"invalid listen address {listen!r}")):
         parse_listen(listen)

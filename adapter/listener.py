@@ -1,0 +1,206 @@
+"""Where and how the adapter listens: a TCP address or a Unix socket, a cap on
+open connections, and the limits every connection is held to.
+
+aiohttp has no connection cap of its own. `LimitedSite` hands the runner's
+protocol factory to the event loop behind a check: once `max_connections`
+are open, a new connection is closed as soon as it is accepted, so a flood
+of clients costs one accept each and the monitors already connected keep
+their answers. Idle connections, and clients that never finish a request
+(slowloris), are closed after `keepalive_timeout`, which bounds how long a
+flood can hold the slots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import stat
+
+from aiohttp import web
+
+from adapter.config import Config, ListenAddress, TcpAddress, UnixAddress, parse_listen
+from adapter.request_log import BadRequestFilter, sampled_access_logger
+
+log = logging.getLogger("health_adapter")
+
+#: The request line (method, URL, version) at most; a longer one is answered 414/400.
+MAX_REQUEST_LINE = 4096
+#: One header field at most (browsers on the same host may send long cookies).
+MAX_HEADER_FIELD = 8190
+MAX_HEADERS = 64
+#: Request bodies are never read: the endpoints take none.
+CLIENT_MAX_SIZE = 1024
+
+
+class ListenError(Exception):
+    """The listen address cannot be bound."""
+
+
+def runner_options(config: Config) -> dict[str, object]:
+    """The aiohttp runner settings that harden every connection."""
+    server = config.server
+    http_log = logging.getLogger("health_adapter.http")
+    if not any(isinstance(f, BadRequestFilter) for f in http_log.filters):
+        http_log.addFilter(BadRequestFilter())
+    options: dict[str, object] = {
+        "handle_signals": False,
+        "keepalive_timeout": float(server.keepalive_timeout),
+        # A body nobody reads is not waited for: after the answer, a connection
+        # whose request body is still arriving is closed instead of drained.
+        "lingering_time": 0,
+        "max_line_size": MAX_REQUEST_LINE,
+        "max_field_size": MAX_HEADER_FIELD,
+        "max_headers": MAX_HEADERS,
+        "logger": http_log,
+        "access_log": None,
+    }
+    if server.access_log > 0:
+        options["access_log"] = logging.getLogger("health_adapter.access")
+        options["access_log_class"] = sampled_access_logger(server.access_log)
+    return options
+
+
+class _Refused(asyncio.Protocol):
+    """Stands in for a connection over the cap: closed at once, nothing read or sent."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.abort()
+
+
+class LimitedSite(web.BaseSite):
+    """A TCP or Unix socket site that keeps at most `max_connections` open."""
+
+    __slots__ = ("_accepting", "address", "max_connections", "refused", "socket_mode")
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        address: ListenAddress,
+        *,
+        max_connections: int,
+        socket_mode: int = 0o660,
+        backlog: int = 128,
+    ) -> None:
+        super().__init__(runner, backlog=backlog)
+        self.address = address
+        self.max_connections = max_connections
+        self.socket_mode = socket_mode
+        self.refused = 0
+        self._accepting = 0
+
+    @property
+    def name(self) -> str:
+        return str(self.address)
+
+    def _accept(self) -> asyncio.BaseProtocol:
+        server = self._runner.server
+        if server is None:
+            return _Refused()
+        # asyncio calls this factory, creates the transport, and only then
+        # schedules the protocol's connection_made with call_soon; a burst of
+        # accepts calls the factory several times before any of them is
+        # registered. `_accepting` counts those, until just before their
+        # connection_made runs.
+        if len(server.connections) + self._accepting >= self.max_connections:
+            self.refused += 1
+            return _Refused()
+        self._accepting += 1
+        asyncio.get_running_loop().call_soon(self._accepted)
+        return server()
+
+    def _accepted(self) -> None:
+        self._accepting -= 1
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        address = self.address
+        if isinstance(address, TcpAddress):
+            self._server = await loop.create_server(
+                self._accept, address.host, address.port,
+                backlog=self._backlog, reuse_address=True,
+            )
+        else:
+            _remove_stale_socket(address.path)
+            # The socket file is created with the process umask; narrow it
+            # before anyone can connect, then set the configured mode.
+            old_umask = os.umask(0o177)
+            try:
+                self._server = await loop.create_unix_server(
+                    self._accept, address.path, backlog=self._backlog
+                )
+            finally:
+                os.umask(old_umask)
+            os.chmod(address.path, self.socket_mode)
+
+    async def stop(self) -> None:
+        await super().stop()
+        if isinstance(self.address, UnixAddress):
+            with contextlib.suppress(OSError):
+                if stat.S_ISSOCK(os.lstat(self.address.path).st_mode):
+                    os.unlink(self.address.path)
+
+    @property
+    def port(self) -> int | None:
+        """The bound TCP port (useful with port 0), None for a Unix socket."""
+        server = self._server
+        if not isinstance(server, asyncio.Server) or not isinstance(self.address, TcpAddress):
+            return None
+        sockets = server.sockets
+        return int(sockets[0].getsockname()[1]) if sockets else None
+
+
+def _remove_stale_socket(path: str) -> None:
+    """Remove a socket file left by a previous run; refuse to replace anything else."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise OSError(f"{path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1)
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        os.unlink(path)  # nobody listens: a leftover
+        return
+    except OSError:
+        return  # let bind report it
+    finally:
+        probe.close()
+    raise OSError(f"another process is listening on {path}")
+
+
+async def start_listening(
+    app: web.Application,
+    config: Config,
+    listen: str | ListenAddress,
+    *,
+    shutdown_timeout: float = 3.0,
+) -> web.AppRunner:
+    """Start `app` on `listen` with the hardened settings; ListenError if it cannot bind.
+
+    `shutdown_timeout` is how long requests in flight get at cleanup.
+    """
+    address = parse_listen(listen) if isinstance(listen, str) else listen
+    runner = web.AppRunner(
+        app, shutdown_timeout=shutdown_timeout, **runner_options(config)  # type: ignore[arg-type]
+    )
+    await runner.setup()
+    site = LimitedSite(
+        runner, address,
+        max_connections=config.server.max_connections,
+        socket_mode=config.server.socket_permissions,
+    )
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        reason = exc.strerror or str(exc)
+        raise ListenError(f"cannot listen on {listen}: {reason}") from None
+    return runner
