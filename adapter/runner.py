@@ -64,9 +64,14 @@ class ProbeRunner:
         try:
             done, _ = await asyncio.wait({future}, timeout=self.timeout)
         except asyncio.CancelledError:
+            # The run itself is cancelled (shutdown, reload): an async probe gets
+            # its cancellation and a moment to act on it (an exec probe kills its
+            # process group) before this returns; a thread cannot be stopped.
             if thread_future is not None:
                 thread_future.cancel()
-            future.cancel()
+                future.cancel()
+            else:
+                await self._abandon_task(future)
             raise
         if not done:
             if thread_future is not None:

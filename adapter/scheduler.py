@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import random
 from collections.abc import Iterable, Sequence
@@ -46,6 +47,10 @@ class Scheduler:
         self.pool = DaemonThreadPool(max(1, min(MAX_BLOCKING_THREADS, blocking)))
         self.runners: dict[str, ProbeRunner] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._started = False
+        self._stopped = False
+        #: Checks whose config changed in a reload: their next run starts afresh.
+        self._restarted: set[str] = set()
         #: How late each run started against its due time (seconds), most recent last.
         self.lateness: collections.deque[float] = collections.deque(maxlen=10_000)
 
@@ -58,8 +63,49 @@ class Scheduler:
 
     async def start(self) -> None:
         """Start one background task per check; the first runs begin at once."""
+        self._started = True
         for check in self.checks:
             self._start(check)
+
+    async def replace(self, checks: Sequence[CheckConfig]) -> Changes:
+        """Run `checks` from now on (a reloaded config).
+
+        A check whose config is unchanged keeps its task, its probe and its
+        schedule, with no gap. A removed one is stopped (its run cancelled,
+        its probe closed); a changed one is stopped and started again, and its
+        first new run is reported as a first run; a new one starts at once.
+        """
+        old = {check.name: check for check in self.checks}
+        new = {check.name: check for check in checks}
+        changes = Changes(
+            added=tuple(name for name in new if name not in old),
+            removed=tuple(name for name in old if name not in new),
+            changed=tuple(name for name in new if name in old and new[name] != old[name]),
+            unchanged=tuple(name for name in new if name in old and new[name] == old[name]),
+        )
+        stuck = await self._stop_checks([*changes.removed, *changes.changed])
+        self.checks = list(checks)
+        blocking = sum(1 for check in self.checks if check.probe_class.is_blocking())
+        # Threads still stuck in dropped probes keep their slots: make room beside them.
+        self.pool.max_workers = max(
+            self.pool.max_workers, min(MAX_BLOCKING_THREADS, blocking + stuck)
+        )
+        self._restarted.update(changes.changed)
+        if self._started and not self._stopped:
+            for name in (*changes.changed, *changes.added):
+                self._start(new[name])
+        return changes
+
+    async def _stop_checks(self, names: Iterable[str]) -> int:
+        """Stop these checks' tasks and close their probes; return how many are stuck."""
+        tasks = [task for name in names if (task := self._tasks.pop(name, None)) is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        runners = [runner for name in names
+                   if (runner := self.runners.pop(name, None)) is not None]
+        await asyncio.gather(*(self._close(runner.probe) for runner in runners))
+        return sum(1 for runner in runners if runner.stuck)
 
     def _start(self, check: CheckConfig) -> None:
         runner = self._runner(check)
@@ -98,15 +144,21 @@ class Scheduler:
         return check.interval * (1 + self.rng.uniform(-JITTER, JITTER))
 
     def _record(self, check: CheckConfig, run: Run) -> None:
+        restart = check.name in self._restarted
+        self._restarted.discard(check.name)
         try:
             self.store.record(
-                check.name, run, check.failure_threshold, check.success_threshold
+                check.name, run, check.failure_threshold, check.success_threshold,
+                restart=restart,
             )
         except Exception:  # a failing listener must not lose the result or the schedule
             log.exception("recording a run failed", extra={"fields": {"check": check.name}})
 
     async def stop(self) -> None:
-        """Cancel every run, close the probes and shared resources."""
+        """Cancel every run, close the probes and shared resources. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         tasks = list(self._tasks.values())
         self._tasks.clear()
         for task in tasks:
@@ -132,3 +184,13 @@ class Scheduler:
     @property
     def running(self) -> bool:
         return any(not task.done() for task in self._tasks.values())
+
+
+@dataclasses.dataclass(frozen=True)
+class Changes:
+    """What a replacement of the checks did, by check name."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()

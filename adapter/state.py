@@ -131,10 +131,18 @@ class StateStore:
         return self._states
 
     def record(
-        self, name: str, run: Run, failure_threshold: int = 1, success_threshold: int = 1
+        self,
+        name: str,
+        run: Run,
+        failure_threshold: int = 1,
+        success_threshold: int = 1,
+        *,
+        restart: bool = False,
     ) -> CheckState:
+        """Advance `name` by `run`. With `restart` (its config changed) the run is
+        judged as a first run, though listeners still see the state it replaces."""
         old = self.get(name)
-        new = advance(old, run, failure_threshold, success_threshold)
+        new = advance(CheckState() if restart else old, run, failure_threshold, success_threshold)
         self._states[name] = new
         self.version += 1
         for listener in self._listeners:
