@@ -43,8 +43,10 @@ def runner_options(config: Config) -> dict[str, object]:
     """The aiohttp runner settings that harden every connection."""
     server = config.server
     http_log = logging.getLogger("health_adapter.http")
-    if not any(isinstance(f, BadRequestFilter) for f in http_log.filters):
-        http_log.addFilter(BadRequestFilter())
+    # One budget per server started (in practice, per process).
+    for old in [f for f in http_log.filters if isinstance(f, BadRequestFilter)]:
+        http_log.removeFilter(old)
+    http_log.addFilter(BadRequestFilter())
     options: dict[str, object] = {
         "handle_signals": False,
         "keepalive_timeout": float(server.keepalive_timeout),
