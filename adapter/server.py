@@ -283,10 +283,6 @@ async def serve(
     app = make_app(config)
     runner = await start_listening(app, config, listen, shutdown_timeout=shutdown_timeout)
     logger = logging.getLogger("health_adapter")
-    event(logger, "started", listen=listen, checks=len(config.checks), config=config.source,
-          pid=os.getpid())
-    if ready is not None:
-        ready(runner)
     reloader = reloader_for(app, config_path) if config_path is not None else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -313,6 +309,10 @@ async def serve(
     loop.add_signal_handler(signal.SIGHUP, on_reload)
     if reloader is not None and config.server.watch_config:
         background.add(asyncio.create_task(reloader.watch(), name="config watch"))
+    event(logger, "started", listen=listen, checks=len(config.checks), config=config.source,
+          pid=os.getpid())
+    if ready is not None:
+        ready(runner)
     try:
         await stop.wait()
         event(logger, "stopping", signal=received[0] if received else "")

@@ -141,3 +141,20 @@ class WithDataclass(Probe):
 
 class NotAProbe:
     pass
+
+
+class SpawnsChild(Probe):
+    """Runs `sleep 60` as a child and waits for it, writing the child's pid to
+    `pidfile`; a cancelled run kills its child, as the exec probe does."""
+
+    async def check(self) -> Result:
+        process = await asyncio.create_subprocess_exec("sleep", "60")
+        with open(self.options["pidfile"], "w") as stream:  # noqa: ASYNC230 - a tiny write
+            stream.write(f"{process.pid}\n")
+        try:
+            await process.wait()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        return Result("pass")
