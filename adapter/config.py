@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 
@@ -54,7 +54,7 @@ DEFAULT_SOCKET_MODE = "0660"
 MAX_TOKEN_BYTES = 4096
 MIN_TOKEN_LENGTH = 16
 
-DetailsTier = Literal["public", "token"]
+DETAILS_TIERS = ("public", "token")
 
 
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -70,7 +70,7 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     #: Poll the config file and reload it when it changes (SIGHUP always reloads).
     watch_config: bool = False
     #: Who sees details (outputs, observed values): anyone, or bearers of the token.
-    details: DetailsTier = "public"
+    details: str = "public"
     token_file: Annotated[str, msgspec.Meta(min_length=1)] | None = None
     token_env: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
     #: Permissions of the Unix socket when `listen` is `unix:PATH`, in octal.
@@ -80,8 +80,11 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
         if self.keepalive_timeout < 0.1 or self.keepalive_timeout > 3600:
             raise option_error("keepalive_timeout", f"{format_duration(self.keepalive_timeout)} "
                                "is outside 100ms to 1h")
+        if self.details not in DETAILS_TIERS:
+            raise option_error("details", f"unknown tier {self.details!r}: write public "
+                               "(everyone sees details) or token (only bearers of the token)")
         if self.details == "token" and (self.token_file is None) == (self.token_env is None):
-            raise option_error("details", "details: token needs exactly one of token_file or "
+            raise option_error("details", "token needs exactly one of token_file or "
                                "token_env to say where the token is")
         if self.details == "public" and (self.token_file or self.token_env):
             key = "token_file" if self.token_file else "token_env"
@@ -313,7 +316,7 @@ class _Builder:
         valid: dict[str, Any] = {}
         for key, value in mapping.items():
             if key not in schema:
-                self.errors.append(f"{where}{key}: {unknown_key_message(key, schema)}")
+                self.errors.append(f"{where}{key_label(key)}: {unknown_key_message(key, schema)}")
                 continue
             converted = self.convert(value, schema[key], f"{where}{key}")
             if converted is not _INVALID:
@@ -344,7 +347,7 @@ class _Builder:
             self.errors.append(f"checks[{index}]: expected a mapping, got {_kind(raw)}")
             return None
         name = raw.get("name")
-        where = f"checks[{index}]" + (f" ({name})" if isinstance(name, str) and name else "")
+        where = f"checks[{index}]" + (f" ({name})" if _is_name(name) else "")
         errors_before = len(self.errors)
         common = {key: value for key, value in raw.items() if key in _CHECK_KEYS}
         fields = self.fields(common, _CHECK_KEYS, where + ".")
@@ -384,7 +387,7 @@ class _Builder:
         known = [key for key in blocks if key in self.registry]
         for key in blocks:
             if key not in self.registry:
-                self.errors.append(f"{where}.{key}: {self.unknown_block_message(key)}")
+                self.errors.append(f"{where}.{key_label(key)}: {self.unknown_block_message(key)}")
         if len(known) > 1:
             self.errors.append(
                 f"{where}: has {len(known)} probe blocks ({', '.join(known)}); "
@@ -448,6 +451,25 @@ class _Builder:
 
 
 _INVALID = object()
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def key_label(key: Any) -> str:
+    """A mapping key as it appears in an error's location: plain when it is a plain
+    word, quoted otherwise, so that `':'` or `'a.b'` cannot be misread as a path."""
+    if isinstance(key, str) and _PLAIN_KEY.match(key):
+        return key
+    if not isinstance(key, str) and len(repr(key)) <= 40:
+        return repr(key)
+    text = str(key)
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _is_name(value: Any) -> bool:
+    """Whether a check's name can label its errors, as `checks[1] (name)`: even an
+    invalid name helps the reader, unless it would make the label ambiguous."""
+    return (isinstance(value, str) and 0 < len(value) <= 64 and value.isprintable()
+            and not any(c in value for c in "()"))
 
 
 def parse_probe_options(probe_class: type[Probe], options: Mapping[str, Any], where: str) -> Any:
@@ -533,9 +555,9 @@ def located_message(
     if unknown:
         key = unknown[1]
         keys = valid_keys if not path else None
-        return f"{where}{path}.{key}: {unknown_key_message(key, keys)}"
+        return f"{where}{path}.{key_label(key)}: {unknown_key_message(key, keys)}"
     if missing:
-        return f"{where}{path}.{missing[1]}: required"
+        return f"{where}{path}.{key_label(missing[1])}: required"
     expected = re.fullmatch(r"Expected `(.*?)`, got `(.*?)`", message)
     if expected:
         hint = " (quote it to make it text)" if expected[1] == "str" else ""
@@ -583,7 +605,7 @@ def _show(value: Any) -> str:
     if value is _MISSING:
         return "something else"
     kind = _kind(value)
-    if isinstance(value, dict | list):
+    if value is None or isinstance(value, dict | list):
         return kind
     text = repr(value)
     if len(text) > 60:
@@ -631,7 +653,7 @@ def expand_env(document: Any, environ: Mapping[str, str], errors: list[str]) -> 
         if budget[0] < 0:
             raise _TooLarge
         if isinstance(node, dict):
-            return {key: walk(value, f"{where}.{key}" if where else str(key))
+            return {key: walk(value, f"{where}.{key_label(key)}" if where else key_label(key))
                     for key, value in node.items()}
         if isinstance(node, list):
             return [walk(item, _item_label(where, i, item)) for i, item in enumerate(node)]
@@ -653,7 +675,7 @@ class _TooLarge(Exception):
 
 def _item_label(where: str, index: int, item: Any) -> str:
     label = f"{where}[{index}]"
-    if where == "checks" and isinstance(item, dict) and isinstance(item.get("name"), str):
+    if where == "checks" and isinstance(item, dict) and _is_name(item.get("name")):
         label += f" ({item['name']})"
     return label
 

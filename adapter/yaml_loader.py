@@ -16,6 +16,19 @@ class YamlError(Exception):
 
 
 class _StrictLoader(yaml.SafeLoader):
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, IndexError, OverflowError) as exc:
+            # PyYAML's own constructors raise these for an explicit tag on a value
+            # it does not fit (`!!int ""`, `!!float x`, `!!timestamp 2020-99-99`).
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            value = node.value if isinstance(node, yaml.ScalarNode) else "…"
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{value!r} is not a valid {tag} ({type(exc).__name__})",
+                node.start_mark,
+            ) from None
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         self.flatten_mapping(node)  # resolves `<<:` merge keys before duplicates are looked for
         seen: dict[Any, yaml.Node] = {}
@@ -51,6 +64,15 @@ def load_yaml(text: str) -> Any:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = exc.problem or exc.context or "invalid YAML"
         raise YamlError(f"{where}{problem}") from None
+    except yaml.reader.ReaderError as exc:
+        # A character YAML does not allow (a control character, say): it carries
+        # only an offset, which is turned into the line and column.
+        before = text[: exc.position]
+        line, column = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        char = exc.character
+        code = char if isinstance(char, int) else ord(char) if char else 0
+        raise YamlError(f"line {line}, column {column}: character U+{code:04X} is not "
+                        f"allowed in YAML ({exc.reason})") from None
     except yaml.YAMLError as exc:
         raise YamlError(f"invalid YAML: {exc}") from None
     except RecursionError:
