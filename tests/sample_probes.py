@@ -158,3 +158,15 @@ class SpawnsChild(Probe):
                 process.kill()
                 await process.wait()
         return Result("pass")
+
+
+class Flapping(Probe):
+    """Passes and fails on alternate runs."""
+
+    runs: int = 0
+
+    async def check(self) -> Result:
+        self.runs += 1
+        status = "pass" if self.runs % 2 else "fail"
+        return Result(status, output=f"run {self.runs}", observed_value=self.runs,
+                      observed_unit="runs")
