@@ -70,7 +70,9 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     #: Poll the config file and reload it when it changes (SIGHUP always reloads).
     watch_config: bool = False
     #: Who sees details (outputs, observed values): anyone, or bearers of the token.
-    details: str = "public"
+    details: Annotated[str, msgspec.Meta(extra_json_schema={"enum": list(DETAILS_TIERS)})] = (
+        "public"
+    )
     token_file: Annotated[str, msgspec.Meta(min_length=1)] | None = None
     token_env: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
     #: Permissions of the Unix socket when `listen` is `unix:PATH`, in octal.

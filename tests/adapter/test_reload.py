@@ -122,8 +122,8 @@ async def test_a_valid_config_swaps_in_keeping_unchanged_checks_running(
     [
         pytest.param("checks: [{name: kept, htpp: {}}]\n",
                      [("checks[0] (kept).htpp: unknown key 'htpp': not a check setting nor a "
-                      "probe type; did you mean 'http'? (probe types: file, http, process, "
-                      "plugin)")], id="unknown-key"),
+                      "probe type; did you mean 'http'? (probe types: exec, file, grpc, http, "
+                      "process, tcp, plugin)")], id="unknown-key"),
         pytest.param("checks: [\n", [("line 2, column 1: expected the node content, but found "
                                      "'<stream end>'")], id="yaml-syntax"),
         pytest.param("", ["the config file is empty; it needs at least a 'checks:' list"],
@@ -263,6 +263,7 @@ def test_sighup_reloads_a_real_process_and_a_bad_config_never_stops_it(
     assert errors == [
         ("checks[0] (a).interval: invalid duration '10 sec' (write it like 250ms, 10s, 2m, 1h "
         "or a number of seconds)"),
-        "checks[0] (a): no probe block; add exactly one of: file, http, process, plugin",
+        ("checks[0] (a): no probe block; add exactly one of: exec, file, grpc, http, process, "
+        "tcp, plugin"),
     ]
     assert "Traceback" not in stderr
