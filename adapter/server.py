@@ -23,8 +23,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from adapter import __version__, formats
+from adapter.access import CHALLENGE, may_see_details
 from adapter.config import CheckConfig, Config
-from adapter.formats import prometheus
+from adapter.formats import prometheus, verdict_only
 from adapter.health import (
     Judge,
     Verdict,
@@ -88,7 +89,8 @@ def make_app(
     app[LIFECYCLE] = Lifecycle()
     # Its own registry, read at scrape time: nothing global, nothing updated per run.
     app[METRICS] = prometheus.AdapterMetrics(
-        lambda: _verdict(app, list(current_config(app).checks)), version=__version__
+        lambda: _verdict(app, list(current_config(app).checks)), version=__version__,
+        reloads=lambda: app[LIVE].reloads,
     )
     app[STORE].subscribe(_log_transition)
     if run_checks:
@@ -168,9 +170,12 @@ def checks_view(
 
     async def handler(request: web.Request) -> web.Response:
         app = request.app
+        exclude = request.query.getall("exclude", [])
+        if exclude:
+            _require_details(request)  # excluding by name would tell which check fails
         verdict = judge(
             select(current_config(app)), app[STORE].states(), app[CLOCK](),
-            exclude=request.query.getall("exclude", []), judge_one=judge_one,
+            exclude=exclude, judge_one=judge_one,
         )
         if drains and app[LIFECYCLE].draining:
             verdict = shutting_down(verdict)
@@ -186,6 +191,7 @@ def one_check_view(
 
     async def handler(request: web.Request) -> web.Response:
         app = request.app
+        _require_details(request)  # before the name is looked up: no probing for names
         name = request.match_info["name"]
         check = next((c for c in select(current_config(app)) if c.name == name), None)
         if check is None:
@@ -220,13 +226,46 @@ def respond(
         choice = choose(request.query, request.headers.get("Accept"), default)
     except UnknownFormat as exc:
         raise web.HTTPBadRequest(text=f"{exc}\n", headers=NO_STORE) from None
-    body, content_type = render(app, verdict, choice, label=label, detailed=detailed,
-                                registry=registry)
+    headers = HEADERS
+    if current_config(app).server.details != "public":
+        headers = {**HEADERS, "Vary": "Accept, Authorization"}
+    if may_see_details(current_config(app), request.headers):
+        body, content_type = render(app, verdict, choice, label=label, detailed=detailed,
+                                    registry=registry)
+    else:
+        body, content_type = render_verdict_only(verdict.status, choice, label)
     return web.Response(
         body=body,
         status=status if status is not None else _status_code(app, verdict.status),
-        headers={**HEADERS, "Content-Type": content_type},
+        headers={**headers, "Content-Type": content_type},
     )
+
+
+def _require_details(request: web.Request) -> None:
+    if not may_see_details(current_config(request.app), request.headers):
+        raise web.HTTPUnauthorized(
+            text="this needs the bearer token (server.details: token)\n",
+            headers={**NO_STORE, **CHALLENGE},
+        )
+
+
+def render_verdict_only(status: Status, choice: Choice, label: str) -> tuple[bytes, str]:
+    """What an anonymous caller gets when details need the token: the verdict alone."""
+    match choice.format:
+        case Format.JSON:
+            return verdict_only.json_body(status), choice.media_type
+        case Format.TEXT:
+            return verdict_only.text_body(status, label).encode(), TEXT_UTF8
+        case Format.NAGIOS:
+            return verdict_only.nagios_body(status).encode(), TEXT_UTF8
+        case Format.HTML:
+            return verdict_only.html_body(status).encode(), "text/html; charset=utf-8"
+        case Format.PROMETHEUS | Format.OPENMETRICS:
+            openmetrics = choice.format is Format.OPENMETRICS
+            body = verdict_only.metrics_body(status, openmetrics_format=openmetrics)
+            content_type = prometheus.OPENMETRICS_TEXT if openmetrics else \
+                prometheus.PROMETHEUS_TEXT
+            return body, content_type
 
 
 def render(

@@ -213,6 +213,6 @@ def classify_rpc_error(
                                             "verification")):
             return Reason.TLS, f"TLS error with {target}: {details}"
         return Reason.CONNECTION_ERROR, f"cannot reach {target}: {details or 'UNAVAILABLE'}"
-    return Reason.CONNECTION_ERROR, f"health call to {target} failed: {code.name}" + (
-        f": {details}" if details else ""
-    )
+    # Any other code comes with the server's own message, which is the target's
+    # text like a response body: it is not quoted.
+    return Reason.CONNECTION_ERROR, f"health call to {target} failed: {code.name}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -110,6 +111,35 @@ class VerdictCollector(Collector):
         return check_metrics(self.source())
 
 
+class ReloadCounts(Protocol):
+    successes: int
+    failures: int
+    last_success: float | None
+
+
+class ReloadCollector(Collector):
+    """Config reloads by result, and when the last one succeeded."""
+
+    def __init__(self, source: Callable[[], ReloadCounts]) -> None:
+        self.source = source
+
+    def collect(self) -> Iterable[Metric]:
+        counts = self.source()
+        reloads = CounterMetricFamily(
+            "health_adapter_config_reloads", "Config reloads (SIGHUP or a watched file), "
+            "by result.", labels=["result"])
+        reloads.add_metric(["success"], counts.successes)
+        reloads.add_metric(["failure"], counts.failures)
+        metrics: list[Metric] = [reloads]
+        if counts.last_success is not None:
+            last = GaugeMetricFamily(
+                "health_adapter_config_last_reload_success_timestamp_seconds",
+                "When a reload last put a new config in force.", unit="seconds")
+            last.add_metric([], counts.last_success)
+            metrics.append(last)
+        return metrics
+
+
 class BuildInfoCollector(Collector):
     """`health_adapter_build_info{version, python}` = 1."""
 
@@ -137,12 +167,20 @@ class AdapterMetrics:
     the same process and build collectors.
     """
 
-    def __init__(self, source: Callable[[], Verdict], *, version: str) -> None:
+    def __init__(
+        self,
+        source: Callable[[], Verdict],
+        *,
+        version: str,
+        reloads: Callable[[], ReloadCounts] | None = None,
+    ) -> None:
         self.own: list[Collector] = [
             ProcessCollector(registry=None),  # /proc/self: the adapter's own process
             PlatformCollector(registry=None),
             BuildInfoCollector(version),
         ]
+        if reloads is not None:
+            self.own.append(ReloadCollector(reloads))
         self.registry = self.registry_for(source)
 
     def registry_for(self, source: Callable[[], Verdict]) -> CollectorRegistry:

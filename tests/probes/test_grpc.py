@@ -282,3 +282,17 @@ def test_the_module_imports_without_grpc() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, check=False, timeout=30)
     assert (done.returncode, done.stdout) == (0, "GrpcProbe\n"), done.stderr
+
+
+class DenyingHealth(health_pb2_grpc.HealthServicer):
+    """Fails every call with a status message of the server's own."""
+
+    async def Check(self, request: Any, context: Any) -> Any:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, "token SERVER-SECRET rejected")
+
+
+async def test_the_servers_status_message_is_never_quoted(start_server: ServerFactory) -> None:
+    server = await start_server(DenyingHealth())
+    result = await run(host="127.0.0.1", port=server.port)
+    assert (result.status, result.reason) == (Status.FAIL, Reason.CONNECTION_ERROR)
+    assert result.output == f"health call to 127.0.0.1:{server.port} failed: PERMISSION_DENIED"
