@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = with_config(commands.add_parser("serve", help="run the checks and serve /health"))
     serve.add_argument("--listen", metavar="HOST:PORT",
-                       help="address to listen on (overrides the config's listen)")
+                       help="address to listen on, or unix:/path.sock (overrides the "
+                       "config's listen)")
     serve.add_argument("--log-format", choices=logs.FORMATS, default="text",
                        help="text (logfmt) or json lines (default: text)")
     serve.add_argument("--log-level", default="info",

@@ -189,7 +189,10 @@ async def start_listening(
 
     `shutdown_timeout` is how long requests in flight get at cleanup.
     """
-    address = parse_listen(listen) if isinstance(listen, str) else listen
+    try:
+        address = parse_listen(listen) if isinstance(listen, str) else listen
+    except ValueError as exc:  # --listen is not checked with the config
+        raise ListenError(str(exc)) from None
     runner = web.AppRunner(
         app, shutdown_timeout=shutdown_timeout, **runner_options(config)  # type: ignore[arg-type]
     )

@@ -269,3 +269,12 @@ def test_check_usage_errors_are_unknown(args: list[str], first_line: str) -> Non
     done = cli("check", *args)
     assert done.returncode == 3
     assert done.stdout.splitlines()[0] == first_line
+
+
+def test_serve_reports_an_invalid_listen_option_without_traceback(
+    config_file: Callable[..., Path]
+) -> None:
+    done = cli("serve", "-c", str(config_file(OK)), "--listen", "nonsense")
+    assert done.returncode == 1
+    assert "invalid listen address 'nonsense'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -227,23 +227,27 @@ def request(head: str, body: bytes = b"") -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("data", "status"),
+    "data",
     [
+        pytest.param(request("GET /health HTTP/1.1\nHost: x\nX-Big: " + "a" * 9000 + "\n"),
+                     id="9KB-header"),
         pytest.param(request("GET /health HTTP/1.1\nHost: x\nX-Big: " + "a" * 100_000 + "\n"),
-                     431, id="100KB-header"),
+                     id="100KB-header"),
+        pytest.param(request("GET /health?" + "a" * 5000 + " HTTP/1.1\nHost: x\n"),
+                     id="5KB-url"),
         pytest.param(request("GET /health?" + "a" * 100_000 + " HTTP/1.1\nHost: x\n"),
-                     414, id="100KB-url"),
+                     id="100KB-url"),
         pytest.param(request("GET /health HTTP/1.1\nHost: x\n"
-                             + "".join(f"X-{i}: {i}\n" for i in range(200))),
-                     431, id="200-headers"),
+                             + "".join(f"X-{i}: {i}\n" for i in range(100))),
+                     id="100-headers"),
     ],
 )
-async def test_oversized_requests_get_a_short_error(data: bytes, status: int) -> None:
+async def test_oversized_requests_get_a_short_error(data: bytes) -> None:
     before = Footprint.take()
     async with running_adapter(config()) as adapter:
         received, closed = await exchange(port_of(adapter), data)
         polls = await adapter.poll(5)
-    assert answers(received) in ([status], [400]) and closed
+    assert answers(received) == [400] and closed
     assert polls.slowest < MAX_LATENCY
     await assert_nothing_left(before)
 

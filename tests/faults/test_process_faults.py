@@ -137,5 +137,5 @@ async def test_thousands_of_processes_come_and_go_during_scans(
     assert len(latencies) > 20
     # The process table was scanned again and again while the churn went on
     # (how many of the short-lived sleepers a scan catches depends on the load).
-    assert scans >= 10
+    assert scans >= 3
     await assert_nothing_left(before)
