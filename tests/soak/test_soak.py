@@ -8,7 +8,8 @@ What "flat" means, measured between the end of the warm-up (the first quarter
 of the run, when caches, pools and the allocator have settled) and the end:
 - resident memory grows by less than RSS_TOLERANCE plus RSS_PER_HOUR pro rata;
 - open file descriptors grow by at most FD_TOLERANCE (a monitor's pooled
-  connection may be between close and reopen at either sample).
+  connection may be between close and reopen at either sample);
+- each check's run history stays within its bound (state.HISTORY_*).
 And every state transition of every check is logged exactly once, in order.
 """
 
@@ -30,7 +31,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from adapter.server import SCHEDULER, STORE
-from adapter.state import CheckState
+from adapter.state import HISTORY_FAILED, HISTORY_OK, CheckState
 from tests.faults.conftest import (
     MAX_LATENCY,
     Footprint,
@@ -118,6 +119,9 @@ async def test_flapping_checks_under_steady_polling(tmp_path: Path,
                 await toucher
             scheduler = adapter.app[SCHEDULER]
             states = len(adapter.app[STORE].states())
+            longest_history = max(len(state.history)
+                                  for state in adapter.app[STORE].states().values())
+            runs = sum(state.runs for state in adapter.app[STORE].states().values())
             lateness = scheduler.lateness
     finally:
         await target.close()
@@ -128,6 +132,11 @@ async def test_flapping_checks_under_steady_polling(tmp_path: Path,
     assert slowest[0] < MAX_LATENCY and answered[0] > SOAK_SECONDS * 10
     # Bounded state: one entry per check, a bounded window of scheduling lateness.
     assert states == FLAPPING_PLUGINS + 3
+    # Each check's run history is bounded, however many runs went by.
+    assert longest_history <= HISTORY_OK + HISTORY_FAILED < runs / states
+    print(f"soak: {SOAK_SECONDS:.0f}s, {runs} runs, {answered[0]} requests, "
+          f"RSS {(end_rss - warm_rss) / 2**20:+.1f} MiB, fds {end_fds - warm_fds:+d}, "
+          f"slowest answer {slowest[0] * 1000:.0f} ms")
     assert lateness.maxlen is not None and len(lateness) <= lateness.maxlen
     # Every transition logged exactly once, in the order it happened.
     logged: dict[str, list[tuple[str | None, str | None]]] = defaultdict(list)
