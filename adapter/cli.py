@@ -40,6 +40,9 @@ from probes.types import format_duration, parse_duration
 
 EXIT_INVALID_CONFIG = 2
 EXIT_NAGIOS_UNKNOWN = 3
+#: On SIGTERM, /readyz fails this long before the port closes: long enough for a
+#: poller to see the adapter go unready, short against Kubernetes' 30 s grace period.
+DEFAULT_SHUTDOWN_DELAY = 2.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--listen", metavar="HOST:PORT",
                        help="address to listen on, or unix:/path.sock (overrides the "
                        "config's listen)")
+    serve.add_argument("--shutdown-delay", metavar="DURATION", type=_duration,
+                       default=DEFAULT_SHUTDOWN_DELAY,
+                       help="on SIGTERM, how long /readyz fails before the port closes "
+                       f"(default: {format_duration(DEFAULT_SHUTDOWN_DELAY)})")
     serve.add_argument("--log-format", choices=logs.FORMATS, default="text",
                        help="text (logfmt) or json lines (default: text)")
     serve.add_argument("--log-level", default="info",
@@ -89,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--builtin", action="store_true",
                         help="only the built-in probe types (the schema shipped in the repo)")
     return parser
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,7 +154,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(exc.report(), file=sys.stderr)
         return EXIT_INVALID_CONFIG
     try:
-        asyncio.run(serve(config, args.listen or config.listen, config_path=config.source))
+        asyncio.run(serve(config, args.listen or config.listen, config_path=config.source,
+                          shutdown_delay=args.shutdown_delay))
     except ListenError as exc:
         print(f"health-adapter: {exc}", file=sys.stderr)
         return 1

@@ -43,6 +43,7 @@ from adapter.reload import LiveConfig, Reloader
 from adapter.scheduler import Scheduler
 from adapter.state import CheckState, StateStore
 from probes import Resources, Status
+from probes.types import format_duration
 
 log = logging.getLogger("health_adapter.checks")
 
@@ -310,20 +311,25 @@ async def serve(
     *,
     config_path: str | Path | None = None,
     shutdown_timeout: float = 3.0,
+    shutdown_delay: float = 0.0,
     ready: Callable[[web.AppRunner], None] | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then drain and stop well inside Kubernetes' 30 s.
 
     SIGHUP re-reads `config_path` (and so does a change of the file, with
-    `server.watch_config`). On SIGTERM /readyz turns 503 at once, the running
-    probes are cancelled, the listening socket closes, and requests in
-    flight get `shutdown_timeout` seconds to finish.
+    `server.watch_config`). On SIGTERM /readyz turns 503 at once; for
+    `shutdown_delay` seconds the adapter keeps serving and checking, so that load
+    balancers and monitors polling it see it go unready before its port closes
+    (a second signal ends the delay). Then the running probes are cancelled, the
+    listening socket closes, and requests in flight get `shutdown_timeout`
+    seconds to finish.
     """
     app = make_app(config)
     runner = await start_listening(app, config, listen, shutdown_timeout=shutdown_timeout)
     logger = logging.getLogger("health_adapter")
     reloader = reloader_for(app, config_path) if config_path is not None else None
     stop = asyncio.Event()
+    hurry = asyncio.Event()
     loop = asyncio.get_running_loop()
     received: list[str] = []
     background: set[asyncio.Task[object]] = set()
@@ -331,6 +337,7 @@ async def serve(
     def on_stop(signum: signal.Signals) -> None:
         if received:
             event(logger, "already_stopping", signal=signum.name)
+            hurry.set()  # a second signal ends the shutdown delay
             return
         received.append(signum.name)
         app[LIFECYCLE].draining = True  # /readyz answers 503 from this moment
@@ -354,7 +361,10 @@ async def serve(
         ready(runner)
     try:
         await stop.wait()
-        event(logger, "stopping", signal=received[0] if received else "")
+        event(logger, "stopping", signal=received[0] if received else "",
+              shutdown_delay=format_duration(shutdown_delay))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(hurry.wait(), shutdown_delay)
         for task in list(background):
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
