@@ -42,6 +42,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/health-adapter-base.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 
 # merged-usr as a hook rather than the usrmerge package, which would pull in perl.
+# shellcheck disable=SC2016 # "$1" is for mmdebstrap to expand: the hook's root directory
 set -- --variant=apt --include=python3,python3-venv,ca-certificates \
     --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     --dpkgopt='path-exclude=/usr/share/doc/*' \

@@ -31,10 +31,15 @@ import yaml
 
 from tests.conftest import ROOT, free_port
 
+BUILD_TIMEOUT = 900  # a cold build: Debian packages for the base, then wheels from PyPI
+POLL_TIMEOUT = 60
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.container,
     pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed"),
+    # Whichever test comes first also builds the images (a module fixture).
+    pytest.mark.timeout(BUILD_TIMEOUT + 300),
 ]
 
 KUBE = ROOT / "deploy" / "kubernetes"
@@ -52,9 +57,6 @@ default_ulimits = []
 cgroup_manager = "cgroupfs"
 runtime = "runc"
 """
-
-BUILD_TIMEOUT = 900  # a cold build: Debian packages for the base, then wheels from PyPI
-POLL_TIMEOUT = 60
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
 
 
 @pytest.fixture(scope="module")
-def images(podman: Podman) -> Iterator[Images]:
+def images(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
     """The base image (if missing), then this checkout's images, tagged for this run.
 
     The shared `e2e` tag keeps the build cache warm for the next run; the
@@ -99,7 +101,8 @@ def images(podman: Podman) -> Iterator[Images]:
     with BUILD_LOCK.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time on a machine
         subprocess.run([str(ROOT / "scripts" / "build-base-image.sh"), BASE_IMAGE],
-                       env={**podman.env, "ENGINE": "podman"}, check=True,
+                       env={**podman.env, "ENGINE": "podman",
+                            "TMPDIR": str(tmp_path_factory.mktemp("base-image"))}, check=True,
                        capture_output=True, timeout=BUILD_TIMEOUT)
         base = ["--build-arg", f"BASE_IMAGE={BASE_IMAGE}"]
         for tag, options, context in (
@@ -308,7 +311,6 @@ def kill_the_worker(podman: Podman, container: str) -> None:
     assert len(done.stdout.split()) == 1, done.stdout
 
 
-@pytest.mark.timeout(BUILD_TIMEOUT + 300)
 def test_the_adapter_in_a_pod_reports_the_app_truthfully_as_it_breaks(
     podman: Podman, pod: Pod,
 ) -> None:
