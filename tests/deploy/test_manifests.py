@@ -182,7 +182,7 @@ async def test_every_path_the_manifests_name_is_served(
 class Livez(BaseHTTPRequestHandler):
     status = 200
 
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+    def do_GET(self) -> None:
         self.send_response(self.status)
         self.send_header("Content-Length", "2")
         self.end_headers()

@@ -320,6 +320,11 @@ def test_the_adapter_in_a_pod_reports_the_app_truthfully_as_it_breaks(
     assert statuses(body) == {"api": "pass", "heartbeat": "pass", "worker": "pass"}
     # Seen through the shared process namespace: the app container's worker.
     assert "demo-worker" in body["checks"]["worker"][0]["output"]
+    # What the pod's Prometheus annotations point a scraper at.
+    code, metrics = get(f"{pod.url}/metrics")
+    assert code == 200
+    assert 'health_check_success{check="worker"} 1.0' in metrics.splitlines()
+    assert get(f"{pod.url}/startupz")[0] == 200
 
     # 1. The app's HTTP endpoint fails.
     podman("exec", pod.app, "touch", "/shared/break-http")
