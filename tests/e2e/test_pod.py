@@ -187,7 +187,7 @@ def test_the_image_runs_as_non_root_with_the_c_parser_and_nothing_else(
     done = podman("run", "--rm", "--network", "none", "--entrypoint", "sh", images.adapter,
                   "-c", "command -v gcc cc curl wget; health-adapter validate", check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().startswith("ok: /etc/health-adapter/config.yaml")
+    assert done.stdout.splitlines() == ["ok: /etc/health-adapter/config.yaml: 1 check"]
 
 
 def test_the_healthcheck_asks_the_adapter_itself(podman: Podman, images: Images) -> None:
