@@ -14,12 +14,16 @@ FROM ${BASE_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 RUN python3 -m venv /opt/build && /opt/build/bin/pip install --quiet "setuptools>=68" wheel
 WORKDIR /src
+# Optional extras to include, comma-separated: --build-arg EXTRAS=grpc adds the gRPC probe.
+ARG EXTRAS=""
 # The dependencies come from setup.cfg alone, so a change to the code reuses this layer.
 # Binary wheels only: no compiler is needed, and aiohttp keeps its C extensions
 # (from source without a compiler it would silently fall back to pure Python).
 COPY setup.cfg ./
-RUN python3 -c "import configparser; c = configparser.ConfigParser(); c.read('setup.cfg'); \
-print(c['options']['install_requires'])" > requirements.txt \
+RUN python3 -c "import configparser, os; c = configparser.ConfigParser(); c.read('setup.cfg'); \
+print(c['options']['install_requires']); \
+[print(c['options.extras_require'][x]) for x in os.environ['EXTRAS'].split(',') if x]" \
+        > requirements.txt \
  && /opt/build/bin/pip wheel --quiet --only-binary=:all: --wheel-dir /wheels -r requirements.txt
 COPY pyproject.toml README.md ./
 COPY adapter adapter
@@ -30,7 +34,7 @@ COPY probes probes
 RUN /opt/build/bin/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir /wheels . \
  && python3 -m venv --without-pip /opt/health-adapter \
  && /opt/build/bin/pip --python /opt/health-adapter/bin/python install --quiet \
-        --no-index --find-links /wheels health-adapter
+        --no-index --find-links /wheels "health-adapter${EXTRAS:+[$EXTRAS]}"
 
 # --- the image: the base, the venv, the default config, a fixed non-root user
 FROM ${BASE_IMAGE}
