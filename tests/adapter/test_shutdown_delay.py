@@ -1,5 +1,5 @@
-"""SIGTERM as Kubernetes and `podman stop` send it: /readyz fails at once while
-the port stays open for the shutdown delay, then the adapter exits cleanly."""
+"""serve --shutdown-delay, as Kubernetes and `podman stop` send SIGTERM: /readyz fails
+at once while the port stays open for the delay, then the adapter exits cleanly."""
 
 from __future__ import annotations
 
