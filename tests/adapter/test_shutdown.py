@@ -56,8 +56,9 @@ def test_sigterm_finishes_a_slow_request_kills_probe_children_and_exits(tmp_path
     log_path = tmp_path / "adapter.log"
     with log_path.open("w") as log:  # a file, not a pipe: 1,200 checks log a lot
         process = subprocess.Popen(
+            # No shutdown delay: this is about what follows it (test_shutdown_delay.py).
             [sys.executable, "-m", "adapter", "serve", "-c", str(path), "--listen",
-             f"127.0.0.1:{port}", "--log-format", "json"],
+             f"127.0.0.1:{port}", "--log-format", "json", "--shutdown-delay", "0"],
             env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
             stdout=subprocess.DEVNULL, stderr=log, text=True,
         )
