@@ -16,7 +16,7 @@ import socket
 import sys
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import aiohttp
 
@@ -154,12 +154,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(exc.report(), file=sys.stderr)
         return EXIT_INVALID_CONFIG
     try:
-        asyncio.run(serve(config, args.listen or config.listen, config_path=config.source,
-                          shutdown_delay=args.shutdown_delay))
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(serve(config, args.listen or config.listen, config_path=config.source,
+                             shutdown_delay=args.shutdown_delay))
     except ListenError as exc:
         print(f"health-adapter: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when it is installed (the `fast` extra), else None: asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from adapter.cli import event_loop_factory
 from adapter.config import Config
 from adapter.server import make_app
 from tests import nagios_grammar, sample_probes
@@ -124,8 +125,29 @@ def get(url: str) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
+def test_serve_runs_on_uvloop_when_it_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    uvloop = pytest.importorskip("uvloop")
+    assert event_loop_factory() is uvloop.new_event_loop
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if it were not installed
+    assert event_loop_factory() is None
+
+
+@pytest.fixture(params=["uvloop", "asyncio"])
+def event_loop_path(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """PYTHONPATH for `serve` on either loop: a package that fails to import hides uvloop."""
+    if request.param == "asyncio":
+        hidden = tmp_path / "without-uvloop" / "uvloop"
+        hidden.mkdir(parents=True)
+        (hidden / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+        return f"{hidden.parent}{os.pathsep}{ROOT}"
+    pytest.importorskip("uvloop")
+    return str(ROOT)
+
+
 @pytest.mark.slow
-def test_serve_answers_then_stops_cleanly_on_sigterm(config_file: Callable[..., Path]) -> None:
+def test_serve_answers_then_stops_cleanly_on_sigterm(
+    config_file: Callable[..., Path], event_loop_path: str
+) -> None:
     port = free_port()
     path = config_file(
         "checks:\n"
@@ -137,7 +159,7 @@ def test_serve_answers_then_stops_cleanly_on_sigterm(config_file: Callable[..., 
     process = subprocess.Popen(
         [sys.executable, "-m", "adapter", "serve", "-c", str(path), "--listen",
          f"127.0.0.1:{port}", "--log-format", "json"],
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": event_loop_path}, cwd=ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
