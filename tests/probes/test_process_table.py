@@ -23,7 +23,9 @@ from probes.process_table import (
     ProcessRecord,
     ProcessTable,
     Snapshot,
+    scan_proc,
     scan_processes,
+    scan_psutil,
 )
 
 SLEEP = shutil.which("sleep") or "/bin/sleep"
@@ -67,11 +69,29 @@ def record_of(snapshot: Snapshot, pid: int) -> ProcessRecord:
     return record
 
 
-def test_scan_records_a_child_process(spawn: Callable[..., subprocess.Popen[bytes]]) -> None:
+Scan = Callable[[], Snapshot]
+# Linux is read from /proc directly; psutil is the reader elsewhere. Both must
+# see the same, so every test of what a scan records runs with both.
+SCANNERS = [pytest.param(scan_proc, id="proc"), pytest.param(scan_psutil, id="psutil")]
+
+
+def test_scan_processes_reads_proc_on_linux(monkeypatch: pytest.MonkeyPatch) -> None:
+    used: list[str] = []
+    monkeypatch.setattr("probes.process_table.scan_psutil", lambda: used.append("psutil"))
+
+    scan_processes()
+
+    assert used == []
+
+
+@pytest.mark.parametrize("scan", SCANNERS)
+def test_scan_records_a_child_process(
+    spawn: Callable[..., subprocess.Popen[bytes]], scan: Scan
+) -> None:
     marker = f"table-test-{uuid.uuid4().hex}"
     child = spawn([sys.executable, "-c", "import time; time.sleep(60)", marker])
 
-    snapshot = scan_processes()
+    snapshot = scan()
 
     record = record_of(snapshot, child.pid)
     assert record.ppid == os.getpid()
@@ -80,33 +100,62 @@ def test_scan_records_a_child_process(spawn: Callable[..., subprocess.Popen[byte
     assert record.uid == os.getuid()
     assert record.username == pwd.getpwuid(os.getuid()).pw_name
     assert record.zombie is False
+    assert record.command == f"{sys.executable} -c import time; time.sleep(60) {marker}"
 
 
-def test_scan_knows_which_process_is_the_adapter() -> None:
-    snapshot = scan_processes()
+@pytest.mark.parametrize("scan", SCANNERS)
+def test_scan_knows_which_process_is_the_adapter(scan: Scan) -> None:
+    snapshot = scan()
 
     assert snapshot.own_pid == os.getpid()
     assert record_of(snapshot, os.getpid()).cmdline == tuple(psutil.Process().cmdline())
 
 
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        pytest.param([], id="none"),
+        pytest.param(["", "two  spaces", "tab\there"], id="empty-and-spaced"),
+        pytest.param(["ünïcödé", "(paren) )", "not-utf-8-\udcff"], id="odd-text"),
+    ],
+)
+def test_proc_and_psutil_record_the_same(
+    spawn: Callable[..., subprocess.Popen[bytes]], tmp_path: Path, arguments: list[str]
+) -> None:
+    oddly_named = spawn([named_sleep(tmp_path, "odd (name) x)"), "60"])
+    with_arguments = spawn([sys.executable, "-c", "import time; time.sleep(60)", *arguments])
+    zombie = spawn([SLEEP, "60"])
+    zombie.kill()
+    wait_until_zombie(zombie.pid)
+    pids = {os.getpid(), oddly_named.pid, with_arguments.pid, zombie.pid}
+
+    from_proc = scan_proc(lambda: sorted(pids)).processes
+    from_psutil = tuple(record for record in scan_psutil().processes if record.pid in pids)
+
+    assert len(from_proc) == len(pids)
+    assert from_proc == from_psutil
+
+
+@pytest.mark.parametrize("scan", SCANNERS)
 def test_scan_keeps_the_kernel_name_not_psutils_longer_one(
-    spawn: Callable[..., subprocess.Popen[bytes]], tmp_path: Path
+    spawn: Callable[..., subprocess.Popen[bytes]], tmp_path: Path, scan: Scan
 ) -> None:
     long_name = f"sleeper-{uuid.uuid4().hex[:14]}"  # 22 characters
     child = spawn([named_sleep(tmp_path, long_name), "60"])
 
-    record = record_of(scan_processes(), child.pid)
+    record = record_of(scan(), child.pid)
 
     assert psutil.Process(child.pid).name() == long_name  # psutil lengthens it
     assert record.name == long_name[:KERNEL_NAME_MAX]
 
 
-def test_scan_marks_a_zombie(spawn: Callable[..., subprocess.Popen[bytes]]) -> None:
+@pytest.mark.parametrize("scan", SCANNERS)
+def test_scan_marks_a_zombie(spawn: Callable[..., subprocess.Popen[bytes]], scan: Scan) -> None:
     child = spawn([SLEEP, "60"])
     child.kill()  # not waited for: a zombie until the fixture reaps it
     wait_until_zombie(child.pid)
 
-    record = record_of(scan_processes(), child.pid)
+    record = record_of(scan(), child.pid)
 
     assert record.zombie is True
     assert record.name == "sleep"
@@ -123,9 +172,11 @@ def test_scan_skips_processes_that_vanish_during_the_scan(
     # process that has exited by the time its turn comes.
     monkeypatch.setattr(psutil, "pids", lambda: [os.getpid(), gone.pid])
 
-    snapshot = scan_processes()
+    from_proc = scan_proc(lambda: [os.getpid(), gone.pid])
+    from_psutil = scan_psutil()
 
-    assert [record.pid for record in snapshot.processes] == [os.getpid()]
+    assert [record.pid for record in from_proc.processes] == [os.getpid()]
+    assert [record.pid for record in from_psutil.processes] == [os.getpid()]
 
 
 def test_records_are_immutable() -> None:
