@@ -1056,6 +1056,60 @@ async def test_each_run_opens_a_fresh_connection(
     assert len(peers) == 3
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE", "OPTIONS"])
+async def test_keep_alive_reuses_one_connection(
+    server: TestServer, app: web.Application, resources: Resources, method: str
+) -> None:
+    probe = make_probe(
+        resources, server.make_url("/echo"), keep_alive=True, method=method
+    )
+    for _ in range(3):
+        assert (await probe.check()).status is Status.PASS
+    assert [seen.method for seen in app[SEEN]] == [method] * 3
+    assert len({seen.peer for seen in app[SEEN]}) == 1
+
+
+async def test_keep_alive_and_fresh_checks_do_not_share_connections(
+    server: TestServer, app: web.Application, resources: Resources
+) -> None:
+    kept = make_probe(resources, server.make_url("/ok"), keep_alive=True)
+    fresh = make_probe(resources, server.make_url("/ok"))
+    for _ in range(2):
+        assert (await kept.check()).status is Status.PASS
+        assert (await fresh.check()).status is Status.PASS
+    peers = [seen.peer for seen in app[SEEN]]
+    assert peers[0] == peers[2]  # the kept connection, twice
+    assert len(set(peers)) == 3  # and a new one for each fresh run
+
+
+async def test_keep_alive_survives_the_app_closing_idle_connections(
+    app: web.Application, resources: Resources
+) -> None:
+    runner = web.AppRunner(app, keepalive_timeout=0.05)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        probe = make_probe(resources, f"http://127.0.0.1:{port}/ok", keep_alive=True)
+        first = await probe.check()
+        await asyncio.sleep(0.3)  # the app hangs up the idle connection meanwhile
+        second = await probe.check()
+    finally:
+        await runner.cleanup()
+    assert (first.status, second.status) == (Status.PASS, Status.PASS), second
+    assert len({seen.peer for seen in app[SEEN]}) == 2
+
+
+async def test_keep_alive_over_a_unix_socket(
+    unix_socket: str, app: web.Application, resources: Resources
+) -> None:
+    probe = make_probe(resources, "http://app/ok", unix_socket=unix_socket, keep_alive=True)
+    for _ in range(3):
+        assert (await probe.check()).status is Status.PASS
+    assert len(app[SEEN]) == 3
+
+
 async def test_proxies_in_the_environment_are_ignored(
     server: TestServer, resources: Resources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1457,6 +1511,17 @@ def test_classify_error(
             "body_contains and body_regex need a method other than HEAD",
             id="head-with-body-check",
         ),
+        pytest.param(
+            {"url": "http://app", "method": "POST", "keep_alive": True},
+            "keep_alive needs a method that may be sent twice "
+            "(DELETE, GET, HEAD, OPTIONS, PUT), not POST",
+            id="keep-alive-with-post",
+        ),
+        pytest.param(
+            {"url": "http://app", "method": "patch", "keep_alive": True},
+            "not PATCH",
+            id="keep-alive-with-patch",
+        ),
     ],
 )
 def test_invalid_options(options: dict[str, Any], error: str) -> None:
@@ -1493,6 +1558,7 @@ def test_defaults() -> None:
         cert_file=None,
         key_file=None,
         follow_redirects=True,
+        keep_alive=False,
     )
 
 
