@@ -151,31 +151,45 @@ def _proc_pids() -> list[int]:
     return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
 
 
-def _read_proc(pid: int, username_of: Callable[[int], str]) -> ProcessRecord:
+def _read_proc(
+    pid: int, username_of: Callable[[int], str], read: Callable[[str], bytes] | None = None
+) -> ProcessRecord:
+    read = read or _read
     base = f"/proc/{pid}"
-    stat = _read(f"{base}/stat")
-    # "pid (comm) state ppid ...": the name may hold spaces and parentheses.
-    open_paren, close_paren = stat.index(b"("), stat.rindex(b")")
-    name = os.fsdecode(stat[open_paren + 1 : close_paren])
-    state, ppid = stat[close_paren + 2 :].split(b" ", 2)[:2]
+    name, state, ppid = _parse_stat(read(f"{base}/stat"))
     zombie = state in _NOT_RUNNING_STATES
     try:
-        cmdline: tuple[str, ...] | None = _split_cmdline(_read(f"{base}/cmdline"))
+        cmdline: tuple[str, ...] | None = _split_cmdline(read(f"{base}/cmdline"))
     except PermissionError:
         cmdline = None
     try:
-        uid: int | None = _real_uid(_read(f"{base}/status"))
+        uid: int | None = _real_uid(read(f"{base}/status"))
     except PermissionError:
         uid = None
+    if not zombie and (not cmdline or uid is None):
+        # A process that dies between two reads leaves no arguments (or refuses
+        # its files): dying is not running, and never "access denied". Its
+        # state is read once more; a vanished one raises and is left out.
+        zombie = _parse_stat(read(f"{base}/stat"))[1] in _NOT_RUNNING_STATES
+    if zombie and cmdline is None:
+        cmdline = ()  # the kernel freed a zombie's arguments: gone, not hidden
     return ProcessRecord(
         pid=pid,
-        ppid=int(ppid),
+        ppid=ppid,
         name=name[:KERNEL_NAME_MAX],
         cmdline=cmdline,
         username=None if uid is None else username_of(uid),
         uid=uid,
         zombie=zombie,
     )
+
+
+def _parse_stat(stat: bytes) -> tuple[str, bytes, int]:
+    """The name, state letter and parent pid from /proc/PID/stat."""
+    # "pid (comm) state ppid ...": the name may hold spaces and parentheses.
+    open_paren, close_paren = stat.index(b"("), stat.rindex(b")")
+    state, ppid = stat[close_paren + 2 :].split(b" ", 2)[:2]
+    return os.fsdecode(stat[open_paren + 1 : close_paren]), state, int(ppid)
 
 
 def _read(path: str) -> bytes:

@@ -425,3 +425,50 @@ def test_a_process_dying_during_the_scan_is_not_access_denied(
     outcome = ("gone" if info is None else
                "zombie" if info["status"] == psutil.STATUS_ZOMBIE else "denied")
     assert outcome == expected
+
+
+class _DyingProcFiles:
+    """The /proc files of a process caught mid-exit by the /proc reader: its stat
+    says running, its arguments read as nothing (or are refused), and its stat
+    read again says what it is now. Reality offers no way to time that either."""
+
+    def __init__(self, cmdline: bytes | Exception, stat_now: bytes | Exception) -> None:
+        self.files: dict[str, list[bytes | Exception]] = {
+            "stat": [b"4242 (worker) S 1 4242", stat_now],
+            "cmdline": [cmdline],
+            "status": [b"Name:\tworker\nUid:\t1000\t1000\t1000\t1000\n"],
+        }
+
+    def __call__(self, path: str) -> bytes:
+        content = self.files[path.rsplit("/", 1)[1]].pop(0)
+        if isinstance(content, Exception):
+            raise content
+        return content
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "stat_now", "zombie", "arguments"),
+    [
+        pytest.param(b"", b"4242 (worker) Z 1 4242", True, (), id="became-a-zombie"),
+        pytest.param(PermissionError(13, "denied"), b"4242 (worker) Z 1 4242", True, (),
+                     id="refused-then-a-zombie"),
+        pytest.param(PermissionError(13, "denied"), b"4242 (worker) S 1 4242", False, None,
+                     id="really-denied"),
+        pytest.param(b"", b"4242 (worker) S 1 4242", False, (), id="no-arguments-kernel-thread"),
+    ],
+)
+def test_proc_reader_tells_a_dying_process_from_a_denied_one(
+    cmdline: bytes | Exception, stat_now: bytes, zombie: bool, arguments: tuple[str, ...] | None
+) -> None:
+    from probes.process_table import _read_proc
+
+    record = _read_proc(4242, str, read=_DyingProcFiles(cmdline, stat_now))
+
+    assert (record.zombie, record.cmdline) == (zombie, arguments)
+
+
+def test_proc_reader_leaves_out_a_process_gone_between_reads() -> None:
+    from probes.process_table import _read_proc
+
+    with pytest.raises(FileNotFoundError):
+        _read_proc(4242, str, read=_DyingProcFiles(b"", FileNotFoundError(2, "gone")))
