@@ -173,7 +173,8 @@ def hanging_target(bench: Bench) -> list[Row]:
     try:
         bench.supervisor.wait_listening(hang_port, hang)
         config = bench.config("ten-hang", configs.http_checks(
-            10, bench.app_url, hang_url=f"http://127.0.0.1:{hang_port}/"))
+            10, bench.app_url, timeout=bench.settings.hang_timeout,
+            hang_url=f"http://127.0.0.1:{hang_port}/"))
         with bench.adapter(config, "adapter-10-hang") as adapter:
             adapter.wait_until("/health/hang", lambda _, body: b"timed out" in body)
             series = bench.interleaved({"adapter": adapter.url + "/health"})["adapter"]
@@ -287,8 +288,8 @@ def process_checks(bench: Bench) -> list[Row]:
     fewest, most = min(per_count), max(per_count)
     small, large = per_count[fewest], per_count[most]
     growth = large["cpu_ms_per_round"] / max(small["cpu_ms_per_round"], 1e-9)
-    scans_small = small["scans"] / small["rounds"]
-    scans_large = large["scans"] / large["rounds"]
+    scans_small = small["scans"] / max(small["rounds"], 1e-9)
+    scans_large = large["scans"] / max(large["rounds"], 1e-9)
     rows.append(Row("5", f"{most} against {fewest} process checks",
                     f"scans per round {scans_small:.2f} -> {scans_large:.2f}; "
                     f"CPU per round {growth:.2f} x",

@@ -33,6 +33,7 @@ class Settings:
     warmup_seconds: float = 2.0
     connections: int = 50
     polls: int = 1000
+    hang_timeout: str = "2s"  # the checks' timeout in figure 3
     scale: tuple[int, ...] = (10, 100, 1000, 5000)
     scale_keep_alive: tuple[int, ...] = (1000, 5000)  # the same with keep_alive: true
     window: float = 10.0  # CPU and drift are measured over this many seconds
@@ -47,9 +48,9 @@ class Settings:
     def quick(cls) -> Settings:
         """A few seconds per figure: proves that the harness runs, measures nothing."""
         return cls(
-            load_seconds=1.0, rounds=1, warmup_seconds=0.0, polls=100, scale=(10,),
-            scale_keep_alive=(),
-            window=1.0, process_window=1.0, settle=0.5, extra_processes=50,
+            load_seconds=1.0, rounds=1, warmup_seconds=0.0, polls=100, hang_timeout="300ms",
+            scale=(10,), scale_keep_alive=(),
+            window=1.0, process_window=1.5, settle=0.2, extra_processes=50,
             process_checks=(2, 10), footprint=(10,), startups=1,
         )
 
