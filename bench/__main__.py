@@ -1,10 +1,12 @@
 """`python -m bench`: run every measurement and write the table.
 
-    python -m bench                      # all figures, about 5 minutes on 2 cores
+    python -m bench                      # all figures, 5 to 6 minutes on 2 cores
     python -m bench --only throughput    # some of them (repeat --only)
-    python -m bench --quick              # a few seconds in all: checks that it runs
+    python -m bench --quick              # about 20 s of tiny sizes: checks that it runs
     python -m bench --output FILE.md     # also write the table (and FILE.json)
     python -m bench --only scale --scale 2000    # figure 4 with other numbers of checks
+
+docs/performance.md says what each figure is, how it is measured, and what it was.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ import time
 from pathlib import Path
 from types import FrameType
 
+import aiohttp
+
+from adapter.cli import event_loop_factory
 from bench.figures import FIGURES
 from bench.procs import OtherLoad, Supervisor
 from bench.rig import Bench, Row, Settings, Skipped, split_cpus
@@ -36,27 +41,21 @@ def machine() -> dict[str, str]:
         if line.startswith("model name"):
             model = line.split(":", 1)[1].strip()
             break
-    from adapter.cli import event_loop_factory
+    loop = "asyncio"
+    if event_loop_factory() is not None:
+        import uvloop
 
-    factory = event_loop_factory()
-    loop = "asyncio" if factory is None else f"{factory.__module__.split('.')[0]}"
-    import aiohttp
-
-    info = {
+        loop = f"uvloop {uvloop.__version__}"
+    return {
         "cpu": f"{model}, {len(os.sched_getaffinity(0))} cores",
         "kernel": platform.release(),
         "python": platform.python_version(),
         "aiohttp": aiohttp.__version__,
         "event loop": loop,
-        "wrk": _version(["wrk", "-v"]).split(" [")[0],
+        "wrk": _version(["wrk", "-v"]).split(" [")[0].removeprefix("wrk "),
         "blackbox_exporter": _version(["prometheus-blackbox-exporter", "--version"])
-        .split(" (")[0],
+        .split(" (")[0].removeprefix("blackbox_exporter, version "),
     }
-    if loop == "uvloop":
-        import uvloop
-
-        info["event loop"] = f"uvloop {uvloop.__version__}"
-    return info
 
 
 def _version(argv: list[str]) -> str:
