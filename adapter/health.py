@@ -7,6 +7,7 @@ metric reads a `Verdict`; none of them judges for itself.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterable, Mapping
 
 from adapter.config import CheckConfig
@@ -171,3 +172,16 @@ def _reason(state: CheckState) -> Reason | None:
     if state.status is Status.FAIL:
         return state.failure_reason or Reason.FAILED
     return state.last.result.reason
+
+
+def stale_at(checks: Iterable[CheckConfig], states: Mapping[str, CheckState]) -> float:
+    """The monotonic time at which the first of `checks` turns stale (inf: none can).
+
+    Until then their verdicts change only when a run is recorded.
+    """
+    return min(
+        (state.last.finished + check.stale_after
+         for check in checks
+         if (state := states.get(check.name)) is not None and state.last is not None),
+        default=math.inf,
+    )

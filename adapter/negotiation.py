@@ -54,8 +54,14 @@ _DEFAULT_MEDIA = {
     Format.NAGIOS: "text/plain", Format.HTML: "text/html",
     Format.PROMETHEUS: "text/plain", Format.OPENMETRICS: "application/openmetrics-text",
 }
+_DEFAULT_CHOICES = {format_: Choice(format_, media) for format_, media in _DEFAULT_MEDIA.items()}
 #: The only media-type parameter that selects anything (the exposition format version).
 _MATCHED_PARAMS = frozenset({"version"})
+
+
+def default_choice(default: Format) -> Choice:
+    """What a request that asks for nothing in particular gets."""
+    return _DEFAULT_CHOICES[default]
 
 
 def choose(query: Mapping[str, str], accept: str | None, default: Format) -> Choice:

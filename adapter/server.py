@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import signal
@@ -24,6 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from adapter import __version__, formats
 from adapter.access import CHALLENGE, may_see_details
+from adapter.answers import Answer, AnswerCache
 from adapter.config import CheckConfig, Config
 from adapter.formats import prometheus, verdict_only
 from adapter.health import (
@@ -35,10 +37,11 @@ from adapter.health import (
     judge_check,
     judge_startup,
     shutting_down,
+    stale_at,
 )
 from adapter.listener import CLIENT_MAX_SIZE, start_listening
 from adapter.logs import event
-from adapter.negotiation import Choice, Format, UnknownFormat, choose
+from adapter.negotiation import Choice, Format, UnknownFormat, choose, default_choice
 from adapter.reload import LiveConfig, Reloader
 from adapter.scheduler import Scheduler
 from adapter.state import CheckState, StateStore
@@ -65,8 +68,9 @@ LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NO_STORE = {"Cache-Control": "no-store"}
-#: Every answer depends on the Accept header as well as the URL.
-HEADERS = {**NO_STORE, "Vary": "Accept"}
+#: Formats whose answers are kept between changes; the status page tells how
+#: long ago things happened, and /metrics carries the adapter's own process figures.
+_KEPT_FORMATS = frozenset({Format.JSON, Format.TEXT, Format.NAGIOS})
 TEXT_UTF8 = "text/plain; charset=utf-8"
 
 
@@ -167,20 +171,34 @@ def checks_view(
     judge_one: Judge = judge_check,
     drains: bool = False,
 ) -> Handler:
-    """A handler for a set of checks: `?exclude=NAME` (repeatable) leaves some out."""
+    """A handler for a set of checks: `?exclude=NAME` (repeatable) leaves some out.
+
+    This is what monitors poll, so its answers are kept (adapter.answers) and
+    judged and rendered again only when a result changes.
+    """
+    answers = AnswerCache()
 
     async def handler(request: web.Request) -> web.Response:
         app = request.app
-        exclude = request.query.getall("exclude", [])
+        exclude = tuple(request.query.getall("exclude", ())) if request.query_string else ()
         if exclude:
             _require_details(request)  # excluding by name would tell which check fails
-        verdict = judge(
-            select(current_config(app)), app[STORE].states(), app[CLOCK](),
-            exclude=exclude, judge_one=judge_one,
-        )
-        if drains and app[LIFECYCLE].draining:
-            verdict = shutting_down(verdict)
-        return respond(request, verdict, default=default, label=label)
+        config, store, now = current_config(app), app[STORE], app[CLOCK]()
+        choice = _choose(request, default)
+        details = may_see_details(config, request.headers)
+        draining = drains and app[LIFECYCLE].draining
+        key = (choice, details, exclude, draining)
+        cacheable = choice.format in _KEPT_FORMATS
+        answer = answers.get(key, store.version, config, now) if cacheable else None
+        if answer is None:
+            checks = select(config)
+            verdict = judge(checks, store.states(), now, exclude=exclude, judge_one=judge_one)
+            if draining:
+                verdict = shutting_down(verdict)
+            answer = _answer(app, verdict, choice, details=details, label=label)
+            if cacheable:
+                answers.put(key, answer, store.version, config, stale_at(checks, store.states()))
+        return web.Response(body=answer.body, status=answer.status, headers=answer.headers)
 
     return handler
 
@@ -223,22 +241,46 @@ def respond(
 ) -> web.Response:
     """Render `verdict` in the format the request asks for, with the verdict's status code."""
     app = request.app
+    answer = _answer(
+        app, verdict, _choose(request, default),
+        details=may_see_details(current_config(app), request.headers),
+        label=label, detailed=detailed, registry=registry, status=status,
+    )
+    return web.Response(body=answer.body, status=answer.status, headers=answer.headers)
+
+
+def _choose(request: web.Request, default: Format) -> Choice:
+    accept = request.headers.get("Accept")
+    if not accept and not request.query_string:
+        return default_choice(default)  # most monitors: nothing to negotiate
     try:
-        choice = choose(request.query, request.headers.get("Accept"), default)
+        return choose(request.query, accept, default)
     except UnknownFormat as exc:
         raise web.HTTPBadRequest(text=f"{exc}\n", headers=NO_STORE) from None
-    headers = HEADERS
-    if current_config(app).server.details != "public":
-        headers = {**HEADERS, "Vary": "Accept, Authorization"}
-    if may_see_details(current_config(app), request.headers):
+
+
+def _answer(
+    app: web.Application,
+    verdict: Verdict,
+    choice: Choice,
+    *,
+    details: bool,
+    label: str,
+    detailed: bool = False,
+    registry: CollectorRegistry | None = None,
+    status: int | None = None,
+) -> Answer:
+    if details:
         body, content_type = render(app, verdict, choice, label=label, detailed=detailed,
                                     registry=registry)
     else:
         body, content_type = render_verdict_only(verdict.status, choice, label)
-    return web.Response(
-        body=body,
+    vary = "Accept" if current_config(app).server.details == "public" else \
+        "Accept, Authorization"
+    return Answer(
         status=status if status is not None else _status_code(app, verdict.status),
-        headers={**headers, "Content-Type": content_type},
+        body=body,
+        headers={**NO_STORE, "Vary": vary, "Content-Type": content_type},
     )
 
 
@@ -355,6 +397,9 @@ async def serve(
     loop.add_signal_handler(signal.SIGHUP, on_reload)
     if reloader is not None and config.server.watch_config:
         background.add(asyncio.create_task(reloader.watch(), name="config watch"))
+    # Everything made so far (modules, config, probes) lives as long as the
+    # process: keep it out of the collector's scans, which otherwise grow with it.
+    gc.freeze()
     event(logger, "started", listen=listen, checks=len(config.checks), config=config.source,
           pid=os.getpid())
     if ready is not None:

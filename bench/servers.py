@@ -86,10 +86,11 @@ async def serve_bare(port: int, body: bytes) -> None:
     from aiohttp import web
 
     async def handler(request: web.Request) -> web.Response:
+        # The adapter's own headers too: the ceiling answers exactly what it answers.
         return web.Response(
             body=body,
             content_type="application/health+json",
-            headers={"Cache-Control": "no-store"},
+            headers={"Cache-Control": "no-store", "Vary": "Accept"},
         )
 
     app = web.Application()
