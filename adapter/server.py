@@ -42,6 +42,7 @@ from adapter.health import (
 from adapter.listener import CLIENT_MAX_SIZE, start_listening
 from adapter.logs import event
 from adapter.negotiation import Choice, Format, UnknownFormat, choose, default_choice
+from adapter.reaper import OrphanReaper
 from adapter.reload import LiveConfig, Reloader
 from adapter.scheduler import Scheduler
 from adapter.state import CheckState, StateStore
@@ -400,6 +401,9 @@ async def serve(
     # Everything made so far (modules, config, probes) lives as long as the
     # process: keep it out of the collector's scans, which otherwise grow with it.
     gc.freeze()
+    reaper = OrphanReaper() if OrphanReaper.needed() else None
+    if reaper is not None:
+        reaper.start()
     event(logger, "started", listen=listen, checks=len(config.checks), config=config.source,
           pid=os.getpid())
     if ready is not None:
@@ -418,6 +422,8 @@ async def serve(
         with contextlib.suppress(Exception):
             await asyncio.wait_for(app[SCHEDULER].stop(), shutdown_timeout + 2)
         await runner.cleanup()
+        if reaper is not None:
+            await reaper.stop()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
