@@ -26,6 +26,7 @@ import yarl
 from aiohttp.client_exceptions import UnixClientConnectorError
 
 from probes.base import Probe, Reason, Result, Status
+from probes.types import option_error
 
 __all__ = [
     "BODY_LIMIT",
@@ -333,6 +334,14 @@ class HttpProbe(Probe):
                     f"({', '.join(sorted(_SAFE_TO_RESEND))}), not {self.method.value}"
                 )
             _check_headers(self.headers)
+            if url.user is not None and any(
+                name.lower() == "authorization" for name in self.headers
+            ):
+                # aiohttp refuses to send both; say so now rather than fail every run.
+                raise option_error(
+                    "headers", "an Authorization header and credentials in the url "
+                    "exclude each other: keep one"
+                )
 
     config: HttpProbe.Options
 

@@ -1522,6 +1522,12 @@ def test_classify_error(
             "not PATCH",
             id="keep-alive-with-patch",
         ),
+        pytest.param(
+            {"url": f"http://user:{SECRET}@app/", "headers": {"authorization": "Bearer x"}},
+            "an Authorization header and credentials in the url exclude each other: keep one"
+            " - at `$.headers`",
+            id="credentials-twice",
+        ),
     ],
 )
 def test_invalid_options(options: dict[str, Any], error: str) -> None:
