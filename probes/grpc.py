@@ -25,6 +25,7 @@ from typing import Annotated, Any
 import msgspec
 
 from probes.base import Probe, Reason, Result, Status
+from probes.tls import TlsSetupError, read_pem
 from probes.types import option_error
 
 __all__ = [
@@ -167,25 +168,11 @@ class GrpcProbe(Probe):
         if config.server_name is not None:
             options.append(("grpc.ssl_target_name_override", config.server_name))
         credentials = modules.grpc.ssl_channel_credentials(
-            root_certificates=_read(config.ca_file, "ca_file"),
-            private_key=_read(config.key_file, "key_file"),
-            certificate_chain=_read(config.cert_file, "cert_file"),
+            root_certificates=read_pem(config.ca_file, "ca_file"),
+            private_key=read_pem(config.key_file, "key_file"),
+            certificate_chain=read_pem(config.cert_file, "cert_file"),
         )
         return modules.aio.secure_channel(target, credentials, options=options)
-
-
-class TlsSetupError(Exception):
-    """A TLS file of the probe's own cannot be read: a setup error, not the target's."""
-
-
-def _read(path: str | None, key: str) -> bytes | None:
-    if path is None:
-        return None
-    try:
-        with open(path, "rb") as stream:
-            return stream.read()
-    except OSError as exc:
-        raise TlsSetupError(f"cannot read {key} {path}: {exc.strerror or exc}") from None
 
 
 def _host_for_target(host: str) -> str:

@@ -26,6 +26,7 @@ import yarl
 from aiohttp.client_exceptions import UnixClientConnectorError
 
 from probes.base import Probe, Reason, Result, Status
+from probes.tls import TlsSettings, TlsSetupError
 from probes.types import option_error
 
 __all__ = [
@@ -174,10 +175,6 @@ class TargetUrl(str):
         }
 
 
-class TlsSetupError(Exception):
-    """The probe's own TLS material (ca_file, cert_file, key_file) cannot be loaded."""
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Endpoint:
     """Where requests go: the URL aiohttp sees, and the Unix socket to reach it through."""
@@ -194,37 +191,6 @@ class _Hop:
     method: str
     headers: Mapping[str, str]
     body: str | None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _TlsSettings:
-    """What makes one SSL context; equal settings share one context."""
-
-    verify: bool
-    ca_file: str | None
-    cert_file: str | None
-    key_file: str | None
-
-    def build(self) -> ssl.SSLContext:
-        try:
-            # A ca_file replaces the system trust store, as curl --cacert does.
-            context = ssl.create_default_context(cafile=self.ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise TlsSetupError(
-                f"cannot load ca_file {self.ca_file}: {_os_reason(exc)}"
-            ) from exc
-        if not self.verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if self.cert_file is not None:
-            try:
-                context.load_cert_chain(self.cert_file, self.key_file)
-            except (OSError, ssl.SSLError) as exc:
-                files = ", ".join(f for f in (self.cert_file, self.key_file) if f)
-                raise TlsSetupError(
-                    f"cannot load the client certificate ({files}): {_os_reason(exc)}"
-                ) from exc
-        return context
 
 
 class HttpProbe(Probe):
@@ -406,7 +372,7 @@ class HttpProbe(Probe):
 
     def _tls_context(self) -> ssl.SSLContext:
         config = self.config
-        settings = _TlsSettings(
+        settings = TlsSettings(
             config.tls_verify, config.ca_file, config.cert_file, config.key_file
         )
         return self.resources.get(settings.build, (_TLS_CONTEXT_KEY, settings))

@@ -21,6 +21,7 @@ from typing import Annotated
 import msgspec
 
 from probes.base import Probe, Reason, Result, Status
+from probes.tls import TlsSettings, TlsSetupError, describe_ssl_error
 from probes.types import option_error
 
 __all__ = ["EXPECT_LIMIT", "TcpProbe", "TlsSetupError", "classify_connect_error"]
@@ -34,10 +35,6 @@ _NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 # asyncio's message when every address of a name failed (3.11 keeps no list).
 _ERRNO_IN_MESSAGE = re.compile(r"\[Errno (\d+)\]")
 _LITERAL_ESCAPE = re.compile(r"\\[rn]")
-
-
-class TlsSetupError(Exception):
-    """The probe's own TLS material (ca_file) cannot be loaded: a setup error, not the target's."""
 
 
 class TcpProbe(Probe):
@@ -118,7 +115,7 @@ class TcpProbe(Probe):
         try:
             problem = await self._converse(reader, writer)
         except (OSError, ssl.SSLError) as exc:
-            problem = Reason.CONNECTION_ERROR, f"{connected}, then: {_describe(exc)}"
+            problem = Reason.CONNECTION_ERROR, f"{connected}, then: {describe_ssl_error(exc)}"
         finally:
             # Close without waiting for the peer: a TLS close_notify is sent,
             # an answer to it is not awaited, and no socket outlives the run.
@@ -157,18 +154,7 @@ class TcpProbe(Probe):
 
     @functools.cached_property
     def _tls_context(self) -> ssl.SSLContext:
-        config = self.config
-        try:
-            # A ca_file replaces the system trust store, as curl --cacert does.
-            context = ssl.create_default_context(cafile=config.ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise TlsSetupError(
-                f"cannot load ca_file {config.ca_file}: {_describe(exc)}"
-            ) from exc
-        if not config.tls_verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
+        return TlsSettings(verify=self.config.tls_verify, ca_file=self.config.ca_file).build()
 
 
 def classify_connect_error(
@@ -179,7 +165,7 @@ def classify_connect_error(
         detail = exc.verify_message or "certificate verify failed"
         return Reason.TLS, f"TLS error with {where}: certificate verify failed ({detail})"
     if isinstance(exc, ssl.CertificateError | ssl.SSLError):
-        return Reason.TLS, f"TLS error with {where}: {_describe(exc)}"
+        return Reason.TLS, f"TLS error with {where}: {describe_ssl_error(exc)}"
     if isinstance(exc, socket.gaierror):
         host = where.rpartition(":")[0]
         return Reason.DNS, f"cannot resolve {host}: {exc.strerror or exc}"
@@ -190,23 +176,13 @@ def classify_connect_error(
         return Reason.TLS, (
             f"TLS error with {where}: the server closed the connection during the handshake"
         )
-    return Reason.CONNECTION_ERROR, f"cannot connect to {where}: {_describe(exc)}"
+    return Reason.CONNECTION_ERROR, f"cannot connect to {where}: {describe_ssl_error(exc)}"
 
 
 def _errnos(exc: BaseException) -> list[int]:
     if isinstance(exc, OSError) and exc.errno is not None:
         return [exc.errno]
     return [int(number) for number in _ERRNO_IN_MESSAGE.findall(str(exc))]
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ssl.SSLError) and isinstance(exc.reason, str) and exc.reason:
-        return exc.reason.lower().replace("_", " ")
-    strerror = getattr(exc, "strerror", None)
-    if isinstance(strerror, str) and strerror:
-        return strerror
-    message = str(exc).strip()
-    return message or type(exc).__name__
 
 
 def _elapsed_ms(started: float) -> float:
