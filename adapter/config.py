@@ -8,10 +8,14 @@ mistake, each as `checks[1] (heartbeat).file.max_age: invalid duration '30 sec'`
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import difflib
+import enum
 import os
 import re
+import types
+import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -240,6 +244,8 @@ class _Builder:
         self.registry = registry
         self.errors = errors
         self.environ = environ
+        #: Mistakes not reported again here: values whose variable is unset.
+        self.unreported = 0
 
     def build(self, document: dict[str, Any], source: str) -> Config | None:
         top = self.fields(document, _TOP_KEYS, "")
@@ -341,8 +347,14 @@ class _Builder:
             return _INVALID
 
     def report(self, message: str | None) -> None:
-        if message is not None:  # None: the value's variable was already reported unset
+        if message is None:  # the value's variable was already reported unset
+            self.unreported += 1
+        else:
             self.errors.append(message)
+
+    def failures(self) -> int:
+        """Mistakes found so far, including those reported once already (unset variables)."""
+        return len(self.errors) + self.unreported
 
     def check(self, index: int, raw: Any, defaults: dict[str, Any]) -> CheckConfig | None:
         if not isinstance(raw, dict):
@@ -350,14 +362,14 @@ class _Builder:
             return None
         name = raw.get("name")
         where = f"checks[{index}]" + (f" ({name})" if _is_name(name) else "")
-        errors_before = len(self.errors)
+        failures_before = self.failures()
         common = {key: value for key, value in raw.items() if key in _CHECK_KEYS}
         fields = self.fields(common, _CHECK_KEYS, where + ".")
         if "name" not in raw:
             self.errors.append(f"{where}.name: required")
         blocks = [key for key in raw if key not in _CHECK_KEYS]
         probe = self.probe_block(where, raw, blocks)
-        if len(self.errors) > errors_before or probe is None:
+        if self.failures() > failures_before or probe is None:
             return None
         probe_type, probe_class, options, probe_config = probe
         timing = {key: fields.get(key, defaults[key]) for key in _TIMING_KEYS}
@@ -367,7 +379,7 @@ class _Builder:
         if timing["timeout"] < MIN_TIMEOUT:
             self.errors.append(f"{where}.timeout: {format_duration(timing['timeout'])} is "
                                f"shorter than the minimum of {format_duration(MIN_TIMEOUT)}")
-        if len(self.errors) > errors_before:
+        if self.failures() > failures_before:
             return None
         return CheckConfig(
             name=fields["name"],
@@ -433,6 +445,8 @@ class _Builder:
         try:
             probe_config = parse_probe_options(probe_class, options, block_where)
         except ConfigError as exc:
+            if not exc.errors:
+                self.unreported += 1
             self.errors.extend(exc.errors)
             return None
         return probe_type, probe_class, options, probe_config
@@ -471,14 +485,21 @@ def _is_name(value: Any) -> bool:
     """Whether a check's name can label its errors, as `checks[1] (name)`: even an
     invalid name helps the reader, unless it would make the label ambiguous."""
     return (isinstance(value, str) and 0 < len(value) <= 64 and value.isprintable()
-            and not any(c in value for c in "()"))
+            and not any(c in value for c in "()") and "${" not in value)
 
 
 def parse_probe_options(probe_class: type[Probe], options: Mapping[str, Any], where: str) -> Any:
-    """A probe block validated by its class, or ConfigError with the located mistake.
+    """A probe block validated by its class, or ConfigError with every located mistake.
 
-    `where` is the block's place, like `checks[0] (api).http`.
+    `where` is the block's place, like `checks[0] (api).http`. Each key is
+    checked on its own first, so that one run reports every mistake of the
+    block; then the whole block, for the rules that tie options together.
     """
+    declared = option_fields(probe_class.Options)
+    if declared is not None:
+        errors, unreported = _option_errors(options, declared, where)
+        if errors or unreported:
+            raise ConfigError(errors)
     try:
         return probe_class.parse_options(options)
     except msgspec.ValidationError as exc:
@@ -565,10 +586,121 @@ def located_message(
         hint = " (quote it to make it text)" if expected[1] == "str" else ""
         return f"{where}{path}: expected {_type_name(expected[1])}, got {_show(bad)}{hint}"
     constraint = re.fullmatch(r"Expected `(.*?)` (.*)", message)
+    if constraint and constraint[2] == "of length >= 1" and isinstance(bad, list | dict | str):
+        return f"{where}{path}: must not be empty"
     if constraint:
         return f"{where}{path}: expected {_type_name(constraint[1])} {constraint[2]}, " \
                f"got {_show(bad)}"
     return f"{where}{path}: {message}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OptionField:
+    type: Any
+    required: bool
+
+
+def option_fields(options_type: type | None) -> dict[str, OptionField] | None:
+    """The keys of an Options struct or dataclass, as written in a config."""
+    if options_type is None:
+        return None
+    if dataclasses.is_dataclass(options_type):
+        hints = typing.get_type_hints(options_type, include_extras=True)
+        return {
+            field.name: OptionField(
+                hints[field.name],
+                field.default is dataclasses.MISSING
+                and field.default_factory is dataclasses.MISSING,
+            )
+            for field in dataclasses.fields(options_type)
+            if field.init
+        }
+    if isinstance(options_type, type) and issubclass(options_type, msgspec.Struct):
+        return {
+            field.encode_name: OptionField(field.type, field.required)
+            for field in msgspec.structs.fields(options_type)
+        }
+    return None
+
+
+def _option_errors(
+    options: Mapping[str, Any], declared: dict[str, OptionField], where: str
+) -> tuple[list[str], int]:
+    """Every mistake among a block's keys taken one by one, and how many were
+    already reported (unset variables)."""
+    errors: list[str] = []
+    unreported = 0
+    suggested: set[str] = set()  # a misspelt key is not reported missing as well
+    for key, value in options.items():
+        field = declared.get(key) if isinstance(key, str) else None
+        if field is None:
+            errors.append(f"{where}.{key_label(key)}: {_unknown_option_message(key, declared)}")
+            suggested.update(difflib.get_close_matches(str(key), list(declared), n=1))
+            continue
+        message = _value_error(value, field.type, f"{where}.{key}")
+        if message is None:
+            unreported += 1
+        elif message:
+            errors.append(message)
+    for key, field in declared.items():
+        if field.required and key not in options and key not in suggested:
+            errors.append(f"{where}.{key}: required")
+    return errors, unreported
+
+
+def _unknown_option_message(key: Any, declared: Mapping[str, OptionField]) -> str:
+    if not difflib.get_close_matches(str(key), list(declared), n=1):
+        setting = difflib.get_close_matches(str(key), list(_CHECK_KEYS), n=1)
+        if setting:
+            return (f"unknown key; did you mean the check setting {setting[0]!r}? "
+                    "It goes beside the probe block, not in it")
+    return unknown_key_message(key, declared)
+
+
+def _value_error(value: Any, type_: Any, where: str) -> str | None:
+    """"" when `value` fits `type_`; else the located message (None: already reported)."""
+    try:
+        msgspec.convert(value, type_, strict=False, dec_hook=decode_custom)
+    except msgspec.ValidationError as exc:
+        error = str(exc)
+    else:
+        return ""
+    # msgspec does not name the key of a bad value in a mapping (`$[...]`): find it.
+    item_type = _mapping_value_type(type_)
+    if item_type is not None and isinstance(value, dict) and "[...]" in error:
+        for key, item in value.items():
+            message = _value_error(item, item_type, f"{where}.{key_label(key)}")
+            if message != "":
+                return message
+    message = located_message(error, where, value)
+    choices = _enum_type(type_)
+    if message is not None and choices is not None and "Invalid enum value" in message:
+        message += f" (one of: {', '.join(str(member.value) for member in choices)})"
+    return message
+
+
+def _unwrapped(type_: Any) -> list[Any]:
+    """`type_` without Annotated, and the members of a union (Optional) other than None."""
+    while typing.get_origin(type_) is typing.Annotated:
+        type_ = typing.get_args(type_)[0]
+    if typing.get_origin(type_) in (typing.Union, types.UnionType):
+        return [t for arg in typing.get_args(type_) if arg is not type(None)
+                for t in _unwrapped(arg)]
+    return [type_]
+
+
+def _mapping_value_type(type_: Any) -> Any:
+    for candidate in _unwrapped(type_):
+        if typing.get_origin(candidate) in (dict, collections.abc.Mapping):
+            return typing.get_args(candidate)[1]
+    return None
+
+
+def _enum_type(type_: Any) -> type[enum.Enum] | None:
+    for candidate in _unwrapped(type_):
+        if isinstance(candidate, type) and issubclass(candidate, enum.Enum):
+            return candidate
+    return None
 
 
 def unknown_key_message(key: Any, valid: Any) -> str:

@@ -609,11 +609,11 @@ def _redacted(text: str) -> str:
 def _check_headers(headers: Mapping[str, str]) -> None:
     for name, value in headers.items():
         if not _HEADER_NAME.match(name):
-            raise ValueError(f"headers: invalid header name {name!r}")
+            raise option_error("headers", f"invalid header name {name!r}")
         if any(char in value for char in "\r\n\0"):
             # The value may be a secret: name the header, never the value.
-            raise ValueError(
-                f"headers: the value of {name!r} contains a line break or NUL"
+            raise option_error(
+                "headers", f"the value of {name!r} contains a line break or NUL"
             )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 __all__ = ["Duration", "format_duration", "option_error", "parse_duration"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?\s*$")
+_DURATION_HINT = "write it like 250ms, 10s, 2m, 1h or a number of seconds"
 _SECONDS_PER_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -42,10 +43,11 @@ def parse_duration(value: Any) -> Duration:
         match = _DURATION.match(value)
         if match:
             return Duration(float(match[1]) * _SECONDS_PER_UNIT[match[2]])
-        raise ValueError(
-            f"invalid duration {value!r} (write it like 250ms, 10s, 2m, 1h or a number of seconds)"
-        )
-    raise ValueError(f"invalid duration {value!r}")
+        raise ValueError(f"invalid duration {value!r} ({_DURATION_HINT})")
+    # As the YAML was written: `true`, `null`, not Python's True and None.
+    written = {True: "true", False: "false", None: "null"}.get(value, repr(value)) \
+        if isinstance(value, bool | None) else type(value).__name__
+    raise ValueError(f"invalid duration {written} ({_DURATION_HINT})")
 
 
 def format_duration(seconds: float) -> str:

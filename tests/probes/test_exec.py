@@ -454,7 +454,8 @@ async def test_without_pidfd_the_exit_is_polled(
         ("{command: [/bin/true], env: {'A=B': x}}",
          "checks[0] (e).exec.env: invalid variable name 'A=B'"),
         ("{command: [/bin/true], timeout: 5s}",
-         "checks[0] (e).exec.timeout: unknown key (valid keys: command, cwd, env, shell)"),
+         ("checks[0] (e).exec.timeout: unknown key; did you mean the check setting 'timeout'? "
+         "It goes beside the probe block, not in it")),
     ],
 )
 def test_invalid_options_are_located(block: str, error: str) -> None:
