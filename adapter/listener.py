@@ -3,11 +3,14 @@ open connections, and the limits every connection is held to.
 
 aiohttp has no connection cap of its own. `LimitedSite` hands the runner's
 protocol factory to the event loop behind a check: once `max_connections`
-are open, a new connection is closed as soon as it is accepted, so a flood
-of clients costs one accept each and the monitors already connected keep
-their answers. Idle connections, and clients that never finish a request
-(slowloris), are closed after `keepalive_timeout`, which bounds how long a
-flood can hold the slots.
+are open, a new connection takes the place of the oldest one that is not
+busy with a request (idle, or still waiting for a whole request), which is
+closed. So a flood that holds every slot and reconnects as fast as it is
+closed cannot lock a monitor out: the monitor's connection is the newest,
+and its request is answered before the flood's turn over the slots. Only
+when every slot is busy answering is a new connection closed as soon as it
+is accepted. Idle connections, and clients that never finish a request
+(slowloris), are also closed after `keepalive_timeout`.
 """
 
 from __future__ import annotations
@@ -69,14 +72,21 @@ class _Refused(asyncio.Protocol):
     """Stands in for a connection over the cap: closed at once, nothing read or sent."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.abort()
+        # uvloop's transports act as asyncio.Transport without subclassing it.
+        abort = getattr(transport, "abort", None)
+        if abort is not None:
+            abort()
+        else:
+            transport.close()
 
 
 class LimitedSite(web.BaseSite):
     """A TCP or Unix socket site that keeps at most `max_connections` open."""
 
-    __slots__ = ("_accepting", "address", "max_connections", "refused", "socket_mode")
+    __slots__ = (
+        "_accepting", "_evicted", "address", "evicted", "max_connections", "refused",
+        "socket_mode",
+    )
 
     def __init__(
         self,
@@ -92,7 +102,10 @@ class LimitedSite(web.BaseSite):
         self.max_connections = max_connections
         self.socket_mode = socket_mode
         self.refused = 0
+        self.evicted = 0
         self._accepting = 0
+        # Connections closed to make room, until their close is complete.
+        self._evicted: set[web.RequestHandler] = set()
 
     @property
     def name(self) -> str:
@@ -107,7 +120,9 @@ class LimitedSite(web.BaseSite):
         # accepts calls the factory several times before any of them is
         # registered. `_accepting` counts those, until just before their
         # connection_made runs.
-        if len(server.connections) + self._accepting >= self.max_connections:
+        if len(server.connections) + self._accepting >= self.max_connections and not (
+            self._room_made(server.connections)
+        ):
             self.refused += 1
             return _Refused()
         self._accepting += 1
@@ -116,6 +131,21 @@ class LimitedSite(web.BaseSite):
 
     def _accepted(self) -> None:
         self._accepting -= 1
+
+    def _room_made(self, connections: list[web.RequestHandler]) -> bool:
+        """Whether there is a slot, once the oldest connection not busy is closed."""
+        self._evicted.intersection_update(connections)  # those closed are gone
+        open_ = [handler for handler in connections if handler not in self._evicted]
+        if len(open_) + self._accepting < self.max_connections:
+            return True  # earlier evictions are still closing
+        for handler in open_:  # oldest first
+            # aiohttp keeps no public flag for this; a handler without it counts as busy.
+            if not getattr(handler, "_request_in_progress", True):
+                self._evicted.add(handler)
+                handler.force_close()
+                self.evicted += 1
+                return True
+        return False
 
     async def start(self) -> None:
         await super().start()
@@ -150,9 +180,9 @@ class LimitedSite(web.BaseSite):
     def port(self) -> int | None:
         """The bound TCP port (useful with port 0), None for a Unix socket."""
         server = self._server
-        if not isinstance(server, asyncio.Server) or not isinstance(self.address, TcpAddress):
+        if server is None or not isinstance(self.address, TcpAddress):
             return None
-        sockets = server.sockets
+        sockets = server.sockets  # uvloop's Server too, without subclassing asyncio's
         return int(sockets[0].getsockname()[1]) if sockets else None
 
 

@@ -110,12 +110,15 @@ async def test_hundreds_of_concurrent_pollers_on_a_cold_start() -> None:
     await assert_nothing_left(before)
 
 
-async def test_connections_over_the_cap_are_closed_at_once() -> None:
+async def test_connections_over_the_cap_take_the_place_of_the_oldest_idle_ones() -> None:
     before = Footprint.take()
     async with running_adapter(config("max_connections: 20")) as adapter:
         await adapter.until(lambda status, b: status == 200)  # the monitor holds one slot
         port = port_of(adapter)
-        crowd = [await asyncio.open_connection("127.0.0.1", port) for _ in range(40)]
+        crowd = []
+        for _ in range(40):  # one after the other: each is registered before the next
+            crowd.append(await asyncio.open_connection("127.0.0.1", port))
+            await asyncio.sleep(0.02)
         await asyncio.sleep(0.2)
 
         async def was_closed(reader: asyncio.StreamReader) -> bool:
@@ -124,16 +127,17 @@ async def test_connections_over_the_cap_are_closed_at_once() -> None:
             except ConnectionError:
                 return True  # reset
             except TimeoutError:
-                return False  # still open: it got a slot
+                return False  # still open: it holds a slot
 
-        closed = sum(await asyncio.gather(*(was_closed(reader) for reader, _ in crowd)))
-        # 19 slots were free: the other 21 were turned away at once.
-        assert adapter.site.refused == 21
-        polls = await adapter.poll(20)  # the monitor that got in is still answered
+        closed = list(await asyncio.gather(*(was_closed(reader) for reader, _ in crowd)))
+        # 20 slots: the monitor's idle connection and the 20 oldest of the
+        # crowd made room for the 20 newest, which hold the slots now.
+        assert closed == [True] * 20 + [False] * 20
+        assert (adapter.site.evicted, adapter.site.refused) == (21, 0)
+        polls = await adapter.poll(20)  # the monitor reconnects and is answered
         assert set(polls.statuses) == {200} and polls.slowest < MAX_LATENCY
         for _, writer in crowd:
             writer.close()
-    assert closed == 21
     await assert_nothing_left(before)
 
 
