@@ -29,4 +29,8 @@ def may_see_details(config: Config, headers: CIMultiDictProxy[str]) -> bool:
     if scheme.lower() != "bearer":
         return False
     # Constant time: the comparison must not tell how much of a guess was right.
-    return hmac.compare_digest(presented.strip().encode(), expected.encode())
+    # aiohttp keeps header bytes that are not UTF-8 as surrogates: encode them
+    # back as they came, so that any header compares (and fails) quietly.
+    return hmac.compare_digest(
+        presented.strip().encode("utf-8", "surrogateescape"), expected.encode()
+    )

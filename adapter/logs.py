@@ -58,8 +58,22 @@ def _logfmt_value(value: Any) -> str:
     text = value if isinstance(value, str) else str(value)
     if text and not any(c in text for c in ' ="\\') and text.isprintable():
         return text
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    # Every control character escaped: a value (a URL, a probe's output) must
+    # never start a line of its own or rewrite the terminal's line.
+    escaped = "".join(_escape(char) for char in text)
     return f'"{escaped}"'
+
+
+def _escape(char: str) -> str:
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    if char.isprintable() or char == " ":
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def configure(fmt: str = "text", level: str | int = "INFO", stream: TextIO | None = None) -> None:
