@@ -84,16 +84,18 @@ def negotiate(accept: str | None, default: Format) -> Choice:
     ranges = parse_accept(accept or "")
     if not ranges:
         return Choice(default, _DEFAULT_MEDIA[default])
-    # Ties go to the earlier offer: the default's first, then the order of _OFFERS.
+    # Between equal qualities, a type the client named beats one it only
+    # admits through a wildcard (Consul's `text/plain, text/*, */*` wants text);
+    # then the earlier offer wins: the default's first, then the order of _OFFERS.
     offers = sorted(_OFFERS, key=lambda offer: offer.format is not default)
-    best: tuple[float, _Offer] | None = None
+    best: tuple[float, int, _Offer] | None = None
     for offer in offers:
-        quality = _quality(offer, ranges)
-        if quality > 0 and (best is None or quality > best[0]):
-            best = (quality, offer)
+        quality, specificity = _quality(offer, ranges)
+        if quality > 0 and (best is None or (quality, specificity) > best[:2]):
+            best = (quality, specificity, offer)
     if best is None:
         return Choice(default, _DEFAULT_MEDIA[default])
-    return Choice(best[1].format, best[1].media_type)
+    return Choice(best[2].format, best[2].media_type)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -128,8 +130,9 @@ def parse_accept(header: str) -> list[MediaRange]:
     return ranges
 
 
-def _quality(offer: _Offer, ranges: list[MediaRange]) -> float:
-    """The quality of the most specific range that matches the offer (RFC 9110, 12.5.1)."""
+def _quality(offer: _Offer, ranges: list[MediaRange]) -> tuple[float, int]:
+    """The quality of the most specific range that matches the offer (RFC 9110,
+    12.5.1), and how specific that range is (0 for */*)."""
     kind, _, subtype = offer.media_type.partition("/")
     best_specificity, quality = -1, 0.0
     for media in ranges:
@@ -140,4 +143,4 @@ def _quality(offer: _Offer, ranges: list[MediaRange]) -> float:
         specificity = (media.type != "*") + (media.subtype != "*") + len(media.params)
         if specificity > best_specificity:
             best_specificity, quality = specificity, media.quality
-    return quality
+    return quality, max(best_specificity, 0)

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 from adapter import __version__, formats
 from adapter.access import CHALLENGE, may_see_details
 from adapter.answers import Answer, AnswerCache
-from adapter.config import CheckConfig, Config
+from adapter.config import CheckConfig, Config, StatusCodes
 from adapter.formats import prometheus, verdict_only
 from adapter.health import (
     Judge,
@@ -73,6 +73,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 #: long ago things happened, and /metrics carries the adapter's own process figures.
 _KEPT_FORMATS = frozenset({Format.JSON, Format.TEXT, Format.NAGIOS})
 TEXT_UTF8 = "text/plain; charset=utf-8"
+_KUBELET_CODES = StatusCodes()
 
 
 def make_app(
@@ -279,7 +280,7 @@ def _answer(
     vary = "Accept" if current_config(app).server.details == "public" else \
         "Accept, Authorization"
     return Answer(
-        status=status if status is not None else _status_code(app, verdict.status),
+        status=status if status is not None else _status_code(app, verdict.status, label),
         body=body,
         headers={**NO_STORE, "Vary": vary, "Content-Type": content_type},
     )
@@ -344,8 +345,12 @@ def render(
             return body, content_type
 
 
-def _status_code(app: web.Application, status: Status) -> int:
-    return current_config(app).server.status_codes.for_status(status)
+def _status_code(app: web.Application, status: Status, label: str) -> int:
+    """The verdict's status code: `server.status_codes` for /health and the page; the
+    kubelet endpoints keep kubelet's meaning (200 pass or warn, 503 fail) whatever it
+    maps, so a 429 meant for Consul never fails a pod's probe."""
+    codes = current_config(app).server.status_codes if label == "health" else _KUBELET_CODES
+    return codes.for_status(status)
 
 
 async def serve(

@@ -227,10 +227,14 @@ checks:
     await settle(client, "/health", 200)
     sample_probes.SWITCHES["a"] = "warn"
     await settle(client, "/health", 429)
-    assert (await client.get("/readyz?verbose")).status == 429
+    # kubelet's endpoints keep kubelet's meaning: warn is success, fail is 503.
+    assert (await client.get("/readyz?verbose")).status == 200
+    assert (await client.get("/startupz")).status == 200
     sample_probes.SWITCHES["a"] = "fail"
     await settle(client, "/health", 500)
     assert (await client.get("/health/a")).status == 500
+    assert (await client.get("/readyz")).status == 503
+    assert (await client.get("/readyz/a")).status == 503
 
 
 async def test_the_status_page_is_the_root_and_html_at_health(
