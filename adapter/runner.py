@@ -41,8 +41,8 @@ class ProbeRunner:
 
     async def run(self) -> Run:
         started = time.time()
-        loop = asyncio.get_running_loop()
-        begin = loop.time()
+        # Not loop.time(): uvloop's clock moves in whole milliseconds.
+        begin = time.perf_counter()
         if self.stuck:
             result = Result(
                 Status.FAIL,
@@ -51,8 +51,8 @@ class ProbeRunner:
             )
         else:
             result = await self._attempt()
-        end = loop.time()
-        return Run(sanitize(result), started=started, duration=end - begin, finished=end)
+        duration = time.perf_counter() - begin
+        return Run(sanitize(result), started=started, duration=duration, finished=time.monotonic())
 
     async def _attempt(self) -> Result:
         thread_future: concurrent.futures.Future[Any] | None = None
