@@ -22,6 +22,7 @@ import aiohttp
 
 from adapter import formats, logs
 from adapter.config import (
+    MAX_TOKEN_BYTES,
     CheckConfig,
     Config,
     ConfigError,
@@ -84,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "here, e.g. http://HOST:9180/readyz")
     check.add_argument("--timeout", metavar="DURATION", default="10s",
                        help="with --url: how long to wait for the answer (default: 10s)")
+    check.add_argument("--token-file", metavar="FILE",
+                       help="with --url: send the bearer token in FILE, for an adapter whose "
+                       "details need it (server.details: token)")
 
     with_config(commands.add_parser("validate", help="check the config file and print ok or "
                                     "every error"))
@@ -210,6 +214,16 @@ def check_url(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"HEALTH UNKNOWN - --timeout: {exc}")
         return EXIT_NAGIOS_UNKNOWN
+    headers = {"Accept": "text/plain"}
+    if args.token_file is not None:
+        try:
+            with open(args.token_file, "rb") as stream:
+                token = stream.read(MAX_TOKEN_BYTES + 1).decode("utf-8", "replace").strip()
+        except OSError as exc:
+            print(f"HEALTH UNKNOWN - --token-file: cannot read {args.token_file}: "
+                  f"{exc.strerror or exc}")
+            return EXIT_NAGIOS_UNKNOWN
+        headers["Authorization"] = f"Bearer {token}"
     url = args.url
     try:
         parts = urllib.parse.urlsplit(url)
@@ -225,7 +239,7 @@ def check_url(args: argparse.Namespace) -> int:
              if k != "format"]
     asked = parts._replace(query=urllib.parse.urlencode([*query, ("format", "nagios")]))
     try:
-        status, content_type, body = asyncio.run(_ask(asked.geturl(), timeout))
+        status, content_type, body = asyncio.run(_ask(asked.geturl(), timeout, headers))
     except TimeoutError:
         print(f"HEALTH UNKNOWN - {url} gave no answer within {format_duration(timeout)}")
         return EXIT_NAGIOS_UNKNOWN
@@ -248,11 +262,10 @@ def check_url(args: argparse.Namespace) -> int:
     return nagios.EXIT_CODES[match[1]]
 
 
-async def _ask(url: str, timeout: float) -> tuple[int, str, bytes]:
+async def _ask(url: str, timeout: float, headers: dict[str, str]) -> tuple[int, str, bytes]:
     async with aiohttp.ClientSession(
         trust_env=False, timeout=aiohttp.ClientTimeout(total=timeout)
-    ) as session, session.get(url, allow_redirects=False,
-                              headers={"Accept": "text/plain"}) as response:
+    ) as session, session.get(url, allow_redirects=False, headers=headers) as response:
         body = await response.content.read(MAX_ANSWER_BYTES)
         return response.status, response.content_type, body
 

@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 
 from adapter.cli import event_loop_factory
-from adapter.config import Config
+from adapter.config import Config, parse_config
 from adapter.server import make_app
 from tests import nagios_grammar, sample_probes
 from tests.conftest import ROOT, free_port
@@ -233,6 +233,30 @@ async def test_check_url_asks_a_running_adapter(
     # The query is kept: ?exclude reaches the adapter.
     code_, output = await cli_async("check", "--url", f"{url}?exclude=api")
     assert code_ == 0 and output.startswith("HEALTH OK - orders-api: 1 check passing")
+
+
+async def test_check_url_sends_the_token_from_a_file(
+    aiohttp_server: Any, tmp_path: Path
+) -> None:
+    token = "a-token-of-24-characters"
+    config = parse_config("server: {details: token, token_env: T}\n" + SWITCHED,
+                          environ={"T": token})
+    server = await aiohttp_server(make_app(config))
+    url = f"http://127.0.0.1:{server.port}/readyz"
+    (tmp_path / "token").write_text(token + "\n")
+    for _ in range(100):  # until the first runs are in
+        code, output = await cli_async("check", "--url", url, "--token-file",
+                                       str(tmp_path / "token"))
+        if code == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert code == 0 and "[PASS] api: switch says pass" in output
+    anonymous_code, anonymous = await cli_async("check", "--url", url)
+    assert anonymous_code == 0 and "[PASS]" not in anonymous  # the verdict only
+    missing_code, missing = await cli_async("check", "--url", url, "--token-file",
+                                            str(tmp_path / "nope"))
+    assert missing_code == 3
+    assert missing.startswith("HEALTH UNKNOWN - --token-file: cannot read")
 
 
 async def test_check_url_unknown_when_the_answer_is_not_the_adapter_s(
