@@ -81,6 +81,10 @@ def test_the_page_is_self_contained_and_refreshes_itself() -> None:
             assert (attrs.get("href") or "").startswith("data:"), attrs
     assert "@import" not in page and "url(" not in page
     assert "<script" not in page
+    # A browser asks every link for HTML: links to other formats say which.
+    links = [attrs["href"] for tag, attrs in elements.tags if tag == "a"]
+    assert "/health?format=json" in links and "/metrics?format=prometheus" in links
+    assert all("format=" in link or "verbose" in link for link in links), links
 
 
 def test_one_check_lists_its_recent_runs_newest_first() -> None:
