@@ -72,10 +72,16 @@ class Registry:
     def discover(cls, entry_points: Iterable[EntryPointSpec] | None = None) -> Registry:
         """The built-ins plus every installed entry point of the probe group."""
         registry = cls(ProbeType(name, target, "built-in") for name, target in BUILTINS.items())
+        clashes = []
         for spec in installed_entry_points() if entry_points is None else entry_points:
             if _normalize(spec.distribution) == OWN_DISTRIBUTION and spec.name in BUILTINS:
                 continue  # our own declaration of a built-in
-            registry.add(ProbeType(spec.name, spec.value, spec.source))
+            try:
+                registry.add(ProbeType(spec.name, spec.value, spec.source))
+            except RegistryError as exc:
+                clashes.append(str(exc))  # every clash at once, not one per fix
+        if clashes:
+            raise RegistryError("; ".join(clashes))
         return registry
 
     def add(self, probe_type: ProbeType) -> None:

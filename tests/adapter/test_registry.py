@@ -151,3 +151,16 @@ def test_installed_distribution_is_found_and_usable_by_its_name(
         "checks[0] (q).queue_depth.max_depth: expected an integer, got 'lots'"
     ]
     sys.modules.pop("acme_queue", None)
+
+
+def test_every_clash_is_reported_at_once() -> None:
+    with pytest.raises(RegistryError) as caught:
+        Registry.discover([
+            EntryPointSpec("http", "acme:Http", "acme", "1.0"),
+            EntryPointSpec("queue", "a:Q", "acme", "1.0"),
+            EntryPointSpec("queue", "b:Q", "other", "2.0"),
+        ])
+    message = str(caught.value)
+    assert "probe type 'http' is defined twice" in message
+    assert "probe type 'queue' is defined twice: by acme 1.0 (a:Q) and by other 2.0 (b:Q)" \
+        in message
