@@ -16,11 +16,11 @@ import socket
 import sys
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import aiohttp
 
-from adapter import formats, logs
+from adapter import formats, logs, loop
 from adapter.config import (
     MAX_TOKEN_BYTES,
     CheckConfig,
@@ -158,22 +158,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(exc.report(), file=sys.stderr)
         return EXIT_INVALID_CONFIG
     try:
-        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            runner.run(serve(config, args.listen or config.listen, config_path=config.source,
-                             shutdown_delay=args.shutdown_delay))
+        loop.run(serve(config, args.listen or config.listen, config_path=config.source,
+                       shutdown_delay=args.shutdown_delay))
     except ListenError as exc:
         print(f"health-adapter: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop when it is installed (the `fast` extra), else None: asyncio's own."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -194,7 +184,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"HEALTH UNKNOWN - no check belongs to group {args.group!r} "
                   f"(groups: {', '.join(sorted(config.groups))})")
             return EXIT_NAGIOS_UNKNOWN
-    verdict = asyncio.run(_run_once(checks))
+    verdict = loop.run(_run_once(checks))
     print(formats.nagios_text(verdict, config.service), end="")
     return formats.exit_code(verdict.status)
 

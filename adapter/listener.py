@@ -182,7 +182,8 @@ class LimitedSite(web.BaseSite):
         server = self._server
         if server is None or not isinstance(self.address, TcpAddress):
             return None
-        sockets = server.sockets  # uvloop's Server too, without subclassing asyncio's
+        # uvloop's Server has them too, without subclassing asyncio's.
+        sockets = getattr(server, "sockets", None)
         return int(sockets[0].getsockname()[1]) if sockets else None
 
 

@@ -134,8 +134,13 @@ def sanitize(result: Result) -> Result:
     if len(encoded) <= MAX_OUTPUT_BYTES and encoded.decode("utf-8") == output:
         return result
     if len(encoded) > MAX_OUTPUT_BYTES:
-        kept = encoded[:MAX_OUTPUT_BYTES].decode("utf-8", "ignore")
-        output = f"{kept} … (captured {MAX_OUTPUT_BYTES} of {len(encoded)} bytes)"
+        # The whole output, note included, stays within the cap; the note
+        # counts the bytes kept, which a cut inside a character makes fewer.
+        note = f" … (captured {MAX_OUTPUT_BYTES} of {len(encoded)} bytes)"
+        room = MAX_OUTPUT_BYTES - len(note.encode())
+        kept = encoded[:room].decode("utf-8", "ignore")
+        size = len(kept.encode())
+        output = f"{kept} … (captured {size} of {len(encoded)} bytes)"
     else:
         output = encoded.decode("utf-8")
     return Result(

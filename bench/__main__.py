@@ -29,7 +29,7 @@ from types import FrameType
 
 import aiohttp
 
-from adapter.cli import event_loop_factory
+from adapter.loop import event_loop_factory
 from bench.figures import FIGURES
 from bench.procs import OtherLoad, Supervisor
 from bench.rig import Bench, Row, Settings, Skipped, split_cpus

@@ -32,8 +32,8 @@ from typing import Any
 from aiohttp import web
 
 from adapter import logs
-from adapter.cli import event_loop_factory
 from adapter.config import load_config
+from adapter.loop import event_loop_factory
 from adapter.registry import Registry
 from adapter.scheduler import Scheduler
 from adapter.server import SCHEDULER, STORE, serve

@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--body", type=Path, help="bare: the JSON body to answer")
     args = parser.parse_args()
-    from adapter.cli import event_loop_factory
+    from adapter.loop import event_loop_factory
 
     if args.kind == "bare":
         body = args.body.read_bytes() if args.body else b'{"status":"pass"}'

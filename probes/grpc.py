@@ -5,10 +5,14 @@ server without the health service fail. It needs the `grpc` extra
 (`pip install 'health-adapter[grpc]'`): this module imports without it, and a
 config that uses the probe without it is refused with that hint.
 
-A run opens a channel, makes one call and closes the channel, so each run
-proves that the server still accepts connections. The runner owns the
-deadline: the call has none of its own, and a cancelled run cancels the call
-and closes the channel.
+Each check keeps one channel, made at its first run and closed with the
+adapter: gRPC core finishes (or gives up) a connection attempt in its own
+time, up to 20 s after the channel that began it was closed, so a channel per
+run would pile sockets up against a server that accepts and never answers.
+The channel reconnects by itself after a failure; a call on a channel that
+cannot connect fails at once (UNAVAILABLE) rather than waiting for it. The
+runner owns the deadline: the call has none of its own, and a cancelled run
+cancels the call.
 """
 
 from __future__ import annotations
@@ -123,6 +127,7 @@ class GrpcProbe(Probe):
                 )
 
     config: Options
+    _open_channel: Any = None  # made at the first run, closed with the adapter
 
     @classmethod
     def parse_options(cls, options: Mapping[str, Any]) -> Any:
@@ -137,18 +142,16 @@ class GrpcProbe(Probe):
         modules = load_grpc()
         config = self.config
         target = f"{_host_for_target(config.host)}:{config.port}"
-        channel = self._channel(modules, target)
+        if self._open_channel is None:
+            self._open_channel = self._channel(modules, target)
         started = time.perf_counter()
+        stub = modules.health_pb2_grpc.HealthStub(self._open_channel)
+        request = modules.health_pb2.HealthCheckRequest(service=config.service)
         try:
-            stub = modules.health_pb2_grpc.HealthStub(channel)
-            request = modules.health_pb2.HealthCheckRequest(service=config.service)
-            try:
-                response = await stub.Check(request)
-            except modules.aio.AioRpcError as exc:
-                reason, message = classify_rpc_error(exc, modules.grpc, target, config.service)
-                return Result(Status.FAIL, message, reason=reason)
-        finally:
-            await channel.close(grace=None)
+            response = await stub.Check(request)
+        except modules.aio.AioRpcError as exc:
+            reason, message = classify_rpc_error(exc, modules.grpc, target, config.service)
+            return Result(Status.FAIL, message, reason=reason)
         elapsed = round((time.perf_counter() - started) * 1000, 1)
         serving = modules.health_pb2.HealthCheckResponse.ServingStatus
         name = serving.Name(response.status)
@@ -157,6 +160,11 @@ class GrpcProbe(Probe):
         if response.status == serving.Value("SERVING"):
             return Result(Status.PASS, output, elapsed, "ms")
         return Result(Status.FAIL, output, elapsed, "ms", reason=Reason.STATUS)
+
+    async def close(self) -> None:
+        channel, self._open_channel = self._open_channel, None
+        if channel is not None:
+            await channel.close(grace=None)
 
     def _channel(self, modules: _Grpc, target: str) -> Any:
         config = self.config

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from adapter.cli import event_loop_factory
 from adapter.config import Config, parse_config
+from adapter.loop import event_loop_factory
 from adapter.server import make_app
 from tests import nagios_grammar, sample_probes
 from tests.conftest import ROOT, free_port

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapter.runner import MAX_OUTPUT_BYTES, ProbeRunner
+from adapter.runner import MAX_OUTPUT_BYTES, ProbeRunner, sanitize
 from adapter.threads import DaemonThreadPool
-from probes import Probe, Reason, Status
+from probes import Probe, Reason, Result, Status
 from tests import sample_probes
 
 
@@ -113,9 +113,20 @@ async def test_probe_that_swallows_cancellation_counts_as_stuck(pool: DaemonThre
 async def test_output_is_capped_and_made_valid_text(pool: DaemonThreadPool) -> None:
     run = await runner_for(sample_probes.HugeOutput, pool).run()
     output = run.result.output
-    assert output.endswith(f"(captured {MAX_OUTPUT_BYTES} of 100001 bytes)")
-    assert len(output.encode()) < MAX_OUTPUT_BYTES + 100
+    kept, _, note = output.rpartition(" … ")
+    assert note == f"(captured {len(kept.encode())} of 100001 bytes)"
+    assert len(output.encode()) <= MAX_OUTPUT_BYTES
     output.encode("utf-8")  # no lone surrogates left
+
+
+@pytest.mark.parametrize("text", ["é" * 10_000, "😀" * 5_000, "a" + "é" * 9_999],
+                         ids=["two-byte", "four-byte", "shifted"])
+def test_a_cut_inside_a_character_is_counted_as_it_is(text: str) -> None:
+    output = sanitize(Result("fail", text)).output
+    kept, _, note = output.rpartition(" … ")
+    assert note == f"(captured {len(kept.encode())} of {len(text.encode())} bytes)"
+    assert len(output.encode()) <= MAX_OUTPUT_BYTES
+    assert text.startswith(kept)
 
 
 async def test_cancelling_a_run_cancels_the_probe(pool: DaemonThreadPool) -> None:

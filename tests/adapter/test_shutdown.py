@@ -125,3 +125,33 @@ async def test_sigterm_flips_readyz_before_anything_else_stops(tmp_path: Path) -
     assert app[LIFECYCLE].draining
     await asyncio.wait_for(serving, 10)
     assert not app[SCHEDULER].running
+
+
+@pytest.mark.slow
+def test_a_probe_that_ignores_its_cancellation_does_not_hold_the_exit(tmp_path: Path) -> None:
+    config = tmp_path / "health.yaml"
+    config.write_text(
+        "checks:\n"
+        "  - {name: deaf, interval: 100ms, timeout: 200ms,\n"
+        "     plugin: {class: 'tests.sample_probes:SwallowCancel', hold: 3600}}\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "adapter", "serve", "-c", str(config), "--listen",
+         f"127.0.0.1:{free_port()}", "--shutdown-delay", "0"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        time.sleep(1.5)  # its first run timed out and its task is stuck
+        begin = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+        took = time.monotonic() - begin
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert took < 10
+    assert "event=abandoned_tasks count=1" in stderr
+    assert "Task was destroyed" not in stderr

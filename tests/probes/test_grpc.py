@@ -82,9 +82,11 @@ async def start_server() -> AsyncIterator[ServerFactory]:
 
 async def run(timeout: float = WAIT, **options: Any) -> Result:
     pool = DaemonThreadPool(1)
+    probe = GrpcProbe("g", options)
     try:
-        return (await ProbeRunner(GrpcProbe("g", options), timeout, pool).run()).result
+        return (await ProbeRunner(probe, timeout, pool).run()).result
     finally:
+        await probe.close()
         pool.shutdown(wait=False)
 
 
@@ -156,6 +158,32 @@ async def test_many_runs_leave_nothing_behind(start_server: ServerFactory) -> No
         for _ in range(10):
             assert (await run(port=server.port)).status is Status.PASS
             assert (await run(port=closed)).status is Status.FAIL
+
+
+async def test_runs_against_a_server_that_never_answers_keep_one_socket() -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def accept_and_say_nothing(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    silent = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    pool = DaemonThreadPool(1)
+    probe = GrpcProbe("g", {"port": port})
+    runner = ProbeRunner(probe, 0.1, pool)
+    try:
+        for _ in range(10):
+            assert (await runner.run()).result.reason is Reason.TIMEOUT
+        # One channel per check: a timed-out run does not leave a connection
+        # attempt behind for gRPC core to give up on some 20 s later.
+        assert len(accepted) <= 2, len(accepted)
+    finally:
+        await probe.close()
+        pool.shutdown(wait=False)
+        for writer in accepted:
+            writer.close()
+        silent.close()
+        await silent.wait_closed()
 
 
 # --- TLS ---------------------------------------------------------------------------------
