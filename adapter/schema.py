@@ -8,6 +8,7 @@ the YAML language server; `health-adapter probes NAME` prints the docs.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import re
@@ -228,7 +229,8 @@ def _check_schema(blocks: dict[str, Any]) -> dict[str, Any]:
         "anyOf": [
             {
                 "title": f"{name} check",
-                "properties": {**common, name: block},
+                # A copy each: the pass that admits "${VAR}" rewrites schemas in place.
+                "properties": {**copy.deepcopy(common), name: block},
                 "required": ["name", name],
                 "additionalProperties": False,
             }

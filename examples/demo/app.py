@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -24,7 +23,7 @@ HEARTBEAT_EVERY = 1.0
 
 
 class StatusHandler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+    def do_GET(self) -> None:
         if self.path != "/status":
             self.send_error(404)
             return

@@ -176,3 +176,19 @@ def test_a_dataclass_options_plugin_refuses_unknown_keys_in_the_schema() -> None
     unknown = yaml.safe_load("checks: [{name: d, dc: {url: 'http://x', retry: 2}}]")
     assert list(validator.iter_errors(ok)) == []
     assert list(validator.iter_errors(unknown)) != []
+
+
+def _depth(node: object) -> int:
+    if isinstance(node, dict):
+        return 1 + max((_depth(value) for value in node.values()), default=0)
+    if isinstance(node, list):
+        return 1 + max((_depth(value) for value in node), default=0)
+    return 0
+
+
+def test_check_settings_are_wrapped_once_whatever_the_number_of_probe_types() -> None:
+    schema = json.loads(SHIPPED.read_text())
+    depths = {_depth(branch["properties"]["groups"])
+              for branch in schema["$defs"]["Check"]["anyOf"]}
+    assert depths == {_depth(schema["$defs"]["Check"]["anyOf"][0]["properties"]["groups"])}
+    assert depths.pop() <= 5

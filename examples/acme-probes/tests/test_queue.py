@@ -6,15 +6,15 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-
 from acme_probes.queue import QueueDepth
+
 from probes.testing import ConfigError, run_probe
 
 DEPTHS = {"orders": 3, "emails": 250}
 
 
 async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    command, name = (await reader.readline()).decode().split()
+    _command, name = (await reader.readline()).decode().split()
     if name != "stuck":
         writer.write(f"{DEPTHS.get(name, 0)}\n".encode())
         await writer.drain()

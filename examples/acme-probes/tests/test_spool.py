@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from acme_probes.spool import SpoolDepth
+
 from probes.testing import run_probe_sync
 
 

@@ -14,6 +14,7 @@ from typing import Annotated
 import msgspec
 
 from probes import Probe, Reason, Result, Status
+from probes.types import option_error
 
 
 class QueueDepth(Probe):
@@ -35,8 +36,8 @@ class QueueDepth(Probe):
 
         def __post_init__(self) -> None:
             if self.warn_depth is not None and self.warn_depth > self.max_depth:
-                # "- at `$.key`" makes the adapter report it at that key.
-                raise ValueError("warn_depth must not exceed max_depth - at `$.warn_depth`")
+                # Reported at that key: checks[0] (orders).queue_depth.warn_depth: …
+                raise option_error("warn_depth", "warn_depth must not exceed max_depth")
 
     config: Options  # the validated options, typed
 
