@@ -323,6 +323,9 @@ def describe_probe(info: ProbeType, probe_class: type[Probe]) -> str:
     doc = _first_line(probe_class.__doc__)
     if doc:
         lines.append(f"  {doc}")
+    missing = probe_class.missing_requirement()
+    if missing:
+        lines.append(f"  not usable here: {missing}")
     docs = option_docs(probe_class)
     lines.append("")
     if docs is None:
@@ -344,9 +347,12 @@ def describe_probe(info: ProbeType, probe_class: type[Probe]) -> str:
 
 def _summary(registry: Registry, name: str) -> str:
     try:
-        return _first_line(registry.load(name).__doc__)
+        probe_class = registry.load(name)
     except RegistryError as exc:
         return f"(cannot be loaded: {exc})"
+    missing = probe_class.missing_requirement()
+    summary = _first_line(probe_class.__doc__)
+    return f"{summary} (not usable here: {missing})" if missing else summary
 
 
 def _first_line(doc: str | None) -> str:

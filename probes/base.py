@@ -203,6 +203,16 @@ class Probe:
         )
 
     @classmethod
+    def missing_requirement(cls) -> str | None:
+        """What must be installed before this probe can run; None when nothing is missing.
+
+        A probe built on an optional library returns how to install it; the
+        config loader refuses a check that uses the probe with that text, and
+        `health-adapter probes` shows it.
+        """
+        return None
+
+    @classmethod
     def is_blocking(cls) -> bool:
         """True when `check` is a plain function that must run in a thread."""
         return not inspect.iscoroutinefunction(cls.check)

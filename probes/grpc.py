@@ -130,12 +130,19 @@ class GrpcProbe(Probe):
     _open_channel: Any = None  # made at the first run, closed with the adapter
 
     @classmethod
-    def parse_options(cls, options: Mapping[str, Any]) -> Any:
-        # Refused here, so that `validate` reports it at the check's grpc block.
+    def missing_requirement(cls) -> str | None:
         try:
             load_grpc()
         except GrpcUnavailable:
-            raise msgspec.ValidationError(INSTALL_HINT) from None
+            return INSTALL_HINT
+        return None
+
+    @classmethod
+    def parse_options(cls, options: Mapping[str, Any]) -> Any:
+        # Refused here, so that `validate` reports it at the check's grpc block.
+        missing = cls.missing_requirement()
+        if missing is not None:
+            raise msgspec.ValidationError(missing)
         return super().parse_options(options)
 
     async def check(self) -> Result:

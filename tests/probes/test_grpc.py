@@ -300,6 +300,22 @@ def test_without_the_extra_a_config_using_grpc_says_how_to_install_it() -> None:
 
 
 @pytest.mark.usefixtures("without_grpc")
+def test_without_the_extra_the_catalog_says_what_is_missing() -> None:
+    from adapter.cli import _summary, describe_probe
+    from adapter.registry import Registry
+
+    registry = Registry.discover([])
+    assert GrpcProbe.missing_requirement() == INSTALL_HINT
+    assert _summary(registry, "grpc").endswith(f"(not usable here: {INSTALL_HINT})")
+    assert f"  not usable here: {INSTALL_HINT}\n" in describe_probe(
+        registry.info("grpc"), GrpcProbe)
+
+
+def test_with_the_extra_nothing_is_missing() -> None:
+    assert GrpcProbe.missing_requirement() is None
+
+
+@pytest.mark.usefixtures("without_grpc")
 def test_without_the_extra_other_probes_are_unaffected() -> None:
     parse_config("checks: [{name: t, tcp: {port: 22}}]", environ={})
 
