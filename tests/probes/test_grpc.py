@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 import trustme
 
+from adapter.cli import _summary, describe_probe
 from adapter.config import ConfigError, parse_config
+from adapter.registry import Registry
 from adapter.runner import ProbeRunner
 from adapter.threads import DaemonThreadPool
 from probes import Reason, Result, Status
@@ -301,9 +303,6 @@ def test_without_the_extra_a_config_using_grpc_says_how_to_install_it() -> None:
 
 @pytest.mark.usefixtures("without_grpc")
 def test_without_the_extra_the_catalog_says_what_is_missing() -> None:
-    from adapter.cli import _summary, describe_probe
-    from adapter.registry import Registry
-
     registry = Registry.discover([])
     assert GrpcProbe.missing_requirement() == INSTALL_HINT
     assert _summary(registry, "grpc").endswith(f"(not usable here: {INSTALL_HINT})")
