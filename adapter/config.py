@@ -176,6 +176,9 @@ _TOP_KEYS: dict[str, Any] = {
     "defaults": dict,
     "checks": list,
 }
+_SERVER_KEYS: dict[str, Any] = {
+    field.encode_name: field.type for field in msgspec.structs.fields(ServerConfig)
+}
 _BUILTIN_DEFAULTS: dict[str, Any] = {
     "interval": Duration(10),
     "timeout": Duration(2),
@@ -248,7 +251,8 @@ class _Builder:
         self.unreported = 0
 
     def build(self, document: dict[str, Any], source: str) -> Config | None:
-        top = self.fields(document, _TOP_KEYS, "")
+        # server: is validated key by key below, so that all of its mistakes are reported.
+        top = self.fields(document, {**_TOP_KEYS, "server": dict}, "")
         if "checks" not in document:
             self.errors.append("checks: required: list the checks to run")
         defaults = dict(_BUILTIN_DEFAULTS)
@@ -272,7 +276,7 @@ class _Builder:
             checks.append(check)
         if "checks" in top and not top["checks"]:
             self.errors.append("checks: the list is empty; add at least one check")
-        server = top.get("server", ServerConfig())
+        server = self.server(top.get("server", {}))
         token = self.detail_token(server)
         if self.errors:
             return None
@@ -284,6 +288,16 @@ class _Builder:
             source=source,
             detail_token=token,
         )
+
+    def server(self, raw: dict[str, Any]) -> ServerConfig:
+        """Each key on its own first, so that every mistake is reported; then the rules
+        between keys, which only make sense once each key is valid."""
+        failures = self.failures()
+        valid = self.fields(raw, _SERVER_KEYS, "server.")
+        if self.failures() > failures:
+            return ServerConfig()
+        server = self.convert(valid, ServerConfig, "server")
+        return ServerConfig() if server is _INVALID else server
 
     def detail_token(self, server: ServerConfig) -> str | None:
         """The token of `details: token`, from its file or variable; never echoed in errors."""

@@ -208,18 +208,32 @@ def checks_view(
 def one_check_view(
     select: Selection, *, label: str = "health", judge_one: Judge = judge_check
 ) -> Handler:
-    """A handler for one check of a set, by name: its own status, its recent runs."""
+    """A handler for one check of a set, by name: its own status, its recent runs.
+
+    kubelet may poll `/livez/NAME` as often as `/livez`: answers are kept alike.
+    """
+    answers = AnswerCache()
 
     async def handler(request: web.Request) -> web.Response:
         app = request.app
         _require_details(request)  # before the name is looked up: no probing for names
         name = request.match_info["name"]
-        check = next((c for c in select(current_config(app)) if c.name == name), None)
-        if check is None:
-            where = "" if label == "health" else f" in {label}"
-            raise web.HTTPNotFound(text=f"no check named {name!r}{where}\n", headers=NO_STORE)
-        verdict = judge_alone(check, app[STORE].get(name), app[CLOCK](), judge_one)
-        return respond(request, verdict, default=Format.JSON, label=label, detailed=True)
+        config, store, now = current_config(app), app[STORE], app[CLOCK]()
+        choice = _choose(request, Format.JSON)
+        key = (name, choice)
+        cacheable = choice.format in _KEPT_FORMATS
+        answer = answers.get(key, store.version, config, now) if cacheable else None
+        if answer is None:
+            check = next((c for c in select(config) if c.name == name), None)
+            if check is None:
+                where = "" if label == "health" else f" in {label}"
+                raise web.HTTPNotFound(text=f"no check named {name!r}{where}\n",
+                                       headers=NO_STORE)
+            verdict = judge_alone(check, store.get(name), now, judge_one)
+            answer = _answer(app, verdict, choice, details=True, label=label, detailed=True)
+            if cacheable:
+                answers.put(key, answer, store.version, config, stale_at([check], store.states()))
+        return web.Response(body=answer.body, status=answer.status, headers=answer.headers)
 
     return handler
 

@@ -88,6 +88,23 @@ async def test_a_check_turning_stale_is_seen_without_any_new_run(
     assert "stale: the last result is 9.1s old" in (await body(client, "/health"))[1]
 
 
+async def test_one_check_answers_follow_its_runs_and_its_staleness(
+    client: TestClient[Any, Any], store: StateStore, clock: Clock
+) -> None:
+    first = await body(client, "/health/api")
+    assert first[0] == 200 and first == await body(client, "/health/api")
+    assert (await body(client, "/livez/disk"))[0] == 200
+    assert (await body(client, "/livez/api"))[0] == 404  # api is not in live
+    store.record("api", run("fail", clock.now))
+    status, text = await body(client, "/health/api")
+    assert status == 503 and "it is fail" in text
+    assert (await body(client, "/health/disk"))[0] == 200
+    clock.now += 3 * 10 + 1 + 0.1  # disk: past 3 intervals + timeout
+    status, text = await body(client, "/livez/disk")
+    assert status == 503 and "stale" in text
+    assert (await body(client, "/health/nope"))[0] == 404
+
+
 async def test_draining_is_seen_at_once(client: TestClient[Any, Any]) -> None:
     assert (await body(client, "/readyz"))[0] == 200
     client.app[LIFECYCLE].draining = True  # type: ignore[index]
