@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Mapping
+from typing import NamedTuple
 
 
 class Format(enum.Enum):
@@ -20,9 +21,12 @@ class Format(enum.Enum):
     PROMETHEUS = "prometheus"
     OPENMETRICS = "openmetrics"
 
+    # Members are singletons compared by identity; Enum's own __hash__ is Python
+    # code, and a Choice is hashed on every request (it keys the kept answers).
+    __hash__ = object.__hash__
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Choice:
+
+class Choice(NamedTuple):
     format: Format
     media_type: str  # the type asked for (application/json or application/health+json)
 
