@@ -136,6 +136,36 @@ async def test_exit_status_of_any_script(
     assert result.output.startswith(output)
 
 
+# Every plugin on the machine, asked only what needs neither a target nor a
+# privilege: its version, and an option it does not know (a usage error). Both
+# exit 3, UNKNOWN, in monitoring-plugins 2.3; the test follows the exit status.
+INSTALLED_PLUGINS = sorted(
+    path.name for path in PLUGINS.glob("check_*") if path.is_file() and os.access(path, os.X_OK)
+)
+_EXIT_STATUS = {0: (Status.PASS, None), 1: (Status.WARN, None), 2: (Status.FAIL, None)}
+
+
+@needs_plugins
+@pytest.mark.parametrize("name", INSTALLED_PLUGINS)
+@pytest.mark.parametrize("argument", ["-V", "--no-such-option"])
+async def test_every_installed_plugin_runs_as_an_exec_probe(name: str, argument: str) -> None:
+    command = [str(PLUGINS / name), argument]
+    direct = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True,
+                                     check=False, timeout=WAIT)
+    expected = _EXIT_STATUS.get(direct.returncode, (Status.FAIL, Reason.UNKNOWN))
+
+    result = await check(command)
+
+    assert (result.status, result.reason) == expected, result.output
+    if argument == "-V":
+        assert result.output.split()[:2] == direct.stdout.split()[:2]
+        assert result.output.startswith(name)
+    else:  # the plugin's own words, whether it wrote them to stdout or stderr
+        first_line = (direct.stdout.strip() or direct.stderr.strip()).splitlines()[0]
+        # A "|" starts perfdata in the plugin API, even inside a usage line.
+        assert first_line.partition("|")[0].strip() in result.output
+
+
 # Plugins that need no network and no privileges; thresholds wide enough to pass anywhere
 # except for check_swap, whose answer depends on the machine (and is compared, not assumed).
 REAL_PLUGINS = [
