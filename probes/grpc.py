@@ -29,7 +29,7 @@ from typing import Annotated, Any
 import msgspec
 
 from probes.base import Probe, Reason, Result, Status
-from probes.tls import TlsSetupError, read_pem
+from probes.tls import CaFile, KeyFile, PemPath, TlsSetupError, read_pem
 from probes.types import option_error
 
 __all__ = [
@@ -96,10 +96,7 @@ class GrpcProbe(Probe):
             ),
         ] = ""
         tls: Annotated[bool, msgspec.Meta(description="connect with TLS")] = False
-        ca_file: Annotated[
-            _NonEmpty | None,
-            msgspec.Meta(description="PEM file of the CAs to trust instead of the system ones"),
-        ] = None
+        ca_file: CaFile = None
         server_name: Annotated[
             _NonEmpty | None,
             msgspec.Meta(
@@ -107,13 +104,9 @@ class GrpcProbe(Probe):
             ),
         ] = None
         cert_file: Annotated[
-            _NonEmpty | None,
-            msgspec.Meta(description="PEM client certificate, for mutual TLS"),
+            PemPath | None, msgspec.Meta(description="PEM client certificate, for mutual TLS")
         ] = None
-        key_file: Annotated[
-            _NonEmpty | None,
-            msgspec.Meta(description="PEM private key of the client certificate"),
-        ] = None
+        key_file: KeyFile = None
 
         def __post_init__(self) -> None:
             if not self.tls:

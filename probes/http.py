@@ -26,7 +26,7 @@ import yarl
 from aiohttp.client_exceptions import UnixClientConnectorError
 
 from probes.base import Probe, Reason, Result, Status
-from probes.tls import TlsSettings, TlsSetupError
+from probes.tls import CaFile, KeyFile, PemPath, TlsSettings, TlsSetupError
 from probes.types import option_error
 
 __all__ = [
@@ -245,22 +245,12 @@ class HttpProbe(Probe):
             bool,
             msgspec.Meta(description="verify the server's certificate and host name"),
         ] = True
-        ca_file: Annotated[
-            str | None,
-            msgspec.Meta(
-                description="PEM file of the CAs to trust instead of the system ones"
-            ),
-        ] = None
+        ca_file: CaFile = None
         cert_file: Annotated[
-            str | None,
-            msgspec.Meta(
-                description="PEM client certificate (may hold the key as well)"
-            ),
+            PemPath | None,
+            msgspec.Meta(description="PEM client certificate (may hold the key as well)"),
         ] = None
-        key_file: Annotated[
-            str | None,
-            msgspec.Meta(description="PEM private key of the client certificate"),
-        ] = None
+        key_file: KeyFile = None
         follow_redirects: Annotated[
             bool,
             msgspec.Meta(description="follow redirects to the same host, at most 10"),

@@ -21,7 +21,7 @@ from typing import Annotated
 import msgspec
 
 from probes.base import Probe, Reason, Result, Status
-from probes.tls import TlsSettings, TlsSetupError, describe_ssl_error
+from probes.tls import CaFile, TlsSettings, TlsSetupError, describe_ssl_error
 from probes.types import option_error
 
 __all__ = ["EXPECT_LIMIT", "TcpProbe", "TlsSetupError", "classify_connect_error"]
@@ -65,10 +65,7 @@ class TcpProbe(Probe):
             bool,
             msgspec.Meta(description="verify the server's certificate and host name (with tls)"),
         ] = True
-        ca_file: Annotated[
-            _NonEmpty | None,
-            msgspec.Meta(description="PEM file of the CAs to trust instead of the system ones"),
-        ] = None
+        ca_file: CaFile = None
         server_name: Annotated[
             _NonEmpty | None,
             msgspec.Meta(

@@ -9,8 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import ssl
+from typing import Annotated
 
-__all__ = ["TlsSettings", "TlsSetupError", "describe_ssl_error"]
+import msgspec
+
+__all__ = ["CaFile", "KeyFile", "PemPath", "TlsSettings", "TlsSetupError", "describe_ssl_error"]
+
+#: A PEM file option: an empty value is a mistake (`${CA:-}`), not "the default".
+PemPath = Annotated[str, msgspec.Meta(min_length=1)]
+# The options that mean the same in every probe that speaks TLS.
+CaFile = Annotated[
+    PemPath | None,
+    msgspec.Meta(description="PEM file of the CAs to trust instead of the system ones"),
+]
+KeyFile = Annotated[
+    PemPath | None, msgspec.Meta(description="PEM private key of the client certificate")
+]
 
 
 class TlsSetupError(Exception):
