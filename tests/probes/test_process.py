@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,31 +22,12 @@ import pytest
 from probes import Reason, Resources, Result, Status
 from probes.process import ProcessProbe
 from probes.process_table import ProcessRecord, ProcessTable, Snapshot
+from tests.probes.conftest import Spawn
 
 SLEEP = shutil.which("sleep") or "/bin/sleep"
 ONLY_ADAPTER_HINT = (
     "only the adapter's own processes are visible; in a pod set shareProcessNamespace: true"
 )
-
-Spawn = Callable[..., subprocess.Popen[bytes]]
-
-
-@pytest.fixture
-def spawn() -> Iterator[Spawn]:
-    """Start child processes that are killed and reaped when the test ends."""
-    children: list[subprocess.Popen[bytes]] = []
-
-    def start(*argv: str) -> subprocess.Popen[bytes]:
-        child = subprocess.Popen(argv)
-        children.append(child)
-        return child
-
-    yield start
-    for child in children:
-        child.kill()
-    for child in children:
-        child.wait()
-
 
 @pytest.fixture
 def marker() -> str:

@@ -7,12 +7,11 @@ import dataclasses
 import os
 import pwd
 import shutil
-import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -27,27 +26,11 @@ from probes.process_table import (
     scan_processes,
     scan_psutil,
 )
+from tests.probes.conftest import Spawn
 
 SLEEP = shutil.which("sleep") or "/bin/sleep"
 
 # --- real processes -------------------------------------------------------------------
-
-
-@pytest.fixture
-def spawn() -> Iterator[Callable[[list[str]], subprocess.Popen[bytes]]]:
-    """Start child processes that are killed and reaped when the test ends."""
-    children: list[subprocess.Popen[bytes]] = []
-
-    def start(argv: list[str]) -> subprocess.Popen[bytes]:
-        child = subprocess.Popen(argv)
-        children.append(child)
-        return child
-
-    yield start
-    for child in children:
-        child.kill()
-    for child in children:
-        child.wait()
 
 
 def named_sleep(directory: Path, name: str) -> str:
@@ -86,10 +69,10 @@ def test_scan_processes_reads_proc_on_linux(monkeypatch: pytest.MonkeyPatch) -> 
 
 @pytest.mark.parametrize("scan", SCANNERS)
 def test_scan_records_a_child_process(
-    spawn: Callable[..., subprocess.Popen[bytes]], scan: Scan
+    spawn: Spawn, scan: Scan
 ) -> None:
     marker = f"table-test-{uuid.uuid4().hex}"
-    child = spawn([sys.executable, "-c", "import time; time.sleep(60)", marker])
+    child = spawn(sys.executable, "-c", "import time; time.sleep(60)", marker)
 
     snapshot = scan()
 
@@ -120,11 +103,11 @@ def test_scan_knows_which_process_is_the_adapter(scan: Scan) -> None:
     ],
 )
 def test_proc_and_psutil_record_the_same(
-    spawn: Callable[..., subprocess.Popen[bytes]], tmp_path: Path, arguments: list[str]
+    spawn: Spawn, tmp_path: Path, arguments: list[str]
 ) -> None:
-    oddly_named = spawn([named_sleep(tmp_path, "odd (name) x)"), "60"])
-    with_arguments = spawn([sys.executable, "-c", "import time; time.sleep(60)", *arguments])
-    zombie = spawn([SLEEP, "60"])
+    oddly_named = spawn(named_sleep(tmp_path, "odd (name) x)"), "60")
+    with_arguments = spawn(sys.executable, "-c", "import time; time.sleep(60)", *arguments)
+    zombie = spawn(SLEEP, "60")
     zombie.kill()
     wait_until_zombie(zombie.pid)
     pids = {os.getpid(), oddly_named.pid, with_arguments.pid, zombie.pid}
@@ -138,10 +121,10 @@ def test_proc_and_psutil_record_the_same(
 
 @pytest.mark.parametrize("scan", SCANNERS)
 def test_scan_keeps_the_kernel_name_not_psutils_longer_one(
-    spawn: Callable[..., subprocess.Popen[bytes]], tmp_path: Path, scan: Scan
+    spawn: Spawn, tmp_path: Path, scan: Scan
 ) -> None:
     long_name = f"sleeper-{uuid.uuid4().hex[:14]}"  # 22 characters
-    child = spawn([named_sleep(tmp_path, long_name), "60"])
+    child = spawn(named_sleep(tmp_path, long_name), "60")
 
     record = record_of(scan(), child.pid)
 
@@ -150,8 +133,8 @@ def test_scan_keeps_the_kernel_name_not_psutils_longer_one(
 
 
 @pytest.mark.parametrize("scan", SCANNERS)
-def test_scan_marks_a_zombie(spawn: Callable[..., subprocess.Popen[bytes]], scan: Scan) -> None:
-    child = spawn([SLEEP, "60"])
+def test_scan_marks_a_zombie(spawn: Spawn, scan: Scan) -> None:
+    child = spawn(SLEEP, "60")
     child.kill()  # not waited for: a zombie until the fixture reaps it
     wait_until_zombie(child.pid)
 
@@ -163,9 +146,9 @@ def test_scan_marks_a_zombie(spawn: Callable[..., subprocess.Popen[bytes]], scan
 
 
 def test_scan_skips_processes_that_vanish_during_the_scan(
-    monkeypatch: pytest.MonkeyPatch, spawn: Callable[..., subprocess.Popen[bytes]]
+    monkeypatch: pytest.MonkeyPatch, spawn: Spawn
 ) -> None:
-    gone = spawn([SLEEP, "60"])
+    gone = spawn(SLEEP, "60")
     gone.kill()
     gone.wait()
     # The pid list is read first, the processes one by one after it: list a
