@@ -56,49 +56,79 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_config(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
         sub.add_argument(
-            "-c", "--config", metavar="FILE",
+            "-c",
+            "--config",
+            metavar="FILE",
             help="the YAML config file (default: $HEALTH_ADAPTER_CONFIG)",
         )
         return sub
 
     serve = with_config(commands.add_parser("serve", help="run the checks and serve /health"))
-    serve.add_argument("--listen", metavar="HOST:PORT",
-                       help="address to listen on, or unix:/path.sock (overrides the "
-                       "config's listen)")
-    serve.add_argument("--shutdown-delay", metavar="DURATION", type=_duration,
-                       default=DEFAULT_SHUTDOWN_DELAY,
-                       help="on SIGTERM, how long /readyz fails before the port closes "
-                       f"(default: {format_duration(DEFAULT_SHUTDOWN_DELAY)})")
-    serve.add_argument("--log-format", choices=logs.FORMATS, default="text",
-                       help="text (logfmt) or json lines (default: text)")
-    serve.add_argument("--log-level", default="info",
-                       choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="address to listen on, or unix:/path.sock (overrides the config's listen)",
+    )
+    serve.add_argument(
+        "--shutdown-delay",
+        metavar="DURATION",
+        type=_duration,
+        default=DEFAULT_SHUTDOWN_DELAY,
+        help="on SIGTERM, how long /readyz fails before the port closes "
+        f"(default: {format_duration(DEFAULT_SHUTDOWN_DELAY)})",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default="text",
+        help="text (logfmt) or json lines (default: text)",
+    )
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
-    check = with_config(commands.add_parser(
-        "check", help="run every check once and exit like a Nagios plugin",
-        description="Run every check once, or ask a running adapter with --url, and answer "
-        "like a Nagios plugin: one summary line with performance data, one line per check, "
-        "exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."))
+    check = with_config(
+        commands.add_parser(
+            "check",
+            help="run every check once and exit like a Nagios plugin",
+            description="Run every check once, or ask a running adapter with --url, and answer "
+            "like a Nagios plugin: one summary line with performance data, one line per check, "
+            "exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+        )
+    )
     check.add_argument("--group", metavar="NAME", help="only the checks in this group")
-    check.add_argument("--url", metavar="URL",
-                       help="ask the adapter serving this URL instead of running the checks "
-                       "here, e.g. http://HOST:9180/readyz")
-    check.add_argument("--timeout", metavar="DURATION", default="10s",
-                       help="with --url: how long to wait for the answer (default: 10s)")
-    check.add_argument("--token-file", metavar="FILE",
-                       help="with --url: send the bearer token in FILE, for an adapter whose "
-                       "details need it (server.details: token)")
+    check.add_argument(
+        "--url",
+        metavar="URL",
+        help="ask the adapter serving this URL instead of running the checks "
+        "here, e.g. http://HOST:9180/readyz",
+    )
+    check.add_argument(
+        "--timeout",
+        metavar="DURATION",
+        default="10s",
+        help="with --url: how long to wait for the answer (default: 10s)",
+    )
+    check.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="with --url: send the bearer token in FILE, for an adapter whose "
+        "details need it (server.details: token)",
+    )
 
-    with_config(commands.add_parser("validate", help="check the config file and print ok or "
-                                    "every error"))
+    with_config(
+        commands.add_parser("validate", help="check the config file and print ok or every error")
+    )
 
     probes = commands.add_parser("probes", help="list the probe types available")
     probes.add_argument("name", nargs="?", help="show one probe type's options")
 
     schema = commands.add_parser(
-        "schema", help="print the JSON Schema of the config file, for editors")
-    schema.add_argument("--builtin", action="store_true",
-                        help="only the built-in probe types (the schema shipped in the repo)")
+        "schema", help="print the JSON Schema of the config file, for editors"
+    )
+    schema.add_argument(
+        "--builtin",
+        action="store_true",
+        help="only the built-in probe types (the schema shipped in the repo)",
+    )
     return parser
 
 
@@ -119,16 +149,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("HEALTH UNKNOWN - invalid arguments (see health-adapter check --help)")
             return EXIT_NAGIOS_UNKNOWN
         raise
-    handler = {"serve": cmd_serve, "check": cmd_check, "validate": cmd_validate,
-               "probes": cmd_probes, "schema": cmd_schema}[args.command]
+    handler = {
+        "serve": cmd_serve,
+        "check": cmd_check,
+        "validate": cmd_validate,
+        "probes": cmd_probes,
+        "schema": cmd_schema,
+    }[args.command]
     return handler(args)
 
 
 def _load(args: argparse.Namespace) -> Config:
     path = config_path_from(args.config)
     if path is None:
-        raise ConfigError(["no config file: pass --config FILE or set HEALTH_ADAPTER_CONFIG"],
-                          "health-adapter")
+        raise ConfigError(
+            ["no config file: pass --config FILE or set HEALTH_ADAPTER_CONFIG"], "health-adapter"
+        )
     try:
         registry = Registry.discover()
     except RegistryError as exc:
@@ -158,8 +194,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(exc.report(), file=sys.stderr)
         return EXIT_INVALID_CONFIG
     try:
-        loop.run(serve(config, args.listen or config.listen, config_path=config.source,
-                       shutdown_delay=args.shutdown_delay))
+        loop.run(
+            serve(
+                config,
+                args.listen or config.listen,
+                config_path=config.source,
+                shutdown_delay=args.shutdown_delay,
+            )
+        )
     except ListenError as exc:
         print(f"health-adapter: {exc}", file=sys.stderr)
         return 1
@@ -181,8 +223,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.group:
         checks = in_group(checks, args.group)
         if not checks:
-            print(f"HEALTH UNKNOWN - no check belongs to group {args.group!r} "
-                  f"(groups: {', '.join(sorted(config.groups))})")
+            print(
+                f"HEALTH UNKNOWN - no check belongs to group {args.group!r} "
+                f"(groups: {', '.join(sorted(config.groups))})"
+            )
             return EXIT_NAGIOS_UNKNOWN
     verdict = loop.run(_run_once(checks))
     print(formats.nagios_text(verdict, config.service), end="")
@@ -196,8 +240,10 @@ MAX_ANSWER_BYTES = 65536
 def check_url(args: argparse.Namespace) -> int:
     """Ask a running adapter for its Nagios answer (`?format=nagios`) and pass it on."""
     if args.config is not None or args.group is not None:
-        print("HEALTH UNKNOWN - --url asks a running adapter; --config and --group apply "
-              "only to running the checks here")
+        print(
+            "HEALTH UNKNOWN - --url asks a running adapter; --config and --group apply "
+            "only to running the checks here"
+        )
         return EXIT_NAGIOS_UNKNOWN
     try:
         timeout = parse_duration(args.timeout)
@@ -210,8 +256,10 @@ def check_url(args: argparse.Namespace) -> int:
             with open(args.token_file, "rb") as stream:
                 token = stream.read(MAX_TOKEN_BYTES + 1).decode("utf-8", "replace").strip()
         except OSError as exc:
-            print(f"HEALTH UNKNOWN - --token-file: cannot read {args.token_file}: "
-                  f"{exc.strerror or exc}")
+            print(
+                f"HEALTH UNKNOWN - --token-file: cannot read {args.token_file}: "
+                f"{exc.strerror or exc}"
+            )
             return EXIT_NAGIOS_UNKNOWN
         headers["Authorization"] = f"Bearer {token}"
     url = args.url
@@ -225,8 +273,11 @@ def check_url(args: argparse.Namespace) -> int:
         print(f"HEALTH UNKNOWN - invalid --url {url!r}: use http://HOST:PORT/PATH")
         return EXIT_NAGIOS_UNKNOWN
     # Keep the query (?exclude=…) and ask for the plugin answer.
-    query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-             if k != "format"]
+    query = [
+        (k, v)
+        for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        if k != "format"
+    ]
     asked = parts._replace(query=urllib.parse.urlencode([*query, ("format", "nagios")]))
     try:
         status, content_type, body = asyncio.run(_ask(asked.geturl(), timeout, headers))
@@ -234,8 +285,10 @@ def check_url(args: argparse.Namespace) -> int:
         print(f"HEALTH UNKNOWN - {url} gave no answer within {format_duration(timeout)}")
         return EXIT_NAGIOS_UNKNOWN
     except aiohttp.ClientConnectorError as exc:
-        print(f"HEALTH UNKNOWN - cannot connect to {parts.hostname}:{port}: "
-              f"{connect_error(exc.os_error)}")
+        print(
+            f"HEALTH UNKNOWN - cannot connect to {parts.hostname}:{port}: "
+            f"{connect_error(exc.os_error)}"
+        )
         return EXIT_NAGIOS_UNKNOWN
     except aiohttp.ClientError as exc:
         print(nagios.plain(f"HEALTH UNKNOWN - {url}: {describe_exception(exc)}"))
@@ -245,23 +298,30 @@ def check_url(args: argparse.Namespace) -> int:
     match = nagios.FIRST_LINE.match(lines[0]) if lines else None
     if match is None:
         seen = " ".join(text[:120].split()) or "an empty body"
-        print(nagios.plain(f"HEALTH UNKNOWN - {url} did not answer like health-adapter "
-                           f"(HTTP {status}, {content_type or 'no content type'}): {seen}"))
+        print(
+            nagios.plain(
+                f"HEALTH UNKNOWN - {url} did not answer like health-adapter "
+                f"(HTTP {status}, {content_type or 'no content type'}): {seen}"
+            )
+        )
         return EXIT_NAGIOS_UNKNOWN
     print(nagios.fit(lines[0], lines[1:]), end="")
     return nagios.EXIT_CODES[match[1]]
 
 
 async def _ask(url: str, timeout: float, headers: dict[str, str]) -> tuple[int, str, bytes]:
-    async with aiohttp.ClientSession(
-        trust_env=False, timeout=aiohttp.ClientTimeout(total=timeout)
-    ) as session, session.get(url, allow_redirects=False, headers=headers) as response:
+    async with (
+        aiohttp.ClientSession(
+            trust_env=False, timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as session,
+        session.get(url, allow_redirects=False, headers=headers) as response,
+    ):
         body = await response.content.read(MAX_ANSWER_BYTES)
         return response.status, response.content_type, body
 
 
 def connect_error(error: OSError) -> str:
-    """"Connection refused" rather than asyncio's "Connect call failed ('127.0.0.1', 9)"."""
+    """ "Connection refused" rather than asyncio's "Connect call failed ('127.0.0.1', 9)"."""
     if isinstance(error, socket.gaierror):
         return f"cannot resolve the host name ({error.strerror})"
     if error.errno:

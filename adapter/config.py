@@ -84,14 +84,21 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
 
     def __post_init__(self) -> None:
         if self.keepalive_timeout < 0.1 or self.keepalive_timeout > 3600:
-            raise option_error("keepalive_timeout", f"{format_duration(self.keepalive_timeout)} "
-                               "is outside 100ms to 1h")
+            raise option_error(
+                "keepalive_timeout",
+                f"{format_duration(self.keepalive_timeout)} is outside 100ms to 1h",
+            )
         if self.details not in DETAILS_TIERS:
-            raise option_error("details", f"unknown tier {self.details!r}: write public "
-                               "(everyone sees details) or token (only bearers of the token)")
+            raise option_error(
+                "details",
+                f"unknown tier {self.details!r}: write public "
+                "(everyone sees details) or token (only bearers of the token)",
+            )
         if self.details == "token" and (self.token_file is None) == (self.token_env is None):
-            raise option_error("details", "token needs exactly one of token_file or "
-                               "token_env to say where the token is")
+            raise option_error(
+                "details",
+                "token needs exactly one of token_file or token_env to say where the token is",
+            )
         if self.details == "public" and (self.token_file or self.token_env):
             key = "token_file" if self.token_file else "token_env"
             raise option_error(key, f"{key} is only used with details: token")
@@ -204,8 +211,9 @@ def load_config(
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError([f"the config file is not UTF-8 text: {exc.reason} at byte {exc.start}"],
-                          source) from None
+        raise ConfigError(
+            [f"the config file is not UTF-8 text: {exc.reason} at byte {exc.start}"], source
+        ) from None
     return parse_config(text, source, registry, environ)
 
 
@@ -230,8 +238,9 @@ def parse_config(
     document = expand_env(document, os.environ if environ is None else environ, errors)
     if document is None:
         raise ConfigError(errors, source)
-    builder = _Builder(registry or Registry.discover(), errors,
-                       os.environ if environ is None else environ)
+    builder = _Builder(
+        registry or Registry.discover(), errors, os.environ if environ is None else environ
+    )
     config = builder.build(document, source)
     if errors or config is None:
         raise ConfigError(errors, source)
@@ -241,9 +250,7 @@ def parse_config(
 class _Builder:
     """Turns the expanded YAML document into a Config, collecting errors as it goes."""
 
-    def __init__(
-        self, registry: Registry, errors: list[str], environ: Mapping[str, str]
-    ) -> None:
+    def __init__(self, registry: Registry, errors: list[str], environ: Mapping[str, str]) -> None:
         self.registry = registry
         self.errors = errors
         self.environ = environ
@@ -312,28 +319,34 @@ class _Builder:
                 with open(server.token_file, "rb") as stream:
                     data = stream.read(MAX_TOKEN_BYTES + 1)
             except OSError as exc:
-                self.errors.append(f"{where}: cannot read {server.token_file}: "
-                                   f"{exc.strerror or exc}")
+                self.errors.append(
+                    f"{where}: cannot read {server.token_file}: {exc.strerror or exc}"
+                )
                 return None
             if len(data) > MAX_TOKEN_BYTES:
-                self.errors.append(f"{where}: {server.token_file} is larger than "
-                                   f"{MAX_TOKEN_BYTES} bytes; it should hold one token")
+                self.errors.append(
+                    f"{where}: {server.token_file} is larger than "
+                    f"{MAX_TOKEN_BYTES} bytes; it should hold one token"
+                )
                 return None
             value = data.decode("utf-8", "replace")
         else:
             return None
         token = value.strip()
         if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() or not c.isprintable() for c in token):
-            self.errors.append(f"{where}: the token must be one word of at least "
-                               f"{MIN_TOKEN_LENGTH} printable characters")
+            self.errors.append(
+                f"{where}: the token must be one word of at least "
+                f"{MIN_TOKEN_LENGTH} printable characters"
+            )
             return None
         return token
 
     def fields(self, mapping: Any, schema: dict[str, Any], where: str) -> dict[str, Any]:
         """Validate each known key of `mapping` on its own; report unknown keys."""
         if not isinstance(mapping, dict):
-            self.errors.append(f"{where.rstrip('.') or 'config'}: expected a mapping, "
-                               f"got {_kind(mapping)}")
+            self.errors.append(
+                f"{where.rstrip('.') or 'config'}: expected a mapping, got {_kind(mapping)}"
+            )
             return {}
         valid: dict[str, Any] = {}
         for key, value in mapping.items():
@@ -388,11 +401,15 @@ class _Builder:
         probe_type, probe_class, options, probe_config = probe
         timing = {key: fields.get(key, defaults[key]) for key in _TIMING_KEYS}
         if timing["interval"] < MIN_INTERVAL:
-            self.errors.append(f"{where}.interval: {format_duration(timing['interval'])} is "
-                               f"shorter than the minimum of {format_duration(MIN_INTERVAL)}")
+            self.errors.append(
+                f"{where}.interval: {format_duration(timing['interval'])} is "
+                f"shorter than the minimum of {format_duration(MIN_INTERVAL)}"
+            )
         if timing["timeout"] < MIN_TIMEOUT:
-            self.errors.append(f"{where}.timeout: {format_duration(timing['timeout'])} is "
-                               f"shorter than the minimum of {format_duration(MIN_TIMEOUT)}")
+            self.errors.append(
+                f"{where}.timeout: {format_duration(timing['timeout'])} is "
+                f"shorter than the minimum of {format_duration(MIN_TIMEOUT)}"
+            )
         if self.failures() > failures_before:
             return None
         return CheckConfig(
@@ -442,8 +459,9 @@ class _Builder:
             if probe_type == PLUGIN_KEY:
                 target = options.pop("class", None)
                 if not isinstance(target, str) or not target:
-                    self.errors.append(f"{block_where}.class: required: the plugin's "
-                                       "'package.module:ClassName'")
+                    self.errors.append(
+                        f"{block_where}.class: required: the plugin's 'package.module:ClassName'"
+                    )
                     return None
                 block_where_class = f"{block_where}.class"
                 try:
@@ -476,8 +494,10 @@ class _Builder:
         choices = [*self.registry.names(), PLUGIN_KEY]
         close = difflib.get_close_matches(str(key), [*choices, *_CHECK_KEYS], n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        return (f"unknown key {str(key)!r}: not a check setting nor a probe type{hint} "
-                f"(probe types: {', '.join(choices)})")
+        return (
+            f"unknown key {str(key)!r}: not a check setting nor a probe type{hint} "
+            f"(probe types: {', '.join(choices)})"
+        )
 
 
 _INVALID = object()
@@ -498,8 +518,13 @@ def key_label(key: Any) -> str:
 def _is_name(value: Any) -> bool:
     """Whether a check's name can label its errors, as `checks[1] (name)`: even an
     invalid name helps the reader, unless it would make the label ambiguous."""
-    return (isinstance(value, str) and 0 < len(value) <= 64 and value.isprintable()
-            and not any(c in value for c in "()") and "${" not in value)
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= 64
+        and value.isprintable()
+        and not any(c in value for c in "()")
+        and "${" not in value
+    )
 
 
 def parse_probe_options(probe_class: type[Probe], options: Mapping[str, Any], where: str) -> Any:
@@ -520,7 +545,7 @@ def parse_probe_options(probe_class: type[Probe], options: Mapping[str, Any], wh
         message = located_message(str(exc), where, options, _option_names(probe_class))
         # None: the bad value is an unset variable, which was reported already.
         raise ConfigError([] if message is None else [message]) from None
-    except Exception as exc:  # noqa: BLE001 - a plugin's own validation may raise anything
+    except Exception as exc:
         raise ConfigError([f"{where}: {type(exc).__name__}: {exc}"]) from None
 
 
@@ -550,21 +575,25 @@ def parse_listen(value: str) -> ListenAddress:
     """`host:port`, `[v6]:port`, `:port`, `port` (empty host = all) or `unix:/path`."""
     text = str(value).strip()
     if text.startswith(UNIX_PREFIX):
-        path = text[len(UNIX_PREFIX):]
+        path = text[len(UNIX_PREFIX) :]
         if not path.startswith("/") or "\0" in path:
-            raise ValueError(f"invalid listen address {value!r}: write a Unix socket as "
-                             "unix:/absolute/path.sock")
+            raise ValueError(
+                f"invalid listen address {value!r}: write a Unix socket as unix:/absolute/path.sock"
+            )
         if len(os.fsencode(path)) > 107:  # sun_path holds 108 bytes with the NUL
-            raise ValueError(f"invalid listen address {value!r}: a Unix socket path is "
-                             "limited to 107 bytes")
+            raise ValueError(
+                f"invalid listen address {value!r}: a Unix socket path is limited to 107 bytes"
+            )
         return UnixAddress(path)
     host, sep, port_text = text.rpartition(":")
     if not sep:
         host, port_text = "", text
     host = host.strip("[]")
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"invalid listen address {value!r}: write it as HOST:PORT or "
-                         f"unix:/path.sock, e.g. {DEFAULT_LISTEN!r}")
+        raise ValueError(
+            f"invalid listen address {value!r}: write it as HOST:PORT or "
+            f"unix:/path.sock, e.g. {DEFAULT_LISTEN!r}"
+        )
     return TcpAddress(host or "0.0.0.0", int(port_text))
 
 
@@ -603,8 +632,9 @@ def located_message(
     if constraint and constraint[2] == "of length >= 1" and isinstance(bad, list | dict | str):
         return f"{where}{path}: must not be empty"
     if constraint:
-        return f"{where}{path}: expected {_type_name(constraint[1])} {constraint[2]}, " \
-               f"got {_show(bad)}"
+        return (
+            f"{where}{path}: expected {_type_name(constraint[1])} {constraint[2]}, got {_show(bad)}"
+        )
     return f"{where}{path}: {message}"
 
 
@@ -666,13 +696,15 @@ def _unknown_option_message(key: Any, declared: Mapping[str, OptionField]) -> st
     if not difflib.get_close_matches(str(key), list(declared), n=1):
         setting = difflib.get_close_matches(str(key), list(_CHECK_KEYS), n=1)
         if setting:
-            return (f"unknown key; did you mean the check setting {setting[0]!r}? "
-                    "It goes beside the probe block, not in it")
+            return (
+                f"unknown key; did you mean the check setting {setting[0]!r}? "
+                "It goes beside the probe block, not in it"
+            )
     return unknown_key_message(key, declared)
 
 
 def _value_error(value: Any, type_: Any, where: str) -> str | None:
-    """"" when `value` fits `type_`; else the located message (None: already reported)."""
+    """ "" when `value` fits `type_`; else the located message (None: already reported)."""
     try:
         msgspec.convert(value, type_, strict=False, dec_hook=decode_custom)
     except msgspec.ValidationError as exc:
@@ -698,8 +730,9 @@ def _unwrapped(type_: Any) -> list[Any]:
     while typing.get_origin(type_) is typing.Annotated:
         type_ = typing.get_args(type_)[0]
     if typing.get_origin(type_) in (typing.Union, types.UnionType):
-        return [t for arg in typing.get_args(type_) if arg is not type(None)
-                for t in _unwrapped(arg)]
+        return [
+            t for arg in typing.get_args(type_) if arg is not type(None) for t in _unwrapped(arg)
+        ]
     return [type_]
 
 
@@ -761,20 +794,34 @@ def _show(value: Any) -> str:
     return f"{kind} {text}" if not isinstance(value, str) else text
 
 
-_TYPE_NAMES = {"str": "text", "int": "an integer", "float": "a number", "bool": "true or false",
-               "array": "a list", "object": "a mapping", "null": "nothing"}
+_TYPE_NAMES = {
+    "str": "text",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "nothing",
+}
 
 
 def _type_name(msgspec_name: str) -> str:
-    return " or ".join(_TYPE_NAMES.get(part.strip(), part.strip())
-                       for part in msgspec_name.split("|"))
+    return " or ".join(
+        _TYPE_NAMES.get(part.strip(), part.strip()) for part in msgspec_name.split("|")
+    )
 
 
 def _kind(value: Any) -> str:
     if value is None:
         return "nothing (null)"
-    return {dict: "a mapping", list: "a list", str: "text", bool: "a boolean", int: "an integer",
-            float: "a number"}.get(type(value), type(value).__name__)
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "text",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
 
 
 # -- ${VAR} expansion -------------------------------------------------------------------
@@ -801,8 +848,10 @@ def expand_env(document: Any, environ: Mapping[str, str], errors: list[str]) -> 
         if budget[0] < 0:
             raise _TooLarge
         if isinstance(node, dict):
-            return {key: walk(value, f"{where}.{key_label(key)}" if where else key_label(key))
-                    for key, value in node.items()}
+            return {
+                key: walk(value, f"{where}.{key_label(key)}" if where else key_label(key))
+                for key, value in node.items()
+            }
         if isinstance(node, list):
             return [walk(item, _item_label(where, i, item)) for i, item in enumerate(node)]
         if isinstance(node, str) and "$" in node:
@@ -812,8 +861,10 @@ def expand_env(document: Any, environ: Mapping[str, str], errors: list[str]) -> 
     try:
         return walk(document, "")
     except (_TooLarge, RecursionError):
-        errors.append(f"the config has more than {MAX_NODES} values, or nests too deeply, once "
-                      "YAML aliases are expanded; refusing it")
+        errors.append(
+            f"the config has more than {MAX_NODES} values, or nests too deeply, once "
+            "YAML aliases are expanded; refusing it"
+        )
         return None
 
 
@@ -845,8 +896,10 @@ def _expand_string(text: str, environ: Mapping[str, str], where: str, errors: li
             return "$"
         reference = _VARIABLE.match(match["body"])
         if reference is None:
-            errors.append(f"{where}: invalid variable reference {match[0]!r}; write ${{NAME}} "
-                          "or ${NAME:-default} ($$ for a literal $)")
+            errors.append(
+                f"{where}: invalid variable reference {match[0]!r}; write ${{NAME}} "
+                "or ${NAME:-default} ($$ for a literal $)"
+            )
             unset = True
             return ""
         name, default = reference["name"], reference["default"]
@@ -854,8 +907,10 @@ def _expand_string(text: str, environ: Mapping[str, str], where: str, errors: li
             return environ[name]
         if default is not None:
             return default
-        errors.append(f"{where}: environment variable {name} is not set "
-                      f"(write ${{{name}:-default}} to give a default)")
+        errors.append(
+            f"{where}: environment variable {name} is not set "
+            f"(write ${{{name}:-default}} to give a default)"
+        )
         unset = True
         return ""
 

@@ -100,7 +100,9 @@ def judge_startup(check: CheckConfig, state: CheckState, now: float) -> CheckVer
         )
     contributes = Status.FAIL if check.critical else Status.WARN
     return dataclasses.replace(
-        verdict, status=contributes, own_status=Status.FAIL,
+        verdict,
+        status=contributes,
+        own_status=Status.FAIL,
         output=f"not started yet: {verdict.output}" if verdict.output else "not started yet",
     )
 
@@ -180,8 +182,10 @@ def stale_at(checks: Iterable[CheckConfig], states: Mapping[str, CheckState]) ->
     Until then their verdicts change only when a run is recorded.
     """
     return min(
-        (state.last.finished + check.stale_after
-         for check in checks
-         if (state := states.get(check.name)) is not None and state.last is not None),
+        (
+            state.last.finished + check.stale_after
+            for check in checks
+            if (state := states.get(check.name)) is not None and state.last is not None
+        ),
         default=math.inf,
     )

@@ -84,7 +84,12 @@ class LimitedSite(web.BaseSite):
     """A TCP or Unix socket site that keeps at most `max_connections` open."""
 
     __slots__ = (
-        "_accepting", "_evicted", "address", "evicted", "max_connections", "refused",
+        "_accepting",
+        "_evicted",
+        "address",
+        "evicted",
+        "max_connections",
+        "refused",
         "socket_mode",
     )
 
@@ -153,8 +158,11 @@ class LimitedSite(web.BaseSite):
         address = self.address
         if isinstance(address, TcpAddress):
             self._server = await loop.create_server(
-                self._accept, address.host, address.port,
-                backlog=self._backlog, reuse_address=True,
+                self._accept,
+                address.host,
+                address.port,
+                backlog=self._backlog,
+                reuse_address=True,
             )
         else:
             _remove_stale_socket(address.path)
@@ -225,11 +233,14 @@ async def start_listening(
     except ValueError as exc:  # --listen is not checked with the config
         raise ListenError(str(exc)) from None
     runner = web.AppRunner(
-        app, shutdown_timeout=shutdown_timeout, **runner_options(config)  # type: ignore[arg-type]
+        app,
+        shutdown_timeout=shutdown_timeout,
+        **runner_options(config),  # type: ignore[arg-type]
     )
     await runner.setup()
     site = LimitedSite(
-        runner, address,
+        runner,
+        address,
         max_connections=config.server.max_connections,
         socket_mode=config.server.socket_permissions,
     )

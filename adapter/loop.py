@@ -60,8 +60,13 @@ def _end_leftovers(loop: asyncio.AbstractEventLoop, grace: float) -> None:
             task.exception()  # retrieved: an error at exit is not news
     if stuck:
         # A probe that ignores its cancellation: it is abandoned, not waited for.
-        event(log, "abandoned_tasks", logging.WARNING, count=len(stuck),
-              tasks=", ".join(sorted(task.get_name() for task in stuck)))
+        event(
+            log,
+            "abandoned_tasks",
+            logging.WARNING,
+            count=len(stuck),
+            tasks=", ".join(sorted(task.get_name() for task in stuck)),
+        )
         _abandoned.extend(stuck)
 
 

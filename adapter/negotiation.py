@@ -54,9 +54,12 @@ _OFFERS = (
     _Offer(Format.PROMETHEUS, "text/plain", {"version": "0.0.4"}),
 )
 _DEFAULT_MEDIA = {
-    Format.JSON: "application/health+json", Format.TEXT: "text/plain",
-    Format.NAGIOS: "text/plain", Format.HTML: "text/html",
-    Format.PROMETHEUS: "text/plain", Format.OPENMETRICS: "application/openmetrics-text",
+    Format.JSON: "application/health+json",
+    Format.TEXT: "text/plain",
+    Format.NAGIOS: "text/plain",
+    Format.HTML: "text/html",
+    Format.PROMETHEUS: "text/plain",
+    Format.OPENMETRICS: "application/openmetrics-text",
 }
 _DEFAULT_CHOICES = {format_: Choice(format_, media) for format_, media in _DEFAULT_MEDIA.items()}
 #: The only media-type parameter that selects anything (the exposition format version).

@@ -128,7 +128,9 @@ def installed_entry_points() -> list[EntryPointSpec]:
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = entry_point.dist
         if dist is None:
-            specs.append(EntryPointSpec(entry_point.name, entry_point.value, "unknown distribution"))
+            specs.append(
+                EntryPointSpec(entry_point.name, entry_point.value, "unknown distribution")
+            )
         else:
             specs.append(
                 EntryPointSpec(entry_point.name, entry_point.value, dist.name, dist.version)
@@ -150,10 +152,8 @@ def load_class(target: str, what: str | None = None) -> type[Probe]:
         raise RegistryError(f"{what}: write it as 'package.module:ClassName'")
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001 - a plugin's import may fail in any way
-        raise RegistryError(
-            f"{what} could not be imported: {type(exc).__name__}: {exc}"
-        ) from None
+    except Exception as exc:
+        raise RegistryError(f"{what} could not be imported: {type(exc).__name__}: {exc}") from None
     obj: object = module
     for part in attr.split("."):
         try:

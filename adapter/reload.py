@@ -82,18 +82,30 @@ class Reloader:
         except ConfigError as exc:
             stats.failures += 1
             stats.last_failure = time.time()
-            event(log, "config_reload_failed", logging.WARNING, trigger=trigger,
-                  config=str(self.path), errors=len(exc.errors),
-                  note="the previous config keeps running")
+            event(
+                log,
+                "config_reload_failed",
+                logging.WARNING,
+                trigger=trigger,
+                config=str(self.path),
+                errors=len(exc.errors),
+                note="the previous config keeps running",
+            )
             for error in exc.errors:
                 event(log, "config_error", logging.WARNING, config=str(self.path), error=error)
             return False
-        except Exception as exc:  # noqa: BLE001 - a reload must never take the adapter down
+        except Exception as exc:
             stats.failures += 1
             stats.last_failure = time.time()
-            event(log, "config_reload_failed", logging.ERROR, trigger=trigger,
-                  config=str(self.path), error=f"{type(exc).__name__}: {exc}",
-                  note="the previous config keeps running")
+            event(
+                log,
+                "config_reload_failed",
+                logging.ERROR,
+                trigger=trigger,
+                config=str(self.path),
+                error=f"{type(exc).__name__}: {exc}",
+                note="the previous config keeps running",
+            )
             return False
         old = self.live.config
         changes = await self.scheduler.replace(new.checks)
@@ -102,16 +114,29 @@ class Reloader:
         self.live.config = new
         stats.successes += 1
         stats.last_success = time.time()
-        event(log, "config_reloaded", trigger=trigger, config=str(self.path),
-              added=len(changes.added), removed=len(changes.removed),
-              changed=len(changes.changed), unchanged=len(changes.unchanged))
-        pending = [key for key in RESTART_SETTINGS
-                   if getattr(old.server, key) != getattr(new.server, key)]
+        event(
+            log,
+            "config_reloaded",
+            trigger=trigger,
+            config=str(self.path),
+            added=len(changes.added),
+            removed=len(changes.removed),
+            changed=len(changes.changed),
+            unchanged=len(changes.unchanged),
+        )
+        pending = [
+            key for key in RESTART_SETTINGS if getattr(old.server, key) != getattr(new.server, key)
+        ]
         if old.listen != new.listen:
             pending.insert(0, "listen")
         if pending:
-            event(log, "restart_needed", logging.WARNING, settings=",".join(pending),
-                  note="these settings take effect when the adapter restarts")
+            event(
+                log,
+                "restart_needed",
+                logging.WARNING,
+                settings=",".join(pending),
+                note="these settings take effect when the adapter restarts",
+            )
         return True
 
     async def watch(self, interval: float = WATCH_INTERVAL) -> None:

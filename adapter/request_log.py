@@ -67,8 +67,11 @@ class BadRequestFilter(logging.Filter):
             record.msg, record.args = "bad_request", ()
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.exc_info = record.exc_text = None
-            record.fields = {"client": client, "error": describe_bad_request(exc),
-                             "suppressed": suppressed or None}
+            record.fields = {
+                "client": client,
+                "error": describe_bad_request(exc),
+                "suppressed": suppressed or None,
+            }
         else:
             record.msg, record.args = "request_error", ()
             record.fields = {"client": client, "suppressed": suppressed or None}
@@ -90,17 +93,24 @@ def sampled_access_logger(
     """An access logger that writes `share` of the requests (0 none, 1 all), one line each."""
 
     class SampledAccessLogger(AbstractAccessLogger):
-        def log(self, request: web.BaseRequest, response: web.StreamResponse,
-                time: float) -> None:
+        def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
             if share < 1 and rng() >= share:
                 return
             path = request.path
             if len(path) > 200:
                 path = path[:199] + "…"
-            self.logger.info("request", extra={"fields": {
-                "method": request.method, "path": path, "status": response.status,
-                "ms": round(time * 1000, 1), "client": request.remote,
-                "agent": (request.headers.get("User-Agent") or "")[:100] or None,
-            }})
+            self.logger.info(
+                "request",
+                extra={
+                    "fields": {
+                        "method": request.method,
+                        "path": path,
+                        "status": response.status,
+                        "ms": round(time * 1000, 1),
+                        "client": request.remote,
+                        "agent": (request.headers.get("User-Agent") or "")[:100] or None,
+                    }
+                },
+            )
 
     return SampledAccessLogger

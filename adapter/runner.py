@@ -26,9 +26,7 @@ CANCEL_GRACE = 1.0
 
 
 class ProbeRunner:
-    def __init__(
-        self, probe: Probe, timeout: float, executor: concurrent.futures.Executor
-    ) -> None:
+    def __init__(self, probe: Probe, timeout: float, executor: concurrent.futures.Executor) -> None:
         self.probe = probe
         self.timeout = timeout
         self.executor = executor
@@ -79,7 +77,8 @@ class ProbeRunner:
             else:
                 await self._abandon_task(future)
             return Result(
-                Status.FAIL, f"timed out after {format_duration(self.timeout)}",
+                Status.FAIL,
+                f"timed out after {format_duration(self.timeout)}",
                 reason=Reason.TIMEOUT,
             )
         return judge_outcome(future)
@@ -143,9 +142,7 @@ def sanitize(result: Result) -> Result:
         output = f"{kept} … (captured {size} of {len(encoded)} bytes)"
     else:
         output = encoded.decode("utf-8")
-    return Result(
-        result.status, output, result.observed_value, result.observed_unit, result.reason
-    )
+    return Result(result.status, output, result.observed_value, result.observed_unit, result.reason)
 
 
 def _consume(future: asyncio.Future[Any]) -> None:

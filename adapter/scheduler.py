@@ -102,8 +102,7 @@ class Scheduler:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        runners = [runner for name in names
-                   if (runner := self.runners.pop(name, None)) is not None]
+        runners = [runner for name in names if (runner := self.runners.pop(name, None)) is not None]
         await asyncio.gather(*(self._close(runner.probe) for runner in runners))
         return sum(1 for runner in runners if runner.stuck)
 
@@ -148,7 +147,10 @@ class Scheduler:
         self._restarted.discard(check.name)
         try:
             self.store.record(
-                check.name, run, check.failure_threshold, check.success_threshold,
+                check.name,
+                run,
+                check.failure_threshold,
+                check.success_threshold,
                 restart=restart,
             )
         except Exception:  # a failing listener must not lose the result or the schedule

@@ -67,7 +67,9 @@ def _hook(type_: type) -> dict[str, Any]:
 # --- probe options -------------------------------------------------------------------
 
 
-def options_schema(probe_class: type[Probe], prefix: str = "") -> tuple[dict[str, Any], dict]:
+def options_schema(
+    probe_class: type[Probe], prefix: str = ""
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The schema of a probe block and the `$defs` it refers to (named `prefix` + name).
 
     A probe without `Options` takes any keys.
@@ -85,8 +87,9 @@ def _schema_with_defs(type_: Any, prefix: str) -> tuple[dict[str, Any], dict[str
     for component in defs.values():
         if component.get("type") == "object" and component.get("title") in closed:
             component["additionalProperties"] = False
-    renamed = {f"{prefix}{name}": _prefix_refs(component, prefix)
-               for name, component in defs.items()}
+    renamed = {
+        f"{prefix}{name}": _prefix_refs(component, prefix) for name, component in defs.items()
+    }
     return _prefix_refs(schema, prefix), renamed
 
 
@@ -112,7 +115,9 @@ def _with_plain_defaults(type_: Any) -> Any:
             spec = msgspec.field(name=field.encode_name)
         copied.append((field.name, field.type, spec))
     return msgspec.defstruct(
-        type_.__name__, copied, kw_only=True,
+        type_.__name__,
+        copied,
+        kw_only=True,
         forbid_unknown_fields=type_.__struct_config__.forbid_unknown_fields,
         namespace={"__doc__": type_.__doc__},
     )
@@ -166,9 +171,11 @@ def _closed_classes(type_: Any) -> Iterator[type]:
 def _prefix_refs(node: Any, prefix: str) -> Any:
     if isinstance(node, dict):
         return {
-            key: (_DEFS + prefix + value[len(_DEFS):]
-                  if key == "$ref" and isinstance(value, str) and value.startswith(_DEFS)
-                  else _prefix_refs(value, prefix))
+            key: (
+                _DEFS + prefix + value[len(_DEFS) :]
+                if key == "$ref" and isinstance(value, str) and value.startswith(_DEFS)
+                else _prefix_refs(value, prefix)
+            )
             for key, value in node.items()
         }
     if isinstance(node, list):
@@ -198,11 +205,16 @@ def config_schema(registry: Registry) -> dict[str, Any]:
     top: dict[str, Any] = {}
     for key, type_ in _TOP_KEYS.items():
         if key == "defaults":
-            top[key] = _settings_object(_TIMING_KEYS, "settings every check gets unless "
-                                        "it sets its own")
+            top[key] = _settings_object(
+                _TIMING_KEYS, "settings every check gets unless it sets its own"
+            )
         elif key == "checks":
-            top[key] = {"type": "array", "minItems": 1, "items": {"$ref": f"{_DEFS}Check"},
-                        "description": "the checks to run"}
+            top[key] = {
+                "type": "array",
+                "minItems": 1,
+                "items": {"$ref": f"{_DEFS}Check"},
+                "description": "the checks to run",
+            }
         else:
             schema, key_defs = _schema_with_defs(type_, "")
             defs.update(key_defs)
@@ -240,13 +252,20 @@ def _check_schema(blocks: dict[str, Any]) -> dict[str, Any]:
 
 
 def _settings_object(keys: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"type": "object", "description": description,
-            "properties": _settings_properties(keys), "additionalProperties": False}
+    return {
+        "type": "object",
+        "description": description,
+        "properties": _settings_properties(keys),
+        "additionalProperties": False,
+    }
 
 
 def _settings_properties(keys: dict[str, Any]) -> dict[str, Any]:
-    defaults = {field.name: field.default for field in dataclasses.fields(CheckConfig)
-                if field.default is not dataclasses.MISSING}
+    defaults = {
+        field.name: field.default
+        for field in dataclasses.fields(CheckConfig)
+        if field.default is not dataclasses.MISSING
+    }
     defaults.update(_BUILTIN_DEFAULTS)
     properties = {}
     for key, type_ in keys.items():
@@ -285,7 +304,7 @@ def _allow_env_references(node: Any, defs: dict[str, Any]) -> None:
 def _rejects_references(schema: dict[str, Any], defs: dict[str, Any]) -> bool:
     ref = schema.get("$ref")
     if isinstance(ref, str) and ref.startswith(_DEFS):
-        target = defs.get(ref[len(_DEFS):], {})
+        target = defs.get(ref[len(_DEFS) :], {})
         return "enum" in target
     if schema.get("type") in ("object", "array") or schema == _ENV_REFERENCE:
         return False
@@ -331,13 +350,15 @@ def option_docs(probe_class: type[Probe]) -> list[OptionDoc] | None:
         default = None
         if "default" in prop and prop["default"] is not None:
             default = _yaml_value(prop["default"])
-        docs.append(OptionDoc(
-            name=name,
-            type=describe_type(prop, defs),
-            required=name in required,
-            default=default,
-            description=" ".join(str(prop.get("description", "")).split()),
-        ))
+        docs.append(
+            OptionDoc(
+                name=name,
+                type=describe_type(prop, defs),
+                required=name in required,
+                default=default,
+                description=" ".join(str(prop.get("description", "")).split()),
+            )
+        )
     return docs
 
 
@@ -348,8 +369,9 @@ def describe_type(schema: dict[str, Any], defs: dict[str, Any]) -> str:
         return "one of " + ", ".join(str(value) for value in schema["enum"])
     title = schema.get("title")
     if "anyOf" in schema:
-        parts = [describe_type(item, defs) for item in schema["anyOf"]
-                 if item.get("type") != "null"]
+        parts = [
+            describe_type(item, defs) for item in schema["anyOf"] if item.get("type") != "null"
+        ]
         described = " or ".join(dict.fromkeys(parts))
         if isinstance(title, str) and schema.get("properties") is None and len(parts) > 1:
             return title
@@ -383,7 +405,7 @@ def describe_type(schema: dict[str, Any], defs: dict[str, Any]) -> str:
 def _resolve(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     ref = schema.get("$ref")
     if isinstance(ref, str) and ref.startswith(_DEFS):
-        return defs.get(ref[len(_DEFS):], {})  # type: ignore[no-any-return]
+        return defs.get(ref[len(_DEFS) :], {})  # type: ignore[no-any-return]
     return schema
 
 

@@ -96,7 +96,8 @@ def make_app(
     app[LIFECYCLE] = Lifecycle()
     # Its own registry, read at scrape time: nothing global, nothing updated per run.
     app[METRICS] = prometheus.AdapterMetrics(
-        lambda: _verdict(app, list(current_config(app).checks)), version=__version__,
+        lambda: _verdict(app, list(current_config(app).checks)),
+        version=__version__,
         reloads=lambda: app[LIVE].reloads,
     )
     app[STORE].subscribe(_log_transition)
@@ -110,10 +111,12 @@ def make_app(
         drains = group == "ready"
         app.router.add_get(f"/{group}z", checks_view(select, label=f"{group}z", drains=drains))
         app.router.add_get(f"/{group}z/{{name}}", one_check_view(select, label=f"{group}z"))
-    app.router.add_get("/startupz", checks_view(_all_checks, label="startupz",
-                                                judge_one=judge_startup))
-    app.router.add_get("/startupz/{name}", one_check_view(_all_checks, label="startupz",
-                                                          judge_one=judge_startup))
+    app.router.add_get(
+        "/startupz", checks_view(_all_checks, label="startupz", judge_one=judge_startup)
+    )
+    app.router.add_get(
+        "/startupz/{name}", one_check_view(_all_checks, label="startupz", judge_one=judge_startup)
+    )
     app.router.add_get("/metrics", metrics)
     return app
 
@@ -140,7 +143,8 @@ def _log_transition(name: str, old: CheckState, new: CheckState) -> None:
         return
     result = new.last.result if new.last else None
     event(
-        log, "check_transition",
+        log,
+        "check_transition",
         logging.WARNING if new.status is Status.FAIL else logging.INFO,
         check=name,
         old=old.status.value if old.status else "none",
@@ -227,8 +231,7 @@ def one_check_view(
             check = next((c for c in select(config) if c.name == name), None)
             if check is None:
                 where = "" if label == "health" else f" in {label}"
-                raise web.HTTPNotFound(text=f"no check named {name!r}{where}\n",
-                                       headers=NO_STORE)
+                raise web.HTTPNotFound(text=f"no check named {name!r}{where}\n", headers=NO_STORE)
             verdict = judge_alone(check, store.get(name), now, judge_one)
             answer = _answer(app, verdict, choice, details=True, label=label, detailed=True)
             if cacheable:
@@ -241,8 +244,13 @@ def one_check_view(
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition by default; always 200, since a scrape that fails loses it all."""
     app = request.app
-    return respond(request, _verdict(app, list(current_config(app).checks)),
-                   default=Format.PROMETHEUS, registry=app[METRICS].registry, status=200)
+    return respond(
+        request,
+        _verdict(app, list(current_config(app).checks)),
+        default=Format.PROMETHEUS,
+        registry=app[METRICS].registry,
+        status=200,
+    )
 
 
 def respond(
@@ -258,9 +266,14 @@ def respond(
     """Render `verdict` in the format the request asks for, with the verdict's status code."""
     app = request.app
     answer = _answer(
-        app, verdict, _choose(request, default),
+        app,
+        verdict,
+        _choose(request, default),
         details=may_see_details(current_config(app), request.headers),
-        label=label, detailed=detailed, registry=registry, status=status,
+        label=label,
+        detailed=detailed,
+        registry=registry,
+        status=status,
     )
     return web.Response(body=answer.body, status=answer.status, headers=answer.headers)
 
@@ -287,12 +300,12 @@ def _answer(
     status: int | None = None,
 ) -> Answer:
     if details:
-        body, content_type = render(app, verdict, choice, label=label, detailed=detailed,
-                                    registry=registry)
+        body, content_type = render(
+            app, verdict, choice, label=label, detailed=detailed, registry=registry
+        )
     else:
         body, content_type = render_verdict_only(verdict.status, choice, label)
-    vary = "Accept" if current_config(app).server.details == "public" else \
-        "Accept, Authorization"
+    vary = "Accept" if current_config(app).server.details == "public" else "Accept, Authorization"
     return Answer(
         status=status if status is not None else _status_code(app, verdict.status, label),
         body=body,
@@ -322,8 +335,9 @@ def render_verdict_only(status: Status, choice: Choice, label: str) -> tuple[byt
         case Format.PROMETHEUS | Format.OPENMETRICS:
             openmetrics = choice.format is Format.OPENMETRICS
             body = verdict_only.metrics_body(status, openmetrics_format=openmetrics)
-            content_type = prometheus.OPENMETRICS_TEXT if openmetrics else \
-                prometheus.PROMETHEUS_TEXT
+            content_type = (
+                prometheus.OPENMETRICS_TEXT if openmetrics else prometheus.PROMETHEUS_TEXT
+            )
             return body, content_type
 
 
@@ -346,16 +360,18 @@ def render(
         case Format.NAGIOS:
             return formats.nagios_text(verdict, service).encode(), TEXT_UTF8
         case Format.HTML:
-            page = formats.status_page(verdict, service=service, now=time.time(),
-                                       version=__version__, detailed=detailed)
+            page = formats.status_page(
+                verdict, service=service, now=time.time(), version=__version__, detailed=detailed
+            )
             return page.encode(), "text/html; charset=utf-8"
         case Format.PROMETHEUS | Format.OPENMETRICS:
             if registry is None:
                 registry = app[METRICS].registry_for(lambda: verdict)
             openmetrics = choice.format is Format.OPENMETRICS
             body = prometheus.exposition_bytes(registry, openmetrics_format=openmetrics)
-            content_type = prometheus.OPENMETRICS_TEXT if openmetrics else \
-                prometheus.PROMETHEUS_TEXT
+            content_type = (
+                prometheus.OPENMETRICS_TEXT if openmetrics else prometheus.PROMETHEUS_TEXT
+            )
             return body, content_type
 
 
@@ -423,14 +439,24 @@ async def serve(
     reaper = OrphanReaper() if OrphanReaper.needed() else None
     if reaper is not None:
         reaper.start()
-    event(logger, "started", listen=listen, checks=len(config.checks), config=config.source,
-          pid=os.getpid())
+    event(
+        logger,
+        "started",
+        listen=listen,
+        checks=len(config.checks),
+        config=config.source,
+        pid=os.getpid(),
+    )
     if ready is not None:
         ready(runner)
     try:
         await stop.wait()
-        event(logger, "stopping", signal=received[0] if received else "",
-              shutdown_delay=format_duration(shutdown_delay))
+        event(
+            logger,
+            "stopping",
+            signal=received[0] if received else "",
+            shutdown_delay=format_duration(shutdown_delay),
+        )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(hurry.wait(), shutdown_delay)
         for task in list(background):
@@ -447,4 +473,3 @@ async def serve(
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
     event(logger, "stopped")
-

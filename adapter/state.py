@@ -85,7 +85,8 @@ def advance(
         run_counts=_count(state.run_counts, observed),
         failure_counts=_count(state.failure_counts, reason) if failed else state.failure_counts,
         started_at=(
-            state.started_at if state.started_at is not None or status is Status.FAIL
+            state.started_at
+            if state.started_at is not None or status is Status.FAIL
             else finished_at
         ),
     )
@@ -98,7 +99,7 @@ def remember(history: tuple[Run, ...], run: Run) -> tuple[Run, ...]:
     same_kind = [i for i, past in enumerate(kept) if (past.result.status is Status.FAIL) == failed]
     if len(same_kind) > (HISTORY_FAILED if failed else HISTORY_OK):
         oldest = same_kind[0]
-        kept = kept[:oldest] + kept[oldest + 1:]
+        kept = kept[:oldest] + kept[oldest + 1 :]
     return kept
 
 

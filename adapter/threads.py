@@ -29,7 +29,7 @@ class DaemonThreadPool(concurrent.futures.Executor):
         self._lock = threading.Lock()
         self._shutdown = False
 
-    def submit(  # type: ignore[override]
+    def submit(
         self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> concurrent.futures.Future[Any]:
         with self._lock:
@@ -55,7 +55,7 @@ class DaemonThreadPool(concurrent.futures.Executor):
             if future.set_running_or_notify_cancel():
                 try:
                     result = fn(*args, **kwargs)
-                except BaseException as exc:  # noqa: BLE001 - handed to the waiter
+                except BaseException as exc:
                     future.set_exception(exc)
                 else:
                     future.set_result(result)

@@ -25,7 +25,9 @@ class _StrictLoader(yaml.SafeLoader):
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             value = node.value if isinstance(node, yaml.ScalarNode) else "…"
             raise yaml.constructor.ConstructorError(
-                None, None, f"{value!r} is not a valid {tag} ({type(exc).__name__})",
+                None,
+                None,
+                f"{value!r} is not a valid {tag} ({type(exc).__name__})",
                 node.start_mark,
             ) from None
 
@@ -43,7 +45,9 @@ class _StrictLoader(yaml.SafeLoader):
             if key in seen and not _from_merge(seen[key], node):
                 first = seen[key].start_mark.line + 1
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first at line {first})",
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first at line {first})",
                     key_node.start_mark,
                 )
             seen[key] = key_node
@@ -71,8 +75,10 @@ def load_yaml(text: str) -> Any:
         line, column = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
         char = exc.character
         code = char if isinstance(char, int) else ord(char) if char else 0
-        raise YamlError(f"line {line}, column {column}: character U+{code:04X} is not "
-                        f"allowed in YAML ({exc.reason})") from None
+        raise YamlError(
+            f"line {line}, column {column}: character U+{code:04X} is not "
+            f"allowed in YAML ({exc.reason})"
+        ) from None
     except yaml.YAMLError as exc:
         raise YamlError(f"invalid YAML: {exc}") from None
     except RecursionError:

@@ -54,7 +54,8 @@ def machine() -> dict[str, str]:
         "event loop": loop,
         "wrk": _version(["wrk", "-v"]).split(" [")[0].removeprefix("wrk "),
         "blackbox_exporter": _version(["prometheus-blackbox-exporter", "--version"])
-        .split(" (")[0].removeprefix("blackbox_exporter, version "),
+        .split(" (")[0]
+        .removeprefix("blackbox_exporter, version "),
     }
 
 
@@ -94,19 +95,33 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", action="append", choices=list(FIGURES),
-                        help="measure only these figures")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes and windows: proves the harness runs, not the figures")
-    parser.add_argument("--scale", type=int, action="append", metavar="N",
-                        help="figure 4 with N HTTP checks (repeat; default 10 100 1000 5000)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--only", action="append", choices=list(FIGURES), help="measure only these figures"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes and windows: proves the harness runs, not the figures",
+    )
+    parser.add_argument(
+        "--scale",
+        type=int,
+        action="append",
+        metavar="N",
+        help="figure 4 with N HTTP checks (repeat; default 10 100 1000 5000)",
+    )
     parser.add_argument("--output", type=Path, help="write the table here (and .json beside)")
-    parser.add_argument("--workdir", type=Path,
-                        help="configs and logs go here (default: a new temporary directory)")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the temporary work directory (configs, logs)")
+    parser.add_argument(
+        "--workdir", type=Path, help="configs and logs go here (default: a new temporary directory)"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary work directory (configs, logs)"
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     compile_sources()
@@ -145,16 +160,25 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     command = "python -m bench" + "".join(f" {a}" for a in (argv or sys.argv[1:]))
     info = machine()
-    info["other load"] = (f"{other_load.cores():.2f} cores on average used by other processes "
-                          f"during the run (load average {load_before:.2f} before it)")
+    info["other load"] = (
+        f"{other_load.cores():.2f} cores on average used by other processes "
+        f"during the run (load average {load_before:.2f} before it)"
+    )
     table = render(rows, info, command)
     print(table, end="")
     print(f"bench: {time.monotonic() - began:.0f} s", file=sys.stderr)
     if args.output:
         args.output.write_text(table)
-        args.output.with_suffix(".json").write_text(json.dumps(
-            {"machine": info, "command": command,
-             "rows": [dataclasses.asdict(row) for row in rows]}, indent=2))
+        args.output.with_suffix(".json").write_text(
+            json.dumps(
+                {
+                    "machine": info,
+                    "command": command,
+                    "rows": [dataclasses.asdict(row) for row in rows],
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

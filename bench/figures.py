@@ -47,14 +47,18 @@ def poll_throughput(bench: Bench) -> list[Row]:
         body_file.write_bytes(body)
         bare_port = free_port()
         bare = bench.supervisor.start(
-            bench.python("-m", "bench.servers", "bare", "--port", str(bare_port),
-                         "--body", str(body_file)),
-            log="bare", cpus=bench.server_cpus,
+            bench.python(
+                "-m", "bench.servers", "bare", "--port", str(bare_port), "--body", str(body_file)
+            ),
+            log="bare",
+            cpus=bench.server_cpus,
         )
         stack.callback(bench.supervisor.stop, bare)
         bench.supervisor.wait_listening(bare_port, bare)
-        targets = {"adapter": adapter.url + "/health",
-                   "bare": f"http://127.0.0.1:{bare_port}/health"}
+        targets = {
+            "adapter": adapter.url + "/health",
+            "bare": f"http://127.0.0.1:{bare_port}/health",
+        }
         blackbox_missing = ""
         try:
             targets["blackbox"] = stack.enter_context(_blackbox(bench))
@@ -64,24 +68,27 @@ def poll_throughput(bench: Bench) -> list[Row]:
     ours = series["adapter"]
     rows = [
         _series_row("1", "/health, 10 HTTP checks (adapter)", ours, {"body_bytes": len(body)}),
-        _series_row("1", f"bare aiohttp handler, the same {len(body)}-byte body",
-                    series["bare"]),
+        _series_row("1", f"bare aiohttp handler, the same {len(body)}-byte body", series["bare"]),
         _ratio_row("1", "adapter / bare aiohttp", ours, series["bare"], 0.9),
     ]
     if blackbox_missing:
-        rows.append(Row("1", "blackbox_exporter /probe of the same app URL",
-                        f"not measured: {blackbox_missing}"))
+        rows.append(
+            Row(
+                "1",
+                "blackbox_exporter /probe of the same app URL",
+                f"not measured: {blackbox_missing}",
+            )
+        )
     else:
-        rows.append(_series_row("1", "blackbox_exporter /probe of the same app URL",
-                                series["blackbox"]))
+        rows.append(
+            _series_row("1", "blackbox_exporter /probe of the same app URL", series["blackbox"])
+        )
         rows.append(_ratio_row("1", "adapter / blackbox_exporter", ours, series["blackbox"], 10))
     rows.append(_p99_row("1", "/health p99 at 50 connections", ours))
     return rows
 
 
-def _series_row(
-    figure: str, what: str, series: Series, data: dict[str, Any] | None = None
-) -> Row:
+def _series_row(figure: str, what: str, series: Series, data: dict[str, Any] | None = None) -> Row:
     return Row(figure, what, series.describe(), data={**series.data(), **(data or {})})
 
 
@@ -90,8 +97,14 @@ def _ratio_row(figure: str, what: str, ours: Series, theirs: Series, target: flo
     ratios = sorted(a.rate / b.rate for a, b in zip(ours.runs, theirs.runs, strict=True))
     ratio = statistics.median(ratios)
     spread = f" (rounds {ratios[0]:.2f}-{ratios[-1]:.2f})" if len(ratios) > 1 else ""
-    return Row(figure, what, f"{ratio:.2f} x{spread}", f">= {target:g} x", ratio >= target,
-               {"ratio": ratio, "ratios": ratios})
+    return Row(
+        figure,
+        what,
+        f"{ratio:.2f} x{spread}",
+        f">= {target:g} x",
+        ratio >= target,
+        {"ratio": ratio, "ratios": ratios},
+    )
 
 
 def _p99_row(figure: str, what: str, series: Series) -> Row:
@@ -99,8 +112,14 @@ def _p99_row(figure: str, what: str, series: Series) -> Row:
     value = f"{series.p99_ms:.2f} ms"
     if len(p99s) > 1:
         value += f" (median of {len(p99s)} runs; {p99s[0]:.2f}-{p99s[-1]:.2f})"
-    return Row(figure, what, value, f"< {P99_TARGET_MS:g} ms", series.p99_ms < P99_TARGET_MS,
-               {"p99_ms": p99s})
+    return Row(
+        figure,
+        what,
+        value,
+        f"< {P99_TARGET_MS:g} ms",
+        series.p99_ms < P99_TARGET_MS,
+        {"p99_ms": p99s},
+    )
 
 
 @contextmanager
@@ -112,9 +131,14 @@ def _blackbox(bench: Bench) -> Iterator[str]:
     config.write_text(BLACKBOX_CONFIG)
     port = free_port()
     child = bench.supervisor.start(
-        [BLACKBOX, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
-         "--log.level=warn"],
-        log="blackbox", cpus=bench.server_cpus,
+        [
+            BLACKBOX,
+            f"--config.file={config}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        log="blackbox",
+        cpus=bench.server_cpus,
     )
     try:
         bench.supervisor.wait_listening(port, child)
@@ -139,21 +163,40 @@ def app_load(bench: Bench) -> list[Row]:
         before = bench.app_requests()
         statuses = poll(adapter.url + "/health", polls)
         caused = bench.app_requests() - before
-    rows = [Row("2", f"adapter: app requests per 1,000 polls of /health "
-                     f"({polls} polls answered {_statuses(statuses)})",
-                f"{caused * scale:g}", "0", caused == 0, {"polls": polls, "app": caused})]
+    rows = [
+        Row(
+            "2",
+            f"adapter: app requests per 1,000 polls of /health "
+            f"({polls} polls answered {_statuses(statuses)})",
+            f"{caused * scale:g}",
+            "0",
+            caused == 0,
+            {"polls": polls, "app": caused},
+        )
+    ]
     try:
         with _blackbox(bench) as probe_url:
             before = bench.app_requests()
             statuses = poll(probe_url, polls)
             caused = bench.app_requests() - before
     except Skipped as skipped:
-        rows.append(Row("2", "blackbox_exporter: app requests per 1,000 polls of /probe",
-                        f"not measured: {skipped}"))
+        rows.append(
+            Row(
+                "2",
+                "blackbox_exporter: app requests per 1,000 polls of /probe",
+                f"not measured: {skipped}",
+            )
+        )
     else:
-        rows.append(Row("2", f"blackbox_exporter: app requests per 1,000 polls of /probe "
-                             f"({polls} polls answered {_statuses(statuses)})",
-                        f"{caused * scale:g}", data={"polls": polls, "app": caused}))
+        rows.append(
+            Row(
+                "2",
+                f"blackbox_exporter: app requests per 1,000 polls of /probe "
+                f"({polls} polls answered {_statuses(statuses)})",
+                f"{caused * scale:g}",
+                data={"polls": polls, "app": caused},
+            )
+        )
     return rows
 
 
@@ -168,13 +211,20 @@ def hanging_target(bench: Bench) -> list[Row]:
     hang_port = free_port()
     hang = bench.supervisor.start(
         bench.python("-m", "bench.servers", "hang", "--port", str(hang_port)),
-        log="hang", cpus=bench.other_cpus,
+        log="hang",
+        cpus=bench.other_cpus,
     )
     try:
         bench.supervisor.wait_listening(hang_port, hang)
-        config = bench.config("ten-hang", configs.http_checks(
-            10, bench.app_url, timeout=bench.settings.hang_timeout,
-            hang_url=f"http://127.0.0.1:{hang_port}/"))
+        config = bench.config(
+            "ten-hang",
+            configs.http_checks(
+                10,
+                bench.app_url,
+                timeout=bench.settings.hang_timeout,
+                hang_url=f"http://127.0.0.1:{hang_port}/",
+            ),
+        )
         with bench.adapter(config, "adapter-10-hang") as adapter:
             adapter.wait_until("/health/hang", lambda _, body: b"timed out" in body)
             series = bench.interleaved({"adapter": adapter.url + "/health"})["adapter"]
@@ -218,8 +268,9 @@ def check_scale(bench: Bench) -> list[Row]:
     rows = []
     for count, keep_alive in sizes:
         name = f"http-{count}{'-keep-alive' if keep_alive else ''}"
-        config = bench.config(name, configs.http_checks(count, bench.app_url,
-                                                        keep_alive=keep_alive))
+        config = bench.config(
+            name, configs.http_checks(count, bench.app_url, keep_alive=keep_alive)
+        )
         with bench.host(config, f"host-{name}") as host:
             host.wait_results(count, timeout=120)
             cpu, before, after = _measure_window(bench, host, settings.window)
@@ -227,20 +278,30 @@ def check_scale(bench: Bench) -> list[Row]:
         lateness = after["lateness"]
         drift_ms = (lateness["p99"] or 0) * 1000
         runs_per_s = (after["runs"] - before["runs"]) / settings.window
-        value = (f"{cpu.cores:.3f} cores; drift p99 {drift_ms:.1f} ms "
-                 f"(max {(lateness['max'] or 0) * 1000:.0f} ms); RSS {rss:.1f} MiB; "
-                 f"{runs_per_s:,.0f} runs/s; checks: {_statuses_of(after)}")
-        data = {"cores": cpu.cores, "drift_p99_ms": drift_ms, "rss_mib": rss,
-                "runs_per_s": runs_per_s, "lateness": lateness, "statuses": after["statuses"]}
+        value = (
+            f"{cpu.cores:.3f} cores; drift p99 {drift_ms:.1f} ms "
+            f"(max {(lateness['max'] or 0) * 1000:.0f} ms); RSS {rss:.1f} MiB; "
+            f"{runs_per_s:,.0f} runs/s; checks: {_statuses_of(after)}"
+        )
+        data = {
+            "cores": cpu.cores,
+            "drift_p99_ms": drift_ms,
+            "rss_mib": rss,
+            "runs_per_s": runs_per_s,
+            "lateness": lateness,
+            "statuses": after["statuses"],
+        }
         what = f"{count:,} HTTP checks at 1 s{', keep_alive: true' if keep_alive else ''}"
         if count == 1000 and not keep_alive:
             passing = after["statuses"].get("pass", 0) == count
             met = cpu.cores <= 0.5 and drift_ms < 100 and passing
-            rows.append(Row("4", what, value,
-                            "<= 0.5 core, drift p99 < 100 ms, all passing", met, data))
+            rows.append(
+                Row("4", what, value, "<= 0.5 core, drift p99 < 100 ms, all passing", met, data)
+            )
         elif count == 5000 and not keep_alive:
-            rows.append(Row("4", what, value, "keeps running (report the cost)",
-                            runs_per_s > 0, data))
+            rows.append(
+                Row("4", what, value, "keeps running (report the cost)", runs_per_s > 0, data)
+            )
         else:
             rows.append(Row("4", what, value, data=data))
     return rows
@@ -263,26 +324,48 @@ def process_checks(bench: Bench) -> list[Row]:
                 cpu, before, after = _measure_window(bench, host, bench.settings.process_window)
                 # One check's endpoint: its answer costs the same whatever the
                 # number of checks, so what shows is how the rounds hold up the loop.
-                latency = (bench.interleaved({"adapter": host.url + "/health/p0000"})["adapter"]
-                           if have_wrk() else None)
+                latency = (
+                    bench.interleaved({"adapter": host.url + "/health/p0000"})["adapter"]
+                    if have_wrk()
+                    else None
+                )
             rounds = (after["runs"] - before["runs"]) / count
             scans = after["scans"] - before["scans"]
             per_round_ms = cpu.seconds / rounds * 1000 if rounds else math.nan
             # A window cuts into at most one round at each end.
             one_per_round = 0 < scans <= math.ceil(rounds) + 1
-            value = (f"{per_round_ms:.1f} ms CPU per round ({cpu.cores:.3f} cores); "
-                     f"{scans} scans in {rounds:.1f} rounds; drift p99 "
-                     f"{(after['lateness']['p99'] or 0) * 1000:.1f} ms; "
-                     f"checks: {_statuses_of(after)}")
-            per_count[count] = {"cpu_ms_per_round": per_round_ms, "rounds": rounds,
-                                "scans": scans, "cores": cpu.cores,
-                                "statuses": after["statuses"]}
-            rows.append(Row("5", f"{count} process checks, {extra:,} extra processes", value,
-                            "1 scan per round", one_per_round, per_count[count]))
+            value = (
+                f"{per_round_ms:.1f} ms CPU per round ({cpu.cores:.3f} cores); "
+                f"{scans} scans in {rounds:.1f} rounds; drift p99 "
+                f"{(after['lateness']['p99'] or 0) * 1000:.1f} ms; "
+                f"checks: {_statuses_of(after)}"
+            )
+            per_count[count] = {
+                "cpu_ms_per_round": per_round_ms,
+                "rounds": rounds,
+                "scans": scans,
+                "cores": cpu.cores,
+                "statuses": after["statuses"],
+            }
+            rows.append(
+                Row(
+                    "5",
+                    f"{count} process checks, {extra:,} extra processes",
+                    value,
+                    "1 scan per round",
+                    one_per_round,
+                    per_count[count],
+                )
+            )
             if latency is not None:
-                rows.append(_series_row(
-                    "5", f"/health/p0000 while {count} process checks run among {extra:,} "
-                    "extra processes", latency))
+                rows.append(
+                    _series_row(
+                        "5",
+                        f"/health/p0000 while {count} process checks run among {extra:,} "
+                        "extra processes",
+                        latency,
+                    )
+                )
     finally:
         bench.supervisor.stop_many(sleepers)
     fewest, most = min(per_count), max(per_count)
@@ -290,11 +373,16 @@ def process_checks(bench: Bench) -> list[Row]:
     growth = large["cpu_ms_per_round"] / max(small["cpu_ms_per_round"], 1e-9)
     scans_small = small["scans"] / max(small["rounds"], 1e-9)
     scans_large = large["scans"] / max(large["rounds"], 1e-9)
-    rows.append(Row("5", f"{most} against {fewest} process checks",
-                    f"scans per round {scans_small:.2f} -> {scans_large:.2f}; "
-                    f"CPU per round {growth:.2f} x",
-                    "scans per round do not grow", scans_large <= scans_small + 0.1,
-                    {"growth": growth}))
+    rows.append(
+        Row(
+            "5",
+            f"{most} against {fewest} process checks",
+            f"scans per round {scans_small:.2f} -> {scans_large:.2f}; CPU per round {growth:.2f} x",
+            "scans per round do not grow",
+            scans_large <= scans_small + 0.1,
+            {"growth": growth},
+        )
+    )
     return rows
 
 
@@ -310,20 +398,33 @@ def footprint(bench: Bench) -> list[Row]:
         rss = 0.0
         for attempt in range(bench.settings.startups):
             first, passing, measured_rss = _start_once(
-                bench, config, f"adapter-start-{count}", measure_rss=attempt == 0)
+                bench, config, f"adapter-start-{count}", measure_rss=attempt == 0
+            )
             firsts.append(first)
             passes.append(passing)
             rss = measured_rss or rss
-        rows.append(Row("6", f"start to first answered /health, {count} HTTP checks "
-                             f"(median of {len(firsts)}; all passing after "
-                             f"{statistics.median(passes) * 1000:.0f} ms)",
-                        f"{statistics.median(firsts) * 1000:.0f} ms "
-                        f"(max {max(firsts) * 1000:.0f} ms)",
-                        "<= 0.5 s", max(firsts) <= 0.5,
-                        {"first_s": firsts, "passing_s": passes}))
-        rows.append(Row("6", f"RSS idle, {count} HTTP checks at 1 s", f"{rss:.1f} MiB",
-                        "<= 45 MiB" if count == 100 else "",
-                        rss <= 45 if count == 100 else None, {"rss_mib": rss}))
+        rows.append(
+            Row(
+                "6",
+                f"start to first answered /health, {count} HTTP checks "
+                f"(median of {len(firsts)}; all passing after "
+                f"{statistics.median(passes) * 1000:.0f} ms)",
+                f"{statistics.median(firsts) * 1000:.0f} ms (max {max(firsts) * 1000:.0f} ms)",
+                "<= 0.5 s",
+                max(firsts) <= 0.5,
+                {"first_s": firsts, "passing_s": passes},
+            )
+        )
+        rows.append(
+            Row(
+                "6",
+                f"RSS idle, {count} HTTP checks at 1 s",
+                f"{rss:.1f} MiB",
+                "<= 45 MiB" if count == 100 else "",
+                rss <= 45 if count == 100 else None,
+                {"rss_mib": rss},
+            )
+        )
     return rows
 
 
@@ -334,9 +435,11 @@ def _start_once(
     port = free_port()
     started = time.monotonic()
     child = bench.supervisor.start(
-        bench.python("-m", "adapter", "serve", "--config", str(config),
-                     "--listen", f"127.0.0.1:{port}"),
-        log=log, cpus=bench.server_cpus,
+        bench.python(
+            "-m", "adapter", "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"
+        ),
+        log=log,
+        cpus=bench.server_cpus,
     )
     try:
         first = _first_answer(port, child, started) - started

@@ -49,9 +49,20 @@ def run_wrk(
     """Load `url` with `connections` keep-alive connections for `seconds`."""
     duration = max(1, math.ceil(seconds))
     child = supervisor.start(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "5s",
-         "-s", str(REPORT_SCRIPT), url],
-        log="wrk", cpus=cpus, stdout=subprocess.PIPE,
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(REPORT_SCRIPT),
+            url,
+        ],
+        log="wrk",
+        cpus=cpus,
+        stdout=subprocess.PIPE,
     )
     try:
         output, _ = child.communicate(timeout=duration + 30)
@@ -68,7 +79,9 @@ def run_wrk(
         p90_ms=data["p90_us"] / 1000,
         p99_ms=data["p99_us"] / 1000,
         max_ms=data["max_us"] / 1000,
-        errors=data["connect_errors"] + data["read_errors"] + data["write_errors"]
+        errors=data["connect_errors"]
+        + data["read_errors"]
+        + data["write_errors"]
         + data["timeouts"],
         status_errors=data["status_errors"],
     )

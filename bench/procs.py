@@ -44,7 +44,7 @@ class Supervisor:
         env: dict[str, str] | None = None,
     ) -> subprocess.Popen[Any]:
         """Start `argv`; its stderr (and stdout unless given) goes to `log_dir/<log>.log`."""
-        log_file = open(self.log_dir / f"{log}.log", "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed when the child is stopped
+        log_file = open(self.log_dir / f"{log}.log", "ab") if log else subprocess.DEVNULL
         try:
             child = subprocess.Popen(
                 list(argv),
@@ -53,7 +53,7 @@ class Supervisor:
                 stderr=log_file,
                 start_new_session=True,
                 env=env,
-                preexec_fn=_pin(cpus) if cpus else None,  # noqa: PLW1509 - no threads here
+                preexec_fn=_pin(cpus) if cpus else None,
             )
         finally:
             if not isinstance(log_file, int):
@@ -194,8 +194,9 @@ def machine_busy_seconds() -> float:
 
 def own_cpu_seconds() -> float:
     """CPU seconds of this process and of every child it has reaped."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
-        resource.RUSAGE_CHILDREN
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
     )
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 

@@ -48,10 +48,20 @@ class Settings:
     def quick(cls) -> Settings:
         """A few seconds per figure: proves that the harness runs, measures nothing."""
         return cls(
-            load_seconds=1.0, rounds=1, warmup_seconds=0.0, polls=100, hang_timeout="300ms",
-            scale=(10,), scale_keep_alive=(),
-            window=1.0, process_window=1.5, settle=0.2, extra_processes=50,
-            process_checks=(2, 10), footprint=(10,), startups=1,
+            load_seconds=1.0,
+            rounds=1,
+            warmup_seconds=0.0,
+            polls=100,
+            hang_timeout="300ms",
+            scale=(10,),
+            scale_keep_alive=(),
+            window=1.0,
+            process_window=1.5,
+            settle=0.2,
+            extra_processes=50,
+            process_checks=(2, 10),
+            footprint=(10,),
+            startups=1,
         )
 
 
@@ -91,8 +101,10 @@ class Series:
         text = f"{self.rate:,.0f} req/s; p50 {self.p50_ms:.2f} ms, p99 {self.p99_ms:.2f} ms"
         if len(self.runs) > 1:
             rates = sorted(run.rate for run in self.runs)
-            text += (f" (median of {len(rates)} runs; req/s {rates[0]:,.0f}-{rates[-1]:,.0f},"
-                     f" p99 up to {max(run.p99_ms for run in self.runs):.2f} ms)")
+            text += (
+                f" (median of {len(rates)} runs; req/s {rates[0]:,.0f}-{rates[-1]:,.0f},"
+                f" p99 up to {max(run.p99_ms for run in self.runs):.2f} ms)"
+            )
         errors = sum(run.errors for run in self.runs)
         statuses = sum(run.status_errors for run in self.runs)
         if errors or statuses:
@@ -100,8 +112,12 @@ class Series:
         return text
 
     def data(self) -> dict[str, Any]:
-        return {"rate": self.rate, "p50_ms": self.p50_ms, "p99_ms": self.p99_ms,
-                "runs": [dataclasses.asdict(run) for run in self.runs]}
+        return {
+            "rate": self.rate,
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+            "runs": [dataclasses.asdict(run) for run in self.runs],
+        }
 
 
 @dataclasses.dataclass
@@ -186,7 +202,8 @@ class Bench:
         self.app_port = free_port()
         child = self.supervisor.start(
             self.python("-m", "bench.servers", "app", "--port", str(self.app_port)),
-            log="app", cpus=self.other_cpus,
+            log="app",
+            cpus=self.other_cpus,
         )
         self.supervisor.wait_listening(self.app_port, child)
 
@@ -203,9 +220,11 @@ class Bench:
         """`health-adapter serve`, exactly as a container runs it."""
         port = free_port()
         child = self.supervisor.start(
-            self.python("-m", "adapter", "serve", "--config", str(config),
-                        "--listen", f"127.0.0.1:{port}"),
-            log=log, cpus=self.server_cpus,
+            self.python(
+                "-m", "adapter", "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"
+            ),
+            log=log,
+            cpus=self.server_cpus,
         )
         try:
             self.supervisor.wait_listening(port, child)
@@ -218,9 +237,13 @@ class Bench:
         """The adapter with the harness's control line (see bench/host.py)."""
         port = free_port()
         child = self.supervisor.start(
-            self.python("-m", "bench.host", "--config", str(config),
-                        "--listen", f"127.0.0.1:{port}"),
-            log=log, cpus=self.server_cpus, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            self.python(
+                "-m", "bench.host", "--config", str(config), "--listen", f"127.0.0.1:{port}"
+            ),
+            log=log,
+            cpus=self.server_cpus,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
         )
         try:
             self.supervisor.wait_listening(port, child, timeout=120)
@@ -238,8 +261,13 @@ class Bench:
         runs: dict[str, list[WrkRun]] = {name: [] for name in urls}
 
         def load(url: str, seconds: float) -> WrkRun:
-            return run_wrk(self.supervisor, url, connections=settings.connections,
-                           seconds=seconds, cpus=self.other_cpus)
+            return run_wrk(
+                self.supervisor,
+                url,
+                connections=settings.connections,
+                seconds=seconds,
+                cpus=self.other_cpus,
+            )
 
         if settings.warmup_seconds:
             for url in urls.values():

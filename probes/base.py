@@ -198,9 +198,7 @@ class Probe:
             for key in options:
                 if key not in known:
                     raise msgspec.ValidationError(f"Object contains unknown field `{key}`")
-        return msgspec.convert(
-            dict(options), cls.Options, strict=False, dec_hook=decode_custom
-        )
+        return msgspec.convert(dict(options), cls.Options, strict=False, dec_hook=decode_custom)
 
     @classmethod
     def missing_requirement(cls) -> str | None:

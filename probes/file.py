@@ -104,7 +104,7 @@ class FileProbe(Probe):
             msgspec.Meta(description="fail unless the file's first 64 KiB contain this text"),
         ] = None
         regex: Annotated[
-            re.Pattern | None,
+            re.Pattern | None,  # type: ignore[type-arg]  # msgspec decodes the bare class only
             msgspec.Meta(
                 description="fail unless this regular expression matches in the file's first 64 KiB"
             ),

@@ -85,9 +85,7 @@ class GrpcProbe(Probe):
         host: Annotated[
             _NonEmpty, msgspec.Meta(description="host name or address of the gRPC server")
         ] = "127.0.0.1"
-        port: Annotated[
-            int, msgspec.Meta(ge=1, le=65535, description="port of the gRPC server")
-        ]
+        port: Annotated[int, msgspec.Meta(ge=1, le=65535, description="port of the gRPC server")]
         service: Annotated[
             str,
             msgspec.Meta(
@@ -99,9 +97,7 @@ class GrpcProbe(Probe):
         ca_file: CaFile = None
         server_name: Annotated[
             _NonEmpty | None,
-            msgspec.Meta(
-                description="name expected in the server's certificate (default: host)"
-            ),
+            msgspec.Meta(description="name expected in the server's certificate (default: host)"),
         ] = None
         cert_file: Annotated[
             PemPath | None, msgspec.Meta(description="PEM client certificate, for mutual TLS")
@@ -187,9 +183,7 @@ def _host_for_target(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-def classify_rpc_error(
-    exc: Any, grpc: ModuleType, target: str, service: str
-) -> tuple[Reason, str]:
+def classify_rpc_error(exc: Any, grpc: ModuleType, target: str, service: str) -> tuple[Reason, str]:
     """The reason and a one-line output for a failed health call."""
     code = exc.code()
     details = " ".join(str(exc.details() or "").split())
@@ -204,8 +198,9 @@ def classify_rpc_error(
             return Reason.CONNECTION_REFUSED, f"connection refused by {target}"
         if "dns resolution failed" in lowered or "errors resolving" in lowered:
             return Reason.DNS, f"cannot resolve {target}: {details}"
-        if any(word in lowered for word in ("ssl", "tls", "handshake", "certificate",
-                                            "verification")):
+        if any(
+            word in lowered for word in ("ssl", "tls", "handshake", "certificate", "verification")
+        ):
             return Reason.TLS, f"TLS error with {target}: {details}"
         return Reason.CONNECTION_ERROR, f"cannot reach {target}: {details or 'UNAVAILABLE'}"
     # Any other code comes with the server's own message, which is the target's

@@ -186,7 +186,7 @@ class ProcessProbe(Probe):
             ),
         ] = None
         cmdline: Annotated[
-            re.Pattern | None,
+            re.Pattern | None,  # type: ignore[type-arg]  # msgspec decodes the bare class only
             msgspec.Meta(
                 description="regular expression searched in the command line, "
                 "arguments joined with spaces"

@@ -48,19 +48,19 @@ class TcpProbe(Probe):
         send: Annotated[
             _NonEmpty | None,
             msgspec.Meta(
-                description='text to send once connected, UTF-8; write it in double quotes '
+                description="text to send once connected, UTF-8; write it in double quotes "
                 'for escapes: "PING\\r\\n"'
             ),
         ] = None
         expect: Annotated[
-            re.Pattern | None,
+            re.Pattern | None,  # type: ignore[type-arg]  # msgspec decodes the bare class only
             msgspec.Meta(
                 description="regular expression the reply must match within its first 4 KiB"
             ),
         ] = None
-        tls: Annotated[
-            bool, msgspec.Meta(description="do a TLS handshake after connecting")
-        ] = False
+        tls: Annotated[bool, msgspec.Meta(description="do a TLS handshake after connecting")] = (
+            False
+        )
         tls_verify: Annotated[
             bool,
             msgspec.Meta(description="verify the server's certificate and host name (with tls)"),
@@ -69,8 +69,7 @@ class TcpProbe(Probe):
         server_name: Annotated[
             _NonEmpty | None,
             msgspec.Meta(
-                description="name sent as SNI and verified in the certificate "
-                "(default: host)"
+                description="name sent as SNI and verified in the certificate (default: host)"
             ),
         ] = None
 

@@ -90,9 +90,7 @@ def run_probe_sync(
     registry: Registry | None = None,
 ) -> Result:
     """`run_probe` for plain test functions: runs it in a fresh event loop."""
-    return asyncio.run(
-        run_probe(probe, options, name=name, timeout=timeout, registry=registry)
-    )
+    return asyncio.run(run_probe(probe, options, name=name, timeout=timeout, registry=registry))
 
 
 def _resolve(probe: type[Probe] | str, registry: Registry | None) -> tuple[type[Probe], str]:

@@ -45,8 +45,11 @@ def parse_duration(value: Any) -> Duration:
             return Duration(float(match[1]) * _SECONDS_PER_UNIT[match[2]])
         raise ValueError(f"invalid duration {value!r} ({_DURATION_HINT})")
     # As the YAML was written: `true`, `null`, not Python's True and None.
-    written = {True: "true", False: "false", None: "null"}.get(value, repr(value)) \
-        if isinstance(value, bool | None) else type(value).__name__
+    written = (
+        {True: "true", False: "false", None: "null"}.get(value, repr(value))
+        if isinstance(value, bool | None)
+        else type(value).__name__
+    )
     raise ValueError(f"invalid duration {written} ({_DURATION_HINT})")
 
 

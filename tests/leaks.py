@@ -34,11 +34,15 @@ class Snapshot:
     def leaks_since(self, before: Snapshot) -> list[str]:
         leaks = []
         if self.fds - before.fds:
-            leaks.append(f"file descriptors {sorted(self.fds - before.fds)}: "
-                         f"{[_fd_target(fd) for fd in sorted(self.fds - before.fds)]}")
+            leaks.append(
+                f"file descriptors {sorted(self.fds - before.fds)}: "
+                f"{[_fd_target(fd) for fd in sorted(self.fds - before.fds)]}"
+            )
         if self.threads > before.threads:
-            leaks.append(f"threads: {before.threads} before, {self.threads} after "
-                         f"({[t.name for t in threading.enumerate()]})")
+            leaks.append(
+                f"threads: {before.threads} before, {self.threads} after "
+                f"({[t.name for t in threading.enumerate()]})"
+            )
         if self.children - before.children:
             leaks.append(f"child processes {sorted(self.children - before.children)}")
         return leaks

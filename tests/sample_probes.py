@@ -149,7 +149,7 @@ class SpawnsChild(Probe):
 
     async def check(self) -> Result:
         process = await asyncio.create_subprocess_exec("sleep", "60")
-        with open(self.options["pidfile"], "w") as stream:  # noqa: ASYNC230 - a tiny write
+        with open(self.options["pidfile"], "w") as stream:
             stream.write(f"{process.pid}\n")
         try:
             await process.wait()
@@ -168,5 +168,6 @@ class Flapping(Probe):
     async def check(self) -> Result:
         self.runs += 1
         status = "pass" if self.runs % 2 else "fail"
-        return Result(status, output=f"run {self.runs}", observed_value=self.runs,
-                      observed_unit="runs")
+        return Result(
+            status, output=f"run {self.runs}", observed_value=self.runs, observed_unit="runs"
+        )

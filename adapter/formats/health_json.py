@@ -88,8 +88,10 @@ def health_document(
     if verdict.draining:
         document["notes"] = ["shutting down"]
     if verdict.unmatched:
-        document["notes"] = [*document.get("notes", ()),
-                             f"no check to exclude named {', '.join(verdict.unmatched)}"]
+        document["notes"] = [
+            *document.get("notes", ()),
+            f"no check to exclude named {', '.join(verdict.unmatched)}",
+        ]
     return document
 
 

@@ -69,8 +69,7 @@ def _counts(verdict: Verdict) -> str:
     for check in verdict.checks:
         tally[check.own_status] += 1
     words = {Status.PASS: "passing", Status.WARN: "warning", Status.FAIL: "failing"}
-    parts = [f"<span>{count} {words[status]}</span>"
-             for status, count in tally.items() if count]
+    parts = [f"<span>{count} {words[status]}</span>" for status, count in tally.items() if count]
     return "".join(parts) or "<span>no checks</span>"
 
 
@@ -95,8 +94,9 @@ def _row(check: CheckVerdict, now: float) -> str:
         reason = f'<div class="reason">reason: {_e(check.reason.value)}</div>'
     since = '<span class="muted">—</span>'
     if check.since is not None:
-        since = (f'<span class="num" title="{rfc3339(check.since)}">'
-                 f'{_e(ago(now - check.since))}</span>')
+        since = (
+            f'<span class="num" title="{rfc3339(check.since)}">{_e(ago(now - check.since))}</span>'
+        )
     return (
         f'<tr class="{status}">'
         f'<td class="check"><div class="name">'
@@ -116,8 +116,7 @@ def _strip(history: tuple[Run, ...]) -> str:
     recent = history[-STRIP_LENGTH:]
     empty = "<i></i>" * (STRIP_LENGTH - len(recent))
     marks = "".join(
-        f'<i class="{run.result.status.value}" title="{_e(_run_title(run))}"></i>'
-        for run in recent
+        f'<i class="{run.result.status.value}" title="{_e(_run_title(run))}"></i>' for run in recent
     )
     return f'<div class="strip">{empty}{marks}</div>'
 

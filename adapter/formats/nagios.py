@@ -33,8 +33,7 @@ MAX_NAMED = 5
 
 #: The units of measurement the guidelines allow; any other unit is left off the value.
 UOMS = frozenset({"s", "ms", "us", "%", "B", "KB", "MB", "TB", "c"})
-_UOM_ALIASES = {"seconds": "s", "second": "s", "sec": "s", "µs": "us", "bytes": "B",
-                "percent": "%"}
+_UOM_ALIASES = {"seconds": "s", "second": "s", "sec": "s", "µs": "us", "bytes": "B", "percent": "%"}
 
 
 def state_of(status: Status) -> str:
@@ -87,7 +86,8 @@ def _first_line(verdict: Verdict, service: str | None) -> str:
     head = plain(f"HEALTH {STATES[verdict.status]} - {summary}")
     entries = [
         perfdata(check.name, check.observed_value, check.observed_unit)
-        for check in verdict.checks if check.observed_value is not None
+        for check in verdict.checks
+        if check.observed_value is not None
     ]
     line = head
     for number_, entry in enumerate(entries):

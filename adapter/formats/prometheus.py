@@ -36,14 +36,27 @@ STATUS_VALUE = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
 
 #: Observed values are exposed in base units where the unit says which.
 _BASE_UNITS: dict[str, tuple[str, float]] = {
-    "ns": ("seconds", 1e-9), "us": ("seconds", 1e-6), "µs": ("seconds", 1e-6),
-    "ms": ("seconds", 1e-3), "s": ("seconds", 1.0), "sec": ("seconds", 1.0),
-    "seconds": ("seconds", 1.0), "m": ("seconds", 60.0), "min": ("seconds", 60.0),
+    "ns": ("seconds", 1e-9),
+    "us": ("seconds", 1e-6),
+    "µs": ("seconds", 1e-6),
+    "ms": ("seconds", 1e-3),
+    "s": ("seconds", 1.0),
+    "sec": ("seconds", 1.0),
+    "seconds": ("seconds", 1.0),
+    "m": ("seconds", 60.0),
+    "min": ("seconds", 60.0),
     "h": ("seconds", 3600.0),
-    "B": ("bytes", 1.0), "bytes": ("bytes", 1.0), "KiB": ("bytes", 1024.0),
-    "MiB": ("bytes", 1024.0**2), "GiB": ("bytes", 1024.0**3),
-    "KB": ("bytes", 1e3), "kB": ("bytes", 1e3), "MB": ("bytes", 1e6), "GB": ("bytes", 1e9),
-    "%": ("ratio", 0.01), "percent": ("ratio", 0.01),
+    "B": ("bytes", 1.0),
+    "bytes": ("bytes", 1.0),
+    "KiB": ("bytes", 1024.0),
+    "MiB": ("bytes", 1024.0**2),
+    "GiB": ("bytes", 1024.0**3),
+    "KB": ("bytes", 1e3),
+    "kB": ("bytes", 1e3),
+    "MB": ("bytes", 1e6),
+    "GB": ("bytes", 1e9),
+    "%": ("ratio", 0.01),
+    "percent": ("ratio", 0.01),
 }
 
 
@@ -58,29 +71,46 @@ def base_unit(value: float, unit: str | None) -> tuple[float, str]:
 def check_metrics(verdict: Verdict) -> list[Metric]:
     """Per-check metric families, labelled `check`, from the verdict alone."""
     success = GaugeMetricFamily(
-        "health_check_success", "1 when the check passes or warns, 0 when it fails.",
-        labels=["check"])
+        "health_check_success",
+        "1 when the check passes or warns, 0 when it fails.",
+        labels=["check"],
+    )
     status = GaugeMetricFamily(
-        "health_check_status", "The check's status: 0 pass, 1 warn, 2 fail.", labels=["check"])
+        "health_check_status", "The check's status: 0 pass, 1 warn, 2 fail.", labels=["check"]
+    )
     duration = GaugeMetricFamily(
-        "health_check_duration_seconds", "How long the check's last run took.",
-        labels=["check"], unit="seconds")
+        "health_check_duration_seconds",
+        "How long the check's last run took.",
+        labels=["check"],
+        unit="seconds",
+    )
     last_run = GaugeMetricFamily(
-        "health_check_last_run_timestamp_seconds", "When the check's last run started.",
-        labels=["check"], unit="seconds")
+        "health_check_last_run_timestamp_seconds",
+        "When the check's last run started.",
+        labels=["check"],
+        unit="seconds",
+    )
     changed = GaugeMetricFamily(
         "health_check_last_transition_timestamp_seconds",
-        "When the check's status last changed.", labels=["check"], unit="seconds")
+        "When the check's status last changed.",
+        labels=["check"],
+        unit="seconds",
+    )
     observed = GaugeMetricFamily(
         "health_check_observed_value",
         "The value the check's last run observed, in the base unit named by `unit`.",
-        labels=["check", "unit"])
+        labels=["check", "unit"],
+    )
     runs = CounterMetricFamily(
-        "health_check_runs", "Runs of the check since the adapter started, by their result.",
-        labels=["check", "result"])
+        "health_check_runs",
+        "Runs of the check since the adapter started, by their result.",
+        labels=["check", "result"],
+    )
     failures = CounterMetricFamily(
-        "health_check_failures", "Failed runs of the check since the adapter started, by reason.",
-        labels=["check", "reason"])
+        "health_check_failures",
+        "Failed runs of the check since the adapter started, by reason.",
+        labels=["check", "reason"],
+    )
     for check in verdict.checks:
         name = [check.name]
         success.add_metric(name, 0 if check.own_status is Status.FAIL else 1)
@@ -126,15 +156,19 @@ class ReloadCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         counts = self.source()
         reloads = CounterMetricFamily(
-            "health_adapter_config_reloads", "Config reloads (SIGHUP or a watched file), "
-            "by result.", labels=["result"])
+            "health_adapter_config_reloads",
+            "Config reloads (SIGHUP or a watched file), by result.",
+            labels=["result"],
+        )
         reloads.add_metric(["success"], counts.successes)
         reloads.add_metric(["failure"], counts.failures)
         metrics: list[Metric] = [reloads]
         if counts.last_success is not None:
             last = GaugeMetricFamily(
                 "health_adapter_config_last_reload_success_timestamp_seconds",
-                "When a reload last put a new config in force.", unit="seconds")
+                "When a reload last put a new config in force.",
+                unit="seconds",
+            )
             last.add_metric([], counts.last_success)
             metrics.append(last)
         return metrics
@@ -148,14 +182,13 @@ class BuildInfoCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         info = InfoMetricFamily("health_adapter_build", "The adapter's version.")
-        info.add_metric([], {"version": self.version,
-                             "python": platform.python_version()})
+        info.add_metric([], {"version": self.version, "python": platform.python_version()})
         return [info]
 
 
 def exposition_bytes(registry: CollectorRegistry, *, openmetrics_format: bool) -> bytes:
     if openmetrics_format:
-        return openmetrics.exposition.generate_latest(registry)  # type: ignore[no-any-return]
+        return openmetrics.exposition.generate_latest(registry)  # type: ignore[no-untyped-call,no-any-return]
     return exposition.generate_latest(registry)
 
 

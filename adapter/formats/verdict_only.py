@@ -35,8 +35,10 @@ def nagios_body(status: Status) -> str:
 
 def html_body(status: Status) -> str:
     value = html.escape(status.value)
-    return (f'<!doctype html><html><head><meta charset="utf-8"><title>{value}</title></head>'
-            f"<body><h1>{value}</h1><p>{html.escape(NOTE)}</p></body></html>\n")
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{value}</title></head>'
+        f"<body><h1>{value}</h1><p>{html.escape(NOTE)}</p></body></html>\n"
+    )
 
 
 class _StatusCollector(Collector):
@@ -45,7 +47,8 @@ class _StatusCollector(Collector):
 
     def collect(self) -> list[Metric]:
         gauge = GaugeMetricFamily(
-            "health_status", "The verdict of the endpoint's checks: 0 pass, 1 warn, 2 fail.")
+            "health_status", "The verdict of the endpoint's checks: 0 pass, 1 warn, 2 fail."
+        )
         gauge.add_metric([], STATUS_VALUE[self.status])
         return [gauge]
 

@@ -63,8 +63,11 @@ def main() -> None:
     threading.Thread(target=beat, args=(stop,), daemon=True).start()
     server = ThreadingHTTPServer(("127.0.0.1", PORT), StatusHandler)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    print(f"demo app: http://127.0.0.1:{PORT}/status, heartbeat in {DEMO_DIR}, "
-          f"worker pid {worker.pid}", flush=True)
+    print(
+        f"demo app: http://127.0.0.1:{PORT}/status, heartbeat in {DEMO_DIR}, "
+        f"worker pid {worker.pid}",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -48,8 +48,9 @@ async def client(aiohttp_client: Client) -> TestClient[Any, Any]:
         pytest.param("/health", 200, '{"status":"pass"}', id="json"),
         pytest.param("/readyz?verbose", 200, "readyz check passed\n", id="text"),
         pytest.param("/livez?format=text", 200, "livez check passed\n", id="text-livez"),
-        pytest.param("/health?format=nagios", 200,
-                     "HEALTH OK - details need the bearer token\n", id="nagios"),
+        pytest.param(
+            "/health?format=nagios", 200, "HEALTH OK - details need the bearer token\n", id="nagios"
+        ),
     ],
 )
 async def test_anonymous_callers_get_the_verdict_only(
@@ -72,8 +73,9 @@ async def test_anonymous_status_codes_follow_the_verdict(client: TestClient[Any,
 
 
 @pytest.mark.parametrize("path", ["/", "/health?format=html"])
-async def test_the_status_page_names_no_check_anonymously(client: TestClient[Any, Any],
-                                                          path: str) -> None:
+async def test_the_status_page_names_no_check_anonymously(
+    client: TestClient[Any, Any], path: str
+) -> None:
     anonymous = await (await client.get(path, headers={"Accept": "text/html"})).text()
     assert "<h1>pass</h1>" in anonymous
     for detail in ("api", "disk", "orders-api", SECRET_OUTPUT):
@@ -93,8 +95,15 @@ async def test_metrics_expose_only_the_verdict_anonymously(client: TestClient[An
 
 
 @pytest.mark.parametrize(
-    "path", ["/health/api", "/health/nope", "/readyz/api", "/livez/disk", "/startupz/api",
-             "/health?exclude=api"],
+    "path",
+    [
+        "/health/api",
+        "/health/nope",
+        "/readyz/api",
+        "/livez/disk",
+        "/startupz/api",
+        "/health?exclude=api",
+    ],
 )
 async def test_per_check_answers_need_the_token(client: TestClient[Any, Any], path: str) -> None:
     response = await client.get(path)
@@ -116,24 +125,28 @@ async def test_per_check_answers_need_the_token(client: TestClient[Any, Any], pa
         pytest.param(f"Bearer {TOKEN.upper()}", id="other-case"),
     ],
 )
-async def test_a_wrong_token_is_anonymous(client: TestClient[Any, Any],
-                                          authorization: str) -> None:
+async def test_a_wrong_token_is_anonymous(client: TestClient[Any, Any], authorization: str) -> None:
     response = await client.get("/health", headers={"Authorization": authorization})
     assert await response.json(content_type=None) == {"status": "pass"}
 
 
 @pytest.mark.parametrize(
     "raw",
-    [pytest.param(b"Bearer \xff\xfeabc", id="not-utf8"), pytest.param(b"Bearer \x00", id="nul"),
-     pytest.param(b"Bearer " + "é".encode() * 20, id="utf8-non-ascii")],
+    [
+        pytest.param(b"Bearer \xff\xfeabc", id="not-utf8"),
+        pytest.param(b"Bearer \x00", id="nul"),
+        pytest.param(b"Bearer " + "é".encode() * 20, id="utf8-non-ascii"),
+    ],
 )
 async def test_a_token_of_any_bytes_is_anonymous_not_an_error(
     client: TestClient[Any, Any], raw: bytes
 ) -> None:
     port = client.server.port
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                 b"Authorization: " + raw + b"\r\n\r\n")
+    writer.write(
+        b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Authorization: " + raw + b"\r\n\r\n"
+    )
     answer = await reader.read()
     writer.close()
     status_line, _, rest = answer.partition(b"\r\n")
@@ -144,19 +157,21 @@ async def test_a_token_of_any_bytes_is_anonymous_not_an_error(
         assert rest.endswith(b'{"status":"pass"}')
 
 
-@pytest.mark.parametrize("authorization", [f"Bearer {TOKEN}", f"bearer {TOKEN}",
-                                           f"Bearer  {TOKEN} "])
-async def test_the_token_unlocks_details(client: TestClient[Any, Any],
-                                         authorization: str) -> None:
+@pytest.mark.parametrize(
+    "authorization", [f"Bearer {TOKEN}", f"bearer {TOKEN}", f"Bearer  {TOKEN} "]
+)
+async def test_the_token_unlocks_details(client: TestClient[Any, Any], authorization: str) -> None:
     body = await (await client.get("/health", headers={"Authorization": authorization})).json(
-        content_type=None)
+        content_type=None
+    )
     assert body["serviceId"] == "orders-api" and set(body["checks"]) == {"api", "disk"}
     assert body["checks"]["api"][0]["output"] == "switch says pass"
 
 
 async def test_public_details_are_the_default(aiohttp_client: Client) -> None:
-    config = parse_config("checks: [{name: a, plugin: {class: 'tests.sample_probes:Ok'}}]",
-                          environ={})
+    config = parse_config(
+        "checks: [{name: a, plugin: {class: 'tests.sample_probes:Ok'}}]", environ={}
+    )
     client = await aiohttp_client(make_app(config, run_checks=False))
     body = await (await client.get("/health")).json(content_type=None)
     assert set(body["checks"]) == {"a"}
@@ -167,11 +182,14 @@ def test_the_token_is_never_echoed_in_errors(tmp_path: Path) -> None:
     short = tmp_path / "token"
     short.write_text("tiny\n")
     with pytest.raises(ConfigError) as caught:
-        parse_config(f"server: {{details: token, token_file: '{short}'}}\n"
-                     "checks: [{name: a, plugin: {class: 'tests.sample_probes:Ok'}}]",
-                     environ={})
+        parse_config(
+            f"server: {{details: token, token_file: '{short}'}}\n"
+            "checks: [{name: a, plugin: {class: 'tests.sample_probes:Ok'}}]",
+            environ={},
+        )
     assert caught.value.errors == [
-        "server.token_file: the token must be one word of at least 16 printable characters"]
+        "server.token_file: the token must be one word of at least 16 printable characters"
+    ]
     assert "tiny" not in str(caught.value)
 
 
@@ -179,15 +197,17 @@ async def test_a_reload_rotates_the_token(aiohttp_client: Client, tmp_path: Path
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     path = tmp_path / "health.yaml"
-    path.write_text(f"server: {{details: token, token_file: '{token_file}'}}\n"
-                    "checks: [{name: a, interval: 100ms, "
-                    "plugin: {class: 'tests.sample_probes:Ok'}}]\n")
+    path.write_text(
+        f"server: {{details: token, token_file: '{token_file}'}}\n"
+        "checks: [{name: a, interval: 100ms, "
+        "plugin: {class: 'tests.sample_probes:Ok'}}]\n"
+    )
     client = await aiohttp_client(make_app(load_config(path)))
     assert "checks" in await (await client.get("/health", headers=AUTH)).json(content_type=None)
     token_file.write_text("another-token-abcdefghij\n")
     assert await reloader_for(client.app, path).reload("test")  # type: ignore[arg-type]
     old = await (await client.get("/health", headers=AUTH)).json(content_type=None)
-    new = await (await client.get(
-        "/health", headers={"Authorization": "Bearer another-token-abcdefghij"})).json(
-        content_type=None)
+    new = await (
+        await client.get("/health", headers={"Authorization": "Bearer another-token-abcdefghij"})
+    ).json(content_type=None)
     assert "checks" not in old and "checks" in new

@@ -28,8 +28,12 @@ checks:
 
 
 def run(status: str, finished: float) -> Run:
-    return Run(Result(status, output=f"it is {status}"), started=time.time(), duration=0.01,
-               finished=finished)
+    return Run(
+        Result(status, output=f"it is {status}"),
+        started=time.time(),
+        duration=0.01,
+        finished=finished,
+    )
 
 
 class Clock:
@@ -54,8 +58,7 @@ def store(clock: Clock) -> StateStore:
 
 
 @pytest.fixture
-async def client(aiohttp_client: Client, store: StateStore, clock: Clock
-                 ) -> TestClient[Any, Any]:
+async def client(aiohttp_client: Client, store: StateStore, clock: Clock) -> TestClient[Any, Any]:
     config = parse_config(CONFIG, environ={})
     return await aiohttp_client(make_app(config, run_checks=False, store=store, clock=clock))
 
@@ -65,8 +68,9 @@ async def body(client: TestClient[Any, Any], path: str, **headers: str) -> tuple
     return response.status, await response.text()
 
 
-async def test_same_answer_until_a_run_is_recorded(client: TestClient[Any, Any],
-                                                   store: StateStore, clock: Clock) -> None:
+async def test_same_answer_until_a_run_is_recorded(
+    client: TestClient[Any, Any], store: StateStore, clock: Clock
+) -> None:
     first = await body(client, "/health")
     assert first == await body(client, "/health")
     store.record("api", run("fail", clock.now))
@@ -124,11 +128,17 @@ async def test_draining_is_seen_at_once(client: TestClient[Any, Any]) -> None:
     ],
     ids=["json", "accept-text", "nagios", "exclude", "readyz-verbose", "livez-verbose"],
 )
-async def test_each_variant_is_kept_apart(client: TestClient[Any, Any], path: str,
-                                          headers: dict[str, str], starts: str) -> None:
+async def test_each_variant_is_kept_apart(
+    client: TestClient[Any, Any], path: str, headers: dict[str, str], starts: str
+) -> None:
     # Fill the cache with every other variant first: none may answer for this one.
-    for other in ("/health", "/health?format=nagios", "/readyz?verbose", "/livez?verbose",
-                  "/health?exclude=api"):
+    for other in (
+        "/health",
+        "/health?format=nagios",
+        "/readyz?verbose",
+        "/livez?verbose",
+        "/health?exclude=api",
+    ):
         await body(client, other)
         await body(client, other, Accept="text/plain")
     status, text = await body(client, path, **headers)
@@ -137,13 +147,14 @@ async def test_each_variant_is_kept_apart(client: TestClient[Any, Any], path: st
         assert '"api"' not in text.partition('"checks"')[2]
 
 
-async def test_details_tier_is_part_of_the_key(aiohttp_client: Client, store: StateStore,
-                                               clock: Clock) -> None:
-    config = parse_config("server: {details: token, token_env: T}\n" + CONFIG,
-                          environ={"T": TOKEN})
+async def test_details_tier_is_part_of_the_key(
+    aiohttp_client: Client, store: StateStore, clock: Clock
+) -> None:
+    config = parse_config("server: {details: token, token_env: T}\n" + CONFIG, environ={"T": TOKEN})
     client = await aiohttp_client(make_app(config, run_checks=False, store=store, clock=clock))
-    assert await body(client, "/health", Authorization=f"Bearer {TOKEN}") != \
-        await body(client, "/health")
+    assert await body(client, "/health", Authorization=f"Bearer {TOKEN}") != await body(
+        client, "/health"
+    )
     assert await body(client, "/health") == (200, '{"status":"pass"}')
     assert "it is pass" in (await body(client, "/health", Authorization=f"Bearer {TOKEN}"))[1]
 

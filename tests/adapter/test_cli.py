@@ -27,12 +27,19 @@ from tests.conftest import ROOT, free_port
 OK = "checks: [{name: ok, plugin: {class: 'tests.sample_probes:Ok'}}]\n"
 
 
-def cli(*args: str, env: dict[str, str] | None = None,
-        timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "adapter", *args], check=False,
-                          capture_output=True,
-                          text=True, env=environment, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "adapter", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 def test_validate_ok(config_file: Callable[..., Path]) -> None:
@@ -46,8 +53,10 @@ def test_validate_prints_every_error_without_traceback() -> None:
     done = cli("validate", "-c", str(path))
     assert done.returncode == 2
     assert done.stderr.splitlines()[0] == f"{path}: 4 errors"
-    assert "  checks[1] (b).success_threshold: expected an integer, got 'two'" in \
-        done.stderr.splitlines()
+    assert (
+        "  checks[1] (b).success_threshold: expected an integer, got 'two'"
+        in done.stderr.splitlines()
+    )
     assert "Traceback" not in done.stderr
 
 
@@ -63,24 +72,60 @@ def test_config_path_from_the_environment(config_file: Callable[..., Path]) -> N
 @pytest.mark.parametrize(
     ("checks", "args", "code", "first_line"),
     [
-        ("[{name: ok, plugin: {class: 'tests.sample_probes:Ok'}}]", [], 0,
-         "HEALTH OK - 1 check passing | 'ok'=1;;;;"),
-        (("[{name: ok, plugin: {class: 'tests.sample_probes:Ok'}},"
-         " {name: w, critical: false, plugin: {class: 'tests.sample_probes:Raises'}}]"), [], 1,
-         "HEALTH WARNING - 1 of 2 checks failing: w | 'ok'=1;;;;"),
-        (("[{name: ok, plugin: {class: 'tests.sample_probes:Ok'}},"
-         " {name: bad, plugin: {class: 'tests.sample_probes:Raises'}}]"), [], 2,
-         "HEALTH CRITICAL - 1 of 2 checks failing: bad | 'ok'=1;;;;"),
-        (("[{name: ok, groups: [live], plugin: {class: 'tests.sample_probes:Ok'}},"
-         " {name: bad, plugin: {class: 'tests.sample_probes:Raises'}}]"), ["--group", "live"], 0,
-         "HEALTH OK - 1 check passing | 'ok'=1;;;;"),
-        ("[{name: ok, plugin: {class: 'tests.sample_probes:Ok'}}]", ["--group", "live"], 3,
-         "HEALTH UNKNOWN - no check belongs to group 'live' (groups: ready)"),
-        ("[{name: ok, interval: 1 sec, plugin: {class: 'tests.sample_probes:Ok'}}]", [], 3,
-         ("HEALTH UNKNOWN - invalid config: checks[0] (ok).interval: invalid duration '1 sec' "
-         "(write it like 250ms, 10s, 2m, 1h or a number of seconds)")),
-        ("[{name: slow, timeout: 200ms, plugin: {class: 'tests.sample_probes:BlockForever'}}]",
-         [], 2, "HEALTH CRITICAL - 1 of 1 checks failing: slow"),
+        (
+            "[{name: ok, plugin: {class: 'tests.sample_probes:Ok'}}]",
+            [],
+            0,
+            "HEALTH OK - 1 check passing | 'ok'=1;;;;",
+        ),
+        (
+            (
+                "[{name: ok, plugin: {class: 'tests.sample_probes:Ok'}},"
+                " {name: w, critical: false, plugin: {class: 'tests.sample_probes:Raises'}}]"
+            ),
+            [],
+            1,
+            "HEALTH WARNING - 1 of 2 checks failing: w | 'ok'=1;;;;",
+        ),
+        (
+            (
+                "[{name: ok, plugin: {class: 'tests.sample_probes:Ok'}},"
+                " {name: bad, plugin: {class: 'tests.sample_probes:Raises'}}]"
+            ),
+            [],
+            2,
+            "HEALTH CRITICAL - 1 of 2 checks failing: bad | 'ok'=1;;;;",
+        ),
+        (
+            (
+                "[{name: ok, groups: [live], plugin: {class: 'tests.sample_probes:Ok'}},"
+                " {name: bad, plugin: {class: 'tests.sample_probes:Raises'}}]"
+            ),
+            ["--group", "live"],
+            0,
+            "HEALTH OK - 1 check passing | 'ok'=1;;;;",
+        ),
+        (
+            "[{name: ok, plugin: {class: 'tests.sample_probes:Ok'}}]",
+            ["--group", "live"],
+            3,
+            "HEALTH UNKNOWN - no check belongs to group 'live' (groups: ready)",
+        ),
+        (
+            "[{name: ok, interval: 1 sec, plugin: {class: 'tests.sample_probes:Ok'}}]",
+            [],
+            3,
+            (
+                "HEALTH UNKNOWN - invalid config: checks[0] (ok).interval: invalid duration '1 sec' "
+                "(write it like 250ms, 10s, 2m, 1h or a number of seconds)"
+            ),
+        ),
+        (
+            "[{name: slow, timeout: 200ms, plugin: {class: 'tests.sample_probes:BlockForever'}}]",
+            [],
+            2,
+            "HEALTH CRITICAL - 1 of 1 checks failing: slow",
+        ),
     ],
     ids=["ok", "warning", "critical", "group", "unknown-group", "bad-config", "stuck-probe"],
 )
@@ -96,9 +141,7 @@ def test_check_exits_like_a_nagios_plugin(
     assert time.monotonic() - begin < 20  # a stuck thread does not hold the process
 
 
-def test_serve_refuses_an_invalid_config_before_listening(
-    config_file: Callable[..., Path]
-) -> None:
+def test_serve_refuses_an_invalid_config_before_listening(config_file: Callable[..., Path]) -> None:
     port = free_port()
     path = config_file("checks: [{name: a, htpp: {}}]\n")
     done = cli("serve", "-c", str(path), "--listen", f"127.0.0.1:{port}")
@@ -157,10 +200,23 @@ def test_serve_answers_then_stops_cleanly_on_sigterm(
         "     plugin: {class: 'tests.sample_probes:BlockForever'}}\n"
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "adapter", "serve", "-c", str(path), "--listen",
-         f"127.0.0.1:{port}", "--log-format", "json"],
-        env={**os.environ, "PYTHONPATH": event_loop_path}, cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "adapter",
+            "serve",
+            "-c",
+            str(path),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--log-format",
+            "json",
+        ],
+        env={**os.environ, "PYTHONPATH": event_loop_path},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         for _ in range(100):
@@ -194,9 +250,14 @@ def test_serve_answers_then_stops_cleanly_on_sigterm(
 async def cli_async(*args: str) -> tuple[int, str]:
     """The CLI in a real process, while this event loop goes on serving test servers."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "adapter", *args, cwd=ROOT,
+        sys.executable,
+        "-m",
+        "adapter",
+        *args,
+        cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     stdout, _ = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode is not None
@@ -216,8 +277,7 @@ async def test_check_url_asks_a_running_adapter(
 ) -> None:
     server = await aiohttp_server(make_app(make_config(SWITCHED)))
     url = f"http://127.0.0.1:{server.port}/readyz"
-    for status, code, state in [("pass", 0, "OK"), ("warn", 1, "WARNING"),
-                                ("fail", 2, "CRITICAL")]:
+    for status, code, state in [("pass", 0, "OK"), ("warn", 1, "WARNING"), ("fail", 2, "CRITICAL")]:
         sample_probes.SWITCHES["api"] = status
         for _ in range(100):  # until the background runs have seen the switch
             code_, output = await cli_async("check", "--url", url)
@@ -229,32 +289,34 @@ async def test_check_url_asks_a_running_adapter(
         assert parsed.state == state
         assert parsed.perfdata == {"ok": (1.0, "")}
         assert parsed.long_output[0] == f"[{status.upper()}] api: switch says {status}" + (
-            " (failed)" if status == "fail" else "")
+            " (failed)" if status == "fail" else ""
+        )
     # The query is kept: ?exclude reaches the adapter.
     code_, output = await cli_async("check", "--url", f"{url}?exclude=api")
     assert code_ == 0 and output.startswith("HEALTH OK - orders-api: 1 check passing")
 
 
-async def test_check_url_sends_the_token_from_a_file(
-    aiohttp_server: Any, tmp_path: Path
-) -> None:
+async def test_check_url_sends_the_token_from_a_file(aiohttp_server: Any, tmp_path: Path) -> None:
     token = "a-token-of-24-characters"
-    config = parse_config("server: {details: token, token_env: T}\n" + SWITCHED,
-                          environ={"T": token})
+    config = parse_config(
+        "server: {details: token, token_env: T}\n" + SWITCHED, environ={"T": token}
+    )
     server = await aiohttp_server(make_app(config))
     url = f"http://127.0.0.1:{server.port}/readyz"
     (tmp_path / "token").write_text(token + "\n")
     for _ in range(100):  # until the first runs are in
-        code, output = await cli_async("check", "--url", url, "--token-file",
-                                       str(tmp_path / "token"))
+        code, output = await cli_async(
+            "check", "--url", url, "--token-file", str(tmp_path / "token")
+        )
         if code == 0:
             break
         await asyncio.sleep(0.05)
     assert code == 0 and "[PASS] api: switch says pass" in output
     anonymous_code, anonymous = await cli_async("check", "--url", url)
     assert anonymous_code == 0 and "[PASS]" not in anonymous  # the verdict only
-    missing_code, missing = await cli_async("check", "--url", url, "--token-file",
-                                            str(tmp_path / "nope"))
+    missing_code, missing = await cli_async(
+        "check", "--url", url, "--token-file", str(tmp_path / "nope")
+    )
     assert missing_code == 3
     assert missing.startswith("HEALTH UNKNOWN - --token-file: cannot read")
 
@@ -269,13 +331,15 @@ async def test_check_url_unknown_when_the_answer_is_not_the_adapter_s(
     other.router.add_get("/readyz", hello)
     other_server = await aiohttp_server(other)
     adapter = await aiohttp_server(make_app(make_config(SWITCHED), run_checks=False))
-    code, output = await cli_async("check", "--url",
-                                   f"http://127.0.0.1:{other_server.port}/readyz")
-    assert (code, output) == (3, (
-        f"HEALTH UNKNOWN - http://127.0.0.1:{other_server.port}/readyz did not answer like "
-        "health-adapter (HTTP 200, text/plain): hello, world\n"))
-    code, output = await cli_async("check", "--url",
-                                   f"http://127.0.0.1:{adapter.port}/health/nope")
+    code, output = await cli_async("check", "--url", f"http://127.0.0.1:{other_server.port}/readyz")
+    assert (code, output) == (
+        3,
+        (
+            f"HEALTH UNKNOWN - http://127.0.0.1:{other_server.port}/readyz did not answer like "
+            "health-adapter (HTTP 200, text/plain): hello, world\n"
+        ),
+    )
+    code, output = await cli_async("check", "--url", f"http://127.0.0.1:{adapter.port}/health/nope")
     assert code == 3
     assert "(HTTP 404, text/plain): no check named 'nope'" in output
 
@@ -284,31 +348,50 @@ async def test_check_url_unknown_when_nothing_answers() -> None:
     port = free_port()
     code, output = await cli_async("check", "--url", f"http://127.0.0.1:{port}/readyz")
     assert (code, output) == (
-        3, f"HEALTH UNKNOWN - cannot connect to 127.0.0.1:{port}: Connection refused\n")
+        3,
+        f"HEALTH UNKNOWN - cannot connect to 127.0.0.1:{port}: Connection refused\n",
+    )
     with socket.socket() as silent:  # accepts connections (the backlog) but never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         port = silent.getsockname()[1]
         begin = time.monotonic()
-        code, output = await cli_async("check", "--url", f"http://127.0.0.1:{port}/readyz",
-                                       "--timeout", "300ms")
-    assert (code, output) == (3, (f"HEALTH UNKNOWN - http://127.0.0.1:{port}/readyz gave no "
-                                 "answer within 300ms\n"))
+        code, output = await cli_async(
+            "check", "--url", f"http://127.0.0.1:{port}/readyz", "--timeout", "300ms"
+        )
+    assert (code, output) == (
+        3,
+        (f"HEALTH UNKNOWN - http://127.0.0.1:{port}/readyz gave no answer within 300ms\n"),
+    )
     assert time.monotonic() - begin < 10
 
 
 @pytest.mark.parametrize(
     ("args", "first_line"),
-    [(["--url", "ftp://host/readyz"],
-      "HEALTH UNKNOWN - invalid --url 'ftp://host/readyz': use http://HOST:PORT/PATH"),
-     (["--url", "http://127.0.0.1:1/readyz", "--timeout", "soon"],
-      ("HEALTH UNKNOWN - --timeout: invalid duration 'soon' (write it like 250ms, 10s, 2m, 1h "
-      "or a number of seconds)")),
-     (["--url", "http://127.0.0.1:1/readyz", "--config", "x.yaml"],
-      ("HEALTH UNKNOWN - --url asks a running adapter; --config and --group apply only to "
-      "running the checks here")),
-     (["--no-such-option"],
-      "HEALTH UNKNOWN - invalid arguments (see health-adapter check --help)")],
+    [
+        (
+            ["--url", "ftp://host/readyz"],
+            "HEALTH UNKNOWN - invalid --url 'ftp://host/readyz': use http://HOST:PORT/PATH",
+        ),
+        (
+            ["--url", "http://127.0.0.1:1/readyz", "--timeout", "soon"],
+            (
+                "HEALTH UNKNOWN - --timeout: invalid duration 'soon' (write it like 250ms, 10s, 2m, 1h "
+                "or a number of seconds)"
+            ),
+        ),
+        (
+            ["--url", "http://127.0.0.1:1/readyz", "--config", "x.yaml"],
+            (
+                "HEALTH UNKNOWN - --url asks a running adapter; --config and --group apply only to "
+                "running the checks here"
+            ),
+        ),
+        (
+            ["--no-such-option"],
+            "HEALTH UNKNOWN - invalid arguments (see health-adapter check --help)",
+        ),
+    ],
     ids=["not-http", "bad-timeout", "url-and-config", "bad-argument"],
 )
 def test_check_usage_errors_are_unknown(args: list[str], first_line: str) -> None:
@@ -318,7 +401,7 @@ def test_check_usage_errors_are_unknown(args: list[str], first_line: str) -> Non
 
 
 def test_serve_reports_an_invalid_listen_option_without_traceback(
-    config_file: Callable[..., Path]
+    config_file: Callable[..., Path],
 ) -> None:
     done = cli("serve", "-c", str(config_file(OK)), "--listen", "nonsense")
     assert done.returncode == 1

@@ -44,8 +44,9 @@ def test_probes_name_prints_options_types_defaults_and_docs() -> None:
         "tcp  (built-in, probes.tcp:TcpProbe)",
         "  Connect to a TCP port; optionally send text and expect a reply, over TLS if asked.",
     ]
-    assert "  host: text, default 127.0.0.1\n      host name or address to connect to\n" \
-        in done.stdout
+    assert (
+        "  host: text, default 127.0.0.1\n      host name or address to connect to\n" in done.stdout
+    )
     assert "  port: integer 1-65535, required\n" in done.stdout
     assert "  expect: regular expression, optional\n" in done.stdout
 
@@ -60,8 +61,10 @@ def test_probes_name_of_an_installed_plugin(tmp_path: Path) -> None:
 def test_probes_of_an_unknown_type() -> None:
     done = cli("probes", "htpp")
     assert done.returncode == 1
-    assert done.stderr == ("health-adapter: unknown probe type 'htpp' (available: exec, file, "
-                           "grpc, http, process, tcp)\n")
+    assert done.stderr == (
+        "health-adapter: unknown probe type 'htpp' (available: exec, file, "
+        "grpc, http, process, tcp)\n"
+    )
 
 
 def test_probes_plugin_explains_the_class_key() -> None:
@@ -106,8 +109,10 @@ def test_a_plugin_that_cannot_be_loaded_is_listed_with_the_reason(tmp_path: Path
     done = cli("probes", env=install_odd_plugins(tmp_path))
     assert done.returncode == 0, done.stderr
     row = next(line for line in done.stdout.splitlines() if line.startswith("broken "))
-    assert "(cannot be loaded: probe type 'broken' from odd-probes 2.0 could not be imported: " \
-           "ModuleNotFoundError: No module named 'no_such_module')" in row
+    assert (
+        "(cannot be loaded: probe type 'broken' from odd-probes 2.0 could not be imported: "
+        "ModuleNotFoundError: No module named 'no_such_module')" in row
+    )
 
     done = cli("probes", "broken", env={"PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])})
     assert done.returncode == 1

@@ -113,13 +113,23 @@ def test_probe_block_may_be_empty() -> None:
         ("cost: $$5 and $HOME", {}, "cost: $5 and $HOME"),
         ("${WITH:-a:b}", {}, "a:b"),
     ],
-    ids=["set", "default", "empty-default", "set-but-empty", "several", "literal-dollar",
-         "default-with-colon"],
+    ids=[
+        "set",
+        "default",
+        "empty-default",
+        "set-but-empty",
+        "several",
+        "literal-dollar",
+        "default-with-colon",
+    ],
 )
-def test_environment_variables_are_expanded(template: str, environ: dict[str, str],
-                                             expected: str) -> None:
-    text = f"checks: [{{name: q, plugin: {{class: 'tests.sample_probes:Typed', max_depth: 1, " \
-           f"queue: '{template}'}}}}]"
+def test_environment_variables_are_expanded(
+    template: str, environ: dict[str, str], expected: str
+) -> None:
+    text = (
+        f"checks: [{{name: q, plugin: {{class: 'tests.sample_probes:Typed', max_depth: 1, "
+        f"queue: '{template}'}}}}]"
+    )
     config = parse_config(text, environ=environ)
     assert config.checks[0].probe_config.queue == expected
 
@@ -140,8 +150,9 @@ def test_a_variable_holding_the_wrong_type_names_its_origin_value() -> None:
     text = "checks: [{name: q, plugin: {class: 'tests.sample_probes:Typed', max_depth: '${D}'}}]"
     with pytest.raises(ConfigError) as caught:
         parse_config(text, environ={"D": "lots"})
-    assert caught.value.errors == [("checks[0] (q).plugin.max_depth: expected an integer, "
-                                   "got 'lots'")]
+    assert caught.value.errors == [
+        ("checks[0] (q).plugin.max_depth: expected an integer, got 'lots'")
+    ]
 
 
 def test_merge_keys_share_settings_without_counting_as_duplicates() -> None:
@@ -185,23 +196,42 @@ def test_binary_and_oversized_files_are_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("250ms", 0.25), ("10s", 10), ("2m", 120), ("1h", 3600), (30, 30), (1.5, 1.5),
-     ("1.5s", 1.5), ("90", 90), (" 5s ", 5), (".5s", 0.5)],
+    [
+        ("250ms", 0.25),
+        ("10s", 10),
+        ("2m", 120),
+        ("1h", 3600),
+        (30, 30),
+        (1.5, 1.5),
+        ("1.5s", 1.5),
+        ("90", 90),
+        (" 5s ", 5),
+        (".5s", 0.5),
+    ],
 )
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["30 sec", "5d", "-1s", "", "s", True, None, [1],
-                                  float("nan"), -3])
+@pytest.mark.parametrize(
+    "text", ["30 sec", "5d", "-1s", "", "s", True, None, [1], float("nan"), -3]
+)
 def test_invalid_durations(text: object) -> None:
     with pytest.raises(ValueError, match="invalid duration"):
         parse_duration(text)
 
 
 @pytest.mark.parametrize(
-    ("seconds", "text"), [(0.25, "250ms"), (10, "10s"), (120, "2m"), (90, "90s"), (3600, "1h"),
-                          (0, "0s"), (1.5, "1.5s")],
+    ("seconds", "text"),
+    [
+        (0.25, "250ms"),
+        (10, "10s"),
+        (120, "2m"),
+        (90, "90s"),
+        (3600, "1h"),
+        (0, "0s"),
+        (1.5, "1.5s"),
+    ],
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
@@ -209,19 +239,35 @@ def test_format_duration(seconds: float, text: str) -> None:
 
 @pytest.mark.parametrize(
     ("listen", "address"),
-    [("0.0.0.0:9180", TcpAddress("0.0.0.0", 9180)), ("127.0.0.1:80", TcpAddress("127.0.0.1", 80)),
-     ("[::]:9180", TcpAddress("::", 9180)), ("[::1]:9", TcpAddress("::1", 9)),
-     (":9180", TcpAddress("0.0.0.0", 9180)), ("9180", TcpAddress("0.0.0.0", 9180)),
-     ("localhost:1", TcpAddress("localhost", 1)),
-     ("unix:/run/health.sock", UnixAddress("/run/health.sock"))],
+    [
+        ("0.0.0.0:9180", TcpAddress("0.0.0.0", 9180)),
+        ("127.0.0.1:80", TcpAddress("127.0.0.1", 80)),
+        ("[::]:9180", TcpAddress("::", 9180)),
+        ("[::1]:9", TcpAddress("::1", 9)),
+        (":9180", TcpAddress("0.0.0.0", 9180)),
+        ("9180", TcpAddress("0.0.0.0", 9180)),
+        ("localhost:1", TcpAddress("localhost", 1)),
+        ("unix:/run/health.sock", UnixAddress("/run/health.sock")),
+    ],
 )
 def test_listen_addresses(listen: str, address: TcpAddress | UnixAddress) -> None:
     assert parse_listen(listen) == address
     assert parse_listen(str(address)) == address
 
 
-@pytest.mark.parametrize("listen", ["localhost", "host:0", "host:65536", "host:http", "",
-                                    "unix:relative.sock", "unix:", "unix:/" + "x" * 120])
+@pytest.mark.parametrize(
+    "listen",
+    [
+        "localhost",
+        "host:0",
+        "host:65536",
+        "host:http",
+        "",
+        "unix:relative.sock",
+        "unix:",
+        "unix:/" + "x" * 120,
+    ],
+)
 def test_invalid_listen_addresses(listen: str) -> None:
     with pytest.raises(ValueError, match=re.escape(f"invalid listen address {listen!r}")):
         parse_listen(listen)
@@ -229,11 +275,17 @@ def test_invalid_listen_addresses(listen: str) -> None:
 
 def test_status_codes_default_and_override() -> None:
     default = parse_config("checks: [{name: a, plugin: {class: 'tests.sample_probes:Ok'}}]")
-    assert (default.server.status_codes.pass_, default.server.status_codes.warn,
-            default.server.status_codes.fail) == (200, 200, 503)
+    assert (
+        default.server.status_codes.pass_,
+        default.server.status_codes.warn,
+        default.server.status_codes.fail,
+    ) == (200, 200, 503)
     consul = parse_config(
         "server: {status_codes: {warn: 429, fail: 500}}\n"
         "checks: [{name: a, plugin: {class: 'tests.sample_probes:Ok'}}]"
     )
-    assert (consul.server.status_codes.pass_, consul.server.status_codes.warn,
-            consul.server.status_codes.fail) == (200, 429, 500)
+    assert (
+        consul.server.status_codes.pass_,
+        consul.server.status_codes.warn,
+        consul.server.status_codes.fail,
+    ) == (200, 429, 500)

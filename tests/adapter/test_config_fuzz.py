@@ -22,11 +22,15 @@ from adapter.registry import Registry
 from tests.conftest import ROOT
 
 settings.register_profile(
-    "ci", max_examples=100, deadline=None,
+    "ci",
+    max_examples=100,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 settings.register_profile(
-    "long", max_examples=20_000, deadline=None,
+    "long",
+    max_examples=20_000,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
@@ -35,8 +39,10 @@ REGISTRY = Registry.discover()
 ENVIRON = {"PORT": "8080", "TOKEN": "secret-token-value"}
 
 #: Where an error may say it is: a line of the file, a key path, or the file as a whole.
-_KEY = (r"(?:[A-Za-z0-9_-]+|'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\""
-        r"|-?[0-9.e+]+|None|True|False|inf|nan)")
+_KEY = (
+    r"(?:[A-Za-z0-9_-]+|'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\""
+    r"|-?[0-9.e+]+|None|True|False|inf|nan)"
+)
 _LOCATED = re.compile(
     rf"^(line \d+, column \d+: "
     rf"|{_KEY}(?:\.{_KEY}|\[\d+\](?: \([^()\n]+\))?)*: "
@@ -45,8 +51,11 @@ _LOCATED = re.compile(
 
 SEEDS = [
     (ROOT / "examples" / "demo" / "health.yaml").read_text(),
-    *(path.read_text() for path in sorted((ROOT / "tests/adapter/testdata/invalid").glob("*.yaml"))
-      if path.name not in {"plugin_import_error.yaml"}),
+    *(
+        path.read_text()
+        for path in sorted((ROOT / "tests/adapter/testdata/invalid").glob("*.yaml"))
+        if path.name not in {"plugin_import_error.yaml"}
+    ),
     """
 service: orders
 listen: "127.0.0.1:${PORT}"
@@ -63,11 +72,59 @@ checks:
 """,
 ]
 
-TOKENS = [":", ": ", "- ", "-", "{", "}", "[", "]", ",", "&a ", "*a", "<<: *a", "!!str ",
-          "!!int ", "!!python/object:os.system ", "${", "${PORT}", "${NOPE}", "$$", "}", "'",
-          '"', "\t", "\n", "  ", "#", "?", "|", ">", "%YAML 1.1\n", "---\n", "...\n",
-          "\x00", "\ufeff", "é", "\ud7ff", "10s", "-1", "1e999", "nan", ".inf", "null", "~",
-          "true", "0x1F", "http:", "file:", "process:", "plugin:", "name:", "checks:"]
+TOKENS = [
+    ":",
+    ": ",
+    "- ",
+    "-",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    "&a ",
+    "*a",
+    "<<: *a",
+    "!!str ",
+    "!!int ",
+    "!!python/object:os.system ",
+    "${",
+    "${PORT}",
+    "${NOPE}",
+    "$$",
+    "}",
+    "'",
+    '"',
+    "\t",
+    "\n",
+    "  ",
+    "#",
+    "?",
+    "|",
+    ">",
+    "%YAML 1.1\n",
+    "---\n",
+    "...\n",
+    "\x00",
+    "\ufeff",
+    "é",
+    "\ud7ff",
+    "10s",
+    "-1",
+    "1e999",
+    "nan",
+    ".inf",
+    "null",
+    "~",
+    "true",
+    "0x1F",
+    "http:",
+    "file:",
+    "process:",
+    "plugin:",
+    "name:",
+    "checks:",
+]
 
 
 def assert_loads_or_locates(text: str) -> Config | None:
@@ -93,16 +150,19 @@ def mutated(draw: st.DrawFn) -> str:
         if not text:
             break
         at = draw(st.integers(0, len(text)))
-        kind = draw(st.sampled_from(["insert", "delete", "replace", "duplicate-line",
-                                     "swap-lines", "indent"]))
+        kind = draw(
+            st.sampled_from(
+                ["insert", "delete", "replace", "duplicate-line", "swap-lines", "indent"]
+            )
+        )
         if kind == "insert":
             piece = draw(st.sampled_from(TOKENS) | st.text(string.printable, max_size=5))
             text = text[:at] + piece + text[at:]
         elif kind == "delete":
-            text = text[:at] + text[at + draw(st.integers(1, 20)):]
+            text = text[:at] + text[at + draw(st.integers(1, 20)) :]
         elif kind == "replace":
             piece = draw(st.sampled_from(TOKENS))
-            text = text[:at] + piece + text[at + len(piece):]
+            text = text[:at] + piece + text[at + len(piece) :]
         else:
             lines = text.splitlines(keepends=True)
             i = draw(st.integers(0, len(lines) - 1))
@@ -122,19 +182,64 @@ def test_mutated_configs(text: str) -> None:
     assert_loads_or_locates(text)
 
 
-KEYS = ["checks", "name", "groups", "critical", "interval", "timeout", "failure_threshold",
-        "success_threshold", "http", "url", "file", "path", "process", "cmdline", "plugin",
-        "class", "service", "listen", "server", "defaults", "status_codes", "max_age",
-        "expect_status", "headers", "min_count", "max_connections", "details", "token_env"]
-SCALARS = (st.none() | st.booleans() | st.integers(-2**70, 2**70)
-           | st.floats(allow_nan=True, allow_infinity=True)
-           | st.sampled_from(["10s", "250ms", "http://127.0.0.1:1/", "/tmp/x", "ready", "live",
-                              "tests.sample_probes:Ok", "${PORT}", "2xx", "token", "public"])
-           | st.text(max_size=20))
+KEYS = [
+    "checks",
+    "name",
+    "groups",
+    "critical",
+    "interval",
+    "timeout",
+    "failure_threshold",
+    "success_threshold",
+    "http",
+    "url",
+    "file",
+    "path",
+    "process",
+    "cmdline",
+    "plugin",
+    "class",
+    "service",
+    "listen",
+    "server",
+    "defaults",
+    "status_codes",
+    "max_age",
+    "expect_status",
+    "headers",
+    "min_count",
+    "max_connections",
+    "details",
+    "token_env",
+]
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from(
+        [
+            "10s",
+            "250ms",
+            "http://127.0.0.1:1/",
+            "/tmp/x",
+            "ready",
+            "live",
+            "tests.sample_probes:Ok",
+            "${PORT}",
+            "2xx",
+            "token",
+            "public",
+        ]
+    )
+    | st.text(max_size=20)
+)
 DOCUMENTS = st.recursive(
     SCALARS,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), children, max_size=5)
+    ),
     max_leaves=30,
 )
 
@@ -152,9 +257,16 @@ def boom(*args: Any) -> None:  # what a !!python tag would call, if it ever work
 
 
 @given(
-    tag=st.sampled_from(["!!python/object/apply:", "!!python/object/new:", "!!python/name:",
-                         "!!python/object:", "!!python/module:",
-                         "!<tag:yaml.org,2002:python/object/apply:"]),
+    tag=st.sampled_from(
+        [
+            "!!python/object/apply:",
+            "!!python/object/new:",
+            "!!python/name:",
+            "!!python/object:",
+            "!!python/module:",
+            "!<tag:yaml.org,2002:python/object/apply:",
+        ]
+    ),
     where=st.sampled_from(["top", "check", "option"]),
 )
 def test_python_tags_are_refused_and_never_run(tag: str, where: str) -> None:

@@ -18,30 +18,59 @@ from probes import Reason, Result, Status
 from tests.sample_probes import Ok
 
 
-def check(name: str = "c", *, critical: bool = True, groups: tuple[str, ...] = ("ready",),
-          interval: float = 10.0, timeout: float = 2.0, failure_threshold: int = 1,
-          success_threshold: int = 1) -> CheckConfig:
-    return CheckConfig(name=name, probe_type="plugin", probe_class=Ok, options={},
-                       probe_config={}, groups=groups, critical=critical, interval=interval,
-                       timeout=timeout, failure_threshold=failure_threshold,
-                       success_threshold=success_threshold)
+def check(
+    name: str = "c",
+    *,
+    critical: bool = True,
+    groups: tuple[str, ...] = ("ready",),
+    interval: float = 10.0,
+    timeout: float = 2.0,
+    failure_threshold: int = 1,
+    success_threshold: int = 1,
+) -> CheckConfig:
+    return CheckConfig(
+        name=name,
+        probe_type="plugin",
+        probe_class=Ok,
+        options={},
+        probe_config={},
+        groups=groups,
+        critical=critical,
+        interval=interval,
+        timeout=timeout,
+        failure_threshold=failure_threshold,
+        success_threshold=success_threshold,
+    )
 
 
-def state_after(*statuses: str, finished: float = 100.0, failure_threshold: int = 1,
-                success_threshold: int = 1) -> CheckState:
+def state_after(
+    *statuses: str, finished: float = 100.0, failure_threshold: int = 1, success_threshold: int = 1
+) -> CheckState:
     state = CheckState()
     for status in statuses:
-        result = Result(status, output=f"it is {status}", observed_value=12.5,
-                        observed_unit="ms", reason="status" if status == "fail" else None)
-        state = advance(state, Run(result, started=1_700_000_000.0, duration=0.01,
-                                   finished=finished), failure_threshold, success_threshold)
+        result = Result(
+            status,
+            output=f"it is {status}",
+            observed_value=12.5,
+            observed_unit="ms",
+            reason="status" if status == "fail" else None,
+        )
+        state = advance(
+            state,
+            Run(result, started=1_700_000_000.0, duration=0.01, finished=finished),
+            failure_threshold,
+            success_threshold,
+        )
     return state
 
 
 def test_no_result_yet_is_fail() -> None:
     verdict = judge_check(check(), CheckState(), now=5.0)
     assert (verdict.own_status, verdict.output, verdict.reason) == (
-        Status.FAIL, "no result yet", Reason.NO_RESULT)
+        Status.FAIL,
+        "no result yet",
+        Reason.NO_RESULT,
+    )
 
 
 @pytest.mark.parametrize(
@@ -62,14 +91,18 @@ def test_results_older_than_three_intervals_plus_timeout_are_stale(
 def test_non_critical_failure_only_warns_the_group_but_fails_itself() -> None:
     verdict = judge_check(check(critical=False), state_after("fail"), now=100.0)
     assert verdict.own_status is Status.FAIL and verdict.status is Status.WARN
-    assert judge([check(critical=False)], {"c": state_after("fail")}, 100.0).status is \
-        Status.WARN
+    assert judge([check(critical=False)], {"c": state_after("fail")}, 100.0).status is Status.WARN
 
 
 @pytest.mark.parametrize(
     ("statuses", "expected"),
-    [((), Status.PASS), (("pass", "pass"), Status.PASS), (("pass", "warn"), Status.WARN),
-     (("warn", "fail"), Status.FAIL), (("fail", "pass"), Status.FAIL)],
+    [
+        ((), Status.PASS),
+        (("pass", "pass"), Status.PASS),
+        (("pass", "warn"), Status.WARN),
+        (("warn", "fail"), Status.FAIL),
+        (("fail", "pass"), Status.FAIL),
+    ],
     ids=["empty-group-passes", "all-pass", "warn", "fail-wins", "any-fail"],
 )
 def test_group_verdict_is_the_worst(statuses: tuple[str, ...], expected: Status) -> None:
@@ -105,8 +138,7 @@ def test_groups() -> None:
 
 def test_verdict_carries_history_and_counts() -> None:
     verdict = judge_check(check(), state_after("pass", "fail", "pass"), now=100.0)
-    assert [run.result.status for run in verdict.history] == [Status.PASS, Status.FAIL,
-                                                               Status.PASS]
+    assert [run.result.status for run in verdict.history] == [Status.PASS, Status.FAIL, Status.PASS]
     assert verdict.run_counts == {Status.PASS: 2, Status.FAIL: 1}
     assert verdict.failure_counts == {Reason.STATUS: 1}
     assert verdict.started_at is not None
@@ -114,14 +146,19 @@ def test_verdict_carries_history_and_counts() -> None:
 
 @pytest.mark.parametrize(
     ("exclude", "included", "excluded", "unmatched", "status"),
-    [((), ["a", "b", "c"], [], [], Status.FAIL),
-     (("b",), ["a", "c"], ["b"], [], Status.PASS),
-     (("b", "nope", "b"), ["a", "c"], ["b"], ["nope"], Status.PASS),
-     (("nope",), ["a", "b", "c"], [], ["nope"], Status.FAIL)],
+    [
+        ((), ["a", "b", "c"], [], [], Status.FAIL),
+        (("b",), ["a", "c"], ["b"], [], Status.PASS),
+        (("b", "nope", "b"), ["a", "c"], ["b"], ["nope"], Status.PASS),
+        (("nope",), ["a", "b", "c"], [], ["nope"], Status.FAIL),
+    ],
     ids=["none", "one", "unknown-and-repeated", "only-unknown"],
 )
 def test_exclude_leaves_checks_out_and_names_the_unknown(
-    exclude: tuple[str, ...], included: list[str], excluded: list[str], unmatched: list[str],
+    exclude: tuple[str, ...],
+    included: list[str],
+    excluded: list[str],
+    unmatched: list[str],
     status: Status,
 ) -> None:
     checks = [check("a"), check("b"), check("c")]
@@ -134,11 +171,13 @@ def test_exclude_leaves_checks_out_and_names_the_unknown(
 
 @pytest.mark.parametrize(
     ("runs", "critical", "own", "contributes", "output"),
-    [((), True, Status.FAIL, Status.FAIL, "not started yet: no result yet"),
-     (("fail",), True, Status.FAIL, Status.FAIL, "not started yet: it is fail"),
-     (("fail",), False, Status.FAIL, Status.WARN, "not started yet: it is fail"),
-     (("warn",), True, Status.PASS, Status.PASS, "started"),
-     (("pass", "fail", "fail"), True, Status.PASS, Status.PASS, "started")],
+    [
+        ((), True, Status.FAIL, Status.FAIL, "not started yet: no result yet"),
+        (("fail",), True, Status.FAIL, Status.FAIL, "not started yet: it is fail"),
+        (("fail",), False, Status.FAIL, Status.WARN, "not started yet: it is fail"),
+        (("warn",), True, Status.PASS, Status.PASS, "started"),
+        (("pass", "fail", "fail"), True, Status.PASS, Status.PASS, "started"),
+    ],
     ids=["no-result", "failing", "non-critical", "warn-starts", "stays-started"],
 )
 def test_startup_passes_once_a_check_has_passed(

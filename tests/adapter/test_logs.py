@@ -26,8 +26,19 @@ from adapter import logs
         ("", '""'),
         (42, "42"),
     ],
-    ids=["plain", "space", "quotes", "equals", "newline", "crlf-injection", "escape-sequence",
-         "line-separator", "unicode", "empty", "number"],
+    ids=[
+        "plain",
+        "space",
+        "quotes",
+        "equals",
+        "newline",
+        "crlf-injection",
+        "escape-sequence",
+        "line-separator",
+        "unicode",
+        "empty",
+        "number",
+    ],
 )
 def test_logfmt_values(value: object, written: str) -> None:
     assert logs._logfmt_value(value) == written
@@ -44,7 +55,10 @@ def test_one_line_per_event_in_both_formats() -> None:
         if fmt == "json":
             fields = json.loads(lines[0])
             assert (fields["event"], fields["check"], fields["output"]) == (
-                "check_transition", "api", "a\nb")
+                "check_transition",
+                "api",
+                "a\nb",
+            )
             assert "reason" not in fields  # fields without a value are left out
         else:
             assert lines[0].endswith('event=check_transition check=api output="a\\nb"')

@@ -62,12 +62,16 @@ def test_own_distribution_declaring_the_builtins_is_not_a_clash() -> None:
     [
         (
             [EntryPointSpec("http", "acme:Http", "acme-probes", "1.0")],
-            ("probe type 'http' is defined twice: by built-in (probes.http:HttpProbe) and by "
-            "acme-probes 1.0 (acme:Http)"),
+            (
+                "probe type 'http' is defined twice: by built-in (probes.http:HttpProbe) and by "
+                "acme-probes 1.0 (acme:Http)"
+            ),
         ),
         (
-            [EntryPointSpec("queue", "a:Q", "acme", "1.0"),
-             EntryPointSpec("queue", "b:Q", "other", "2.0")],
+            [
+                EntryPointSpec("queue", "a:Q", "acme", "1.0"),
+                EntryPointSpec("queue", "b:Q", "other", "2.0"),
+            ],
             "probe type 'queue' is defined twice: by acme 1.0 (a:Q) and by other 2.0 (b:Q)",
         ),
         (
@@ -89,12 +93,15 @@ def test_broken_entry_point_is_reported_when_a_config_uses_it() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(text, registry=registry)
     assert caught.value.errors == [
-        ("checks[0] (b).broken: probe type 'broken' from acme 3.0 could not be imported: "
-        "ModuleNotFoundError: No module named 'no_such_mod'")
+        (
+            "checks[0] (b).broken: probe type 'broken' from acme 3.0 could not be imported: "
+            "ModuleNotFoundError: No module named 'no_such_mod'"
+        )
     ]
     # Configs that do not use it are unaffected.
-    parse_config("checks: [{name: a, plugin: {class: 'tests.sample_probes:Ok'}}]",
-                 registry=registry)
+    parse_config(
+        "checks: [{name: a, plugin: {class: 'tests.sample_probes:Ok'}}]", registry=registry
+    )
 
 
 @pytest.mark.parametrize(
@@ -142,8 +149,7 @@ def test_installed_distribution_is_found_and_usable_by_its_name(
     monkeypatch.syspath_prepend(str(install_distribution(tmp_path)))
     registry = Registry.discover()
     assert registry.info("queue_depth").source == "acme_probes 1.0"
-    config = parse_config("checks: [{name: q, queue_depth: {max_depth: 100}}]",
-                          registry=registry)
+    config = parse_config("checks: [{name: q, queue_depth: {max_depth: 100}}]", registry=registry)
     assert config.checks[0].probe_class.__name__ == "QueueDepth"
     with pytest.raises(ConfigError) as caught:
         parse_config("checks: [{name: q, queue_depth: {max_depth: lots}}]", registry=registry)
@@ -155,12 +161,15 @@ def test_installed_distribution_is_found_and_usable_by_its_name(
 
 def test_every_clash_is_reported_at_once() -> None:
     with pytest.raises(RegistryError) as caught:
-        Registry.discover([
-            EntryPointSpec("http", "acme:Http", "acme", "1.0"),
-            EntryPointSpec("queue", "a:Q", "acme", "1.0"),
-            EntryPointSpec("queue", "b:Q", "other", "2.0"),
-        ])
+        Registry.discover(
+            [
+                EntryPointSpec("http", "acme:Http", "acme", "1.0"),
+                EntryPointSpec("queue", "a:Q", "acme", "1.0"),
+                EntryPointSpec("queue", "b:Q", "other", "2.0"),
+            ]
+        )
     message = str(caught.value)
     assert "probe type 'http' is defined twice" in message
-    assert "probe type 'queue' is defined twice: by acme 1.0 (a:Q) and by other 2.0 (b:Q)" \
-        in message
+    assert (
+        "probe type 'queue' is defined twice: by acme 1.0 (a:Q) and by other 2.0 (b:Q)" in message
+    )

@@ -58,8 +58,9 @@ def config_path(tmp_path: Path, pidfile: Path) -> Path:
 
 
 @pytest.fixture
-async def running(aiohttp_client: Client, config_path: Path,
-                  pidfile: Path) -> tuple[TestClient[Any, Any], Reloader]:
+async def running(
+    aiohttp_client: Client, config_path: Path, pidfile: Path
+) -> tuple[TestClient[Any, Any], Reloader]:
     client = await aiohttp_client(make_app(load_config(config_path)))
     await settle(client, "/health/kept", 200)
     for _ in range(200):
@@ -74,7 +75,9 @@ async def body_of(client: TestClient[Any, Any]) -> Any:
 
 
 async def test_a_valid_config_swaps_in_keeping_unchanged_checks_running(
-    running: tuple[TestClient[Any, Any], Reloader], config_path: Path, pidfile: Path,
+    running: tuple[TestClient[Any, Any], Reloader],
+    config_path: Path,
+    pidfile: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     client, reloader = running
@@ -112,27 +115,48 @@ async def test_a_valid_config_swaps_in_keeping_unchanged_checks_running(
     stats = app[LIVE].reloads
     assert (stats.successes, stats.failures) == (1, 0) and stats.last_success is not None
     reloaded = [r for r in caplog.records if r.getMessage() == "config_reloaded"]
-    assert [r.fields for r in reloaded] == [{  # type: ignore[attr-defined]
-        "trigger": "test", "config": str(config_path),
-        "added": 1, "removed": 1, "changed": 1, "unchanged": 1}]
+    assert [r.fields for r in reloaded] == [
+        {  # type: ignore[attr-defined]
+            "trigger": "test",
+            "config": str(config_path),
+            "added": 1,
+            "removed": 1,
+            "changed": 1,
+            "unchanged": 1,
+        }
+    ]
 
 
 @pytest.mark.parametrize(
     ("text", "errors"),
     [
-        pytest.param("checks: [{name: kept, htpp: {}}]\n",
-                     [("checks[0] (kept).htpp: unknown key 'htpp': not a check setting nor a "
-                      "probe type; did you mean 'http'? (probe types: exec, file, grpc, http, "
-                      "process, tcp, plugin)")], id="unknown-key"),
-        pytest.param("checks: [\n", [("line 2, column 1: expected the node content, but found "
-                                     "'<stream end>'")], id="yaml-syntax"),
-        pytest.param("", ["the config file is empty; it needs at least a 'checks:' list"],
-                     id="emptied"),
+        pytest.param(
+            "checks: [{name: kept, htpp: {}}]\n",
+            [
+                (
+                    "checks[0] (kept).htpp: unknown key 'htpp': not a check setting nor a "
+                    "probe type; did you mean 'http'? (probe types: exec, file, grpc, http, "
+                    "process, tcp, plugin)"
+                )
+            ],
+            id="unknown-key",
+        ),
+        pytest.param(
+            "checks: [\n",
+            [("line 2, column 1: expected the node content, but found '<stream end>'")],
+            id="yaml-syntax",
+        ),
+        pytest.param(
+            "", ["the config file is empty; it needs at least a 'checks:' list"], id="emptied"
+        ),
     ],
 )
 async def test_an_invalid_config_is_rejected_and_the_old_one_keeps_running(
-    running: tuple[TestClient[Any, Any], Reloader], config_path: Path, text: str,
-    errors: list[str], caplog: pytest.LogCaptureFixture,
+    running: tuple[TestClient[Any, Any], Reloader],
+    config_path: Path,
+    text: str,
+    errors: list[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     client, reloader = running
     caplog.set_level(logging.INFO, "health_adapter")
@@ -150,14 +174,18 @@ async def test_an_invalid_config_is_rejected_and_the_old_one_keeps_running(
     assert list(body["checks"]) == ["kept", "changed", "removed"]
     stats = app[LIVE].reloads
     assert (stats.successes, stats.failures) == (0, 1) and stats.last_failure is not None
-    logged = [r.fields["error"] for r in caplog.records  # type: ignore[attr-defined]
-              if r.getMessage() == "config_error"]
+    logged = [
+        r.fields["error"]
+        for r in caplog.records  # type: ignore[attr-defined]
+        if r.getMessage() == "config_error"
+    ]
     assert logged == errors
     assert "Traceback" not in caplog.text
 
 
 async def test_a_setting_that_needs_a_restart_is_named(
-    running: tuple[TestClient[Any, Any], Reloader], config_path: Path,
+    running: tuple[TestClient[Any, Any], Reloader],
+    config_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     _client, reloader = running
@@ -169,7 +197,8 @@ async def test_a_setting_that_needs_a_restart_is_named(
 
 
 async def test_a_watched_file_is_reloaded_when_it_changes(
-    running: tuple[TestClient[Any, Any], Reloader], config_path: Path,
+    running: tuple[TestClient[Any, Any], Reloader],
+    config_path: Path,
 ) -> None:
     client, reloader = running
     watching = asyncio.create_task(reloader.watch(interval=0.05))
@@ -199,10 +228,23 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[[Path], tuple[subprocess.
     def start(path: Path) -> tuple[subprocess.Popen[str], str]:
         port = free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "adapter", "serve", "-c", str(path), "--listen",
-             f"127.0.0.1:{port}", "--log-format", "json"],
-            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "adapter",
+                "serve",
+                "-c",
+                str(path),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--log-format",
+                "json",
+            ],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         processes.append(process)
         return process, f"http://127.0.0.1:{port}"
@@ -236,14 +278,17 @@ def test_sighup_reloads_a_real_process_and_a_bad_config_never_stops_it(
     tmp_path: Path, serve_process: Callable[[Path], tuple[subprocess.Popen[str], str]]
 ) -> None:
     path = tmp_path / "health.yaml"
-    path.write_text("checks:\n  - {name: a, interval: 100ms, "
-                    "plugin: {class: 'tests.sample_probes:Ok'}}\n")
+    path.write_text(
+        "checks:\n  - {name: a, interval: 100ms, plugin: {class: 'tests.sample_probes:Ok'}}\n"
+    )
     process, url = serve_process(path)
     wait_for(f"{url}/health", lambda status, body: status == 200)
 
-    path.write_text("checks:\n  - {name: a, interval: 100ms, plugin: {class: "
-                    "'tests.sample_probes:Ok'}}\n  - {name: b, interval: 100ms, "
-                    "plugin: {class: 'tests.sample_probes:Ok'}}\n")
+    path.write_text(
+        "checks:\n  - {name: a, interval: 100ms, plugin: {class: "
+        "'tests.sample_probes:Ok'}}\n  - {name: b, interval: 100ms, "
+        "plugin: {class: 'tests.sample_probes:Ok'}}\n"
+    )
     process.send_signal(signal.SIGHUP)
     wait_for(f"{url}/health", lambda status, body: set(body["checks"]) == {"a", "b"})
 
@@ -258,12 +303,20 @@ def test_sighup_reloads_a_real_process_and_a_bad_config_never_stops_it(
     assert process.returncode == 0, stderr
     events = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     assert [e["event"] for e in events if e["event"].startswith("config_")] == [
-        "config_reloaded", "config_reload_failed", "config_error", "config_error"]
+        "config_reloaded",
+        "config_reload_failed",
+        "config_error",
+        "config_error",
+    ]
     errors = [e["error"] for e in events if e["event"] == "config_error"]
     assert errors == [
-        ("checks[0] (a).interval: invalid duration '10 sec' (write it like 250ms, 10s, 2m, 1h "
-        "or a number of seconds)"),
-        ("checks[0] (a): no probe block; add exactly one of: exec, file, grpc, http, process, "
-        "tcp, plugin"),
+        (
+            "checks[0] (a).interval: invalid duration '10 sec' (write it like 250ms, 10s, 2m, 1h "
+            "or a number of seconds)"
+        ),
+        (
+            "checks[0] (a): no probe block; add exactly one of: exec, file, grpc, http, process, "
+            "tcp, plugin"
+        ),
     ]
     assert "Traceback" not in stderr

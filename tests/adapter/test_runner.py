@@ -23,8 +23,9 @@ def pool() -> Iterator[DaemonThreadPool]:
     pool.shutdown(wait=True)
 
 
-def runner_for(cls: type[Probe], pool: DaemonThreadPool, timeout: float = 0.3,
-               **options: object) -> ProbeRunner:
+def runner_for(
+    cls: type[Probe], pool: DaemonThreadPool, timeout: float = 0.3, **options: object
+) -> ProbeRunner:
     return ProbeRunner(cls("c", options), timeout, pool)
 
 
@@ -46,17 +47,16 @@ async def test_a_passing_probe_is_timed(pool: DaemonThreadPool) -> None:
     ],
     ids=["async-raises", "sync-raises", "returns-dict", "invalid-result"],
 )
-async def test_errors_become_failures(cls: type[Probe], output: str,
-                                      pool: DaemonThreadPool) -> None:
+async def test_errors_become_failures(
+    cls: type[Probe], output: str, pool: DaemonThreadPool
+) -> None:
     run = await runner_for(cls, pool).run()
     assert run.result.status is Status.FAIL
     assert run.result.output == output
     assert run.result.reason is Reason.ERROR
 
 
-async def test_async_probe_past_its_timeout_fails_and_is_cancelled(
-    pool: DaemonThreadPool
-) -> None:
+async def test_async_probe_past_its_timeout_fails_and_is_cancelled(pool: DaemonThreadPool) -> None:
     begin = time.monotonic()
     run = await runner_for(sample_probes.SleepAsync, pool, timeout=0.2, sleep=30).run()
     assert run.result.status is Status.FAIL
@@ -87,9 +87,7 @@ async def test_stuck_thread_is_reported_and_not_started_again(pool: DaemonThread
     assert (await runner.run()).result.status is Status.PASS
 
 
-async def test_stuck_probe_does_not_starve_other_blocking_probes(
-    pool: DaemonThreadPool
-) -> None:
+async def test_stuck_probe_does_not_starve_other_blocking_probes(pool: DaemonThreadPool) -> None:
     stuck = runner_for(sample_probes.BlockForever, pool, timeout=0.1)
     await stuck.run()
     quick = runner_for(sample_probes.SleepSync, pool, timeout=2, sleep=0.01)
@@ -119,8 +117,11 @@ async def test_output_is_capped_and_made_valid_text(pool: DaemonThreadPool) -> N
     output.encode("utf-8")  # no lone surrogates left
 
 
-@pytest.mark.parametrize("text", ["é" * 10_000, "😀" * 5_000, "a" + "é" * 9_999],
-                         ids=["two-byte", "four-byte", "shifted"])
+@pytest.mark.parametrize(
+    "text",
+    ["é" * 10_000, "😀" * 5_000, "a" + "é" * 9_999],
+    ids=["two-byte", "four-byte", "shifted"],
+)
 def test_a_cut_inside_a_character_is_counted_as_it_is(text: str) -> None:
     output = sanitize(Result("fail", text)).output
     kept, _, note = output.rpartition(" … ")

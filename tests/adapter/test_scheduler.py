@@ -41,7 +41,7 @@ checks:
 
 
 async def test_runs_repeat_on_the_interval_and_never_overlap(
-    make_config: Callable[[str], Config]
+    make_config: Callable[[str], Config],
 ) -> None:
     config = make_config("""
 checks:
@@ -61,7 +61,7 @@ checks:
 
 
 async def test_timeout_longer_than_interval_is_honoured(
-    make_config: Callable[[str], Config]
+    make_config: Callable[[str], Config],
 ) -> None:
     config = make_config("""
 checks:
@@ -84,9 +84,15 @@ checks:
 """)
     transitions: list[tuple[Status | None, Status | None, int]] = []
     scheduler, store = await started(config)
-    store.subscribe(lambda name, old, new: transitions.append(
-        (old.status, new.status, new.consecutive_failures or new.consecutive_successes))
-        if old.status is not new.status else None)
+    store.subscribe(
+        lambda name, old, new: (
+            transitions.append(
+                (old.status, new.status, new.consecutive_failures or new.consecutive_successes)
+            )
+            if old.status is not new.status
+            else None
+        )
+    )
     try:
         await wait_for(lambda: store.get("flaky").status is Status.PASS)
         sample_probes.SWITCHES["flaky"] = "fail"
@@ -99,7 +105,7 @@ checks:
 
 
 async def test_stop_cancels_every_run_and_leaves_no_task(
-    make_config: Callable[[str], Config]
+    make_config: Callable[[str], Config],
 ) -> None:
     config = make_config("""
 checks:
@@ -130,7 +136,7 @@ checks:
 
 
 async def test_a_failing_listener_does_not_stop_the_schedule(
-    make_config: Callable[[str], Config]
+    make_config: Callable[[str], Config],
 ) -> None:
     config = make_config("""
 checks:

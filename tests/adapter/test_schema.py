@@ -45,7 +45,10 @@ def yaml_blocks(path: Path) -> list[str]:
 
 DOCUMENTED = [
     pytest.param((ROOT / "examples/demo/health.yaml").read_text(), id="demo"),
-    *(pytest.param(block, id=f"README-{i}") for i, block in enumerate(yaml_blocks(ROOT / "README.md"))),
+    *(
+        pytest.param(block, id=f"README-{i}")
+        for i, block in enumerate(yaml_blocks(ROOT / "README.md"))
+    ),
 ]
 
 
@@ -92,8 +95,14 @@ checks:
 def test_configs_the_loader_accepts_are_valid(
     validator: jsonschema.Draft202012Validator, text: str
 ) -> None:
-    environ = {"INTERVAL": "2s", "CRITICAL": "false", "PORT": "22", "BANNER": "^SSH",
-               "URL": "http://127.0.0.1/", "STATUS": "200"}
+    environ = {
+        "INTERVAL": "2s",
+        "CRITICAL": "false",
+        "PORT": "22",
+        "BANNER": "^SSH",
+        "URL": "http://127.0.0.1/",
+        "STATUS": "200",
+    }
     parse_config(text, registry=Registry.discover([]), environ=environ)
     assert [error.message for error in validator.iter_errors(yaml.safe_load(text))] == []
 
@@ -128,8 +137,9 @@ def test_configs_the_loader_refuses_are_invalid(
 
 
 def check_branch(schema: dict[str, Any], probe_type: str) -> dict[str, Any]:
-    return next(branch for branch in schema["$defs"]["Check"]["anyOf"]
-                if probe_type in branch["required"])
+    return next(
+        branch for branch in schema["$defs"]["Check"]["anyOf"] if probe_type in branch["required"]
+    )
 
 
 @pytest.mark.parametrize("name", sorted(BUILTINS))
@@ -147,9 +157,11 @@ def test_every_builtin_option_is_in_the_schema_with_a_description(name: str) -> 
 
 def test_an_installed_plugins_options_are_in_the_schema() -> None:
     registry = Registry.discover(
-        [EntryPointSpec("queue_depth", "tests.sample_probes:Typed", "acme-probes", "1.0"),
-         EntryPointSpec("loose", "tests.sample_probes:Ok", "acme-probes", "1.0"),
-         EntryPointSpec("broken", "no_such_module:Probe", "acme-probes", "1.0")]
+        [
+            EntryPointSpec("queue_depth", "tests.sample_probes:Typed", "acme-probes", "1.0"),
+            EntryPointSpec("loose", "tests.sample_probes:Ok", "acme-probes", "1.0"),
+            EntryPointSpec("broken", "no_such_module:Probe", "acme-probes", "1.0"),
+        ]
     )
     schema = config_schema(registry)
     validator = jsonschema.Draft202012Validator(schema)
@@ -188,7 +200,8 @@ def _depth(node: object) -> int:
 
 def test_check_settings_are_wrapped_once_whatever_the_number_of_probe_types() -> None:
     schema = json.loads(SHIPPED.read_text())
-    depths = {_depth(branch["properties"]["groups"])
-              for branch in schema["$defs"]["Check"]["anyOf"]}
+    depths = {
+        _depth(branch["properties"]["groups"]) for branch in schema["$defs"]["Check"]["anyOf"]
+    }
     assert depths == {_depth(schema["$defs"]["Check"]["anyOf"][0]["properties"]["groups"])}
     assert depths.pop() <= 5

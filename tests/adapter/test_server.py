@@ -41,8 +41,9 @@ async def settle(client: TestClient[Any, Any], path: str, status: int) -> Any:
 
 
 @pytest.fixture
-async def client(aiohttp_client: Client, make_config: Callable[[str], Config]
-                 ) -> TestClient[Any, Any]:
+async def client(
+    aiohttp_client: Client, make_config: Callable[[str], Config]
+) -> TestClient[Any, Any]:
     return await aiohttp_client(make_app(make_config(CONFIG)))
 
 
@@ -83,7 +84,9 @@ async def test_non_critical_failure_warns_but_answers_200(client: TestClient[Any
     body = await response.json(content_type=None)
     assert body["status"] == "warn"
     assert body["checks"]["cache"][0] == body["checks"]["cache"][0] | {
-        "status": "fail", "critical": False}
+        "status": "fail",
+        "critical": False,
+    }
     # The check's own endpoint reports its own status.
     assert (await client.get("/health/cache")).status == 503
 
@@ -150,19 +153,26 @@ async def test_before_any_result_everything_fails_as_not_ready(
     response = await client.get("/health")
     assert response.status == 503
     body = await response.json(content_type=None)
-    assert body["checks"]["api"][0] == {"status": "fail", "componentType": "plugin",
-                                        "output": "no result yet", "reason": "no_result"}
+    assert body["checks"]["api"][0] == {
+        "status": "fail",
+        "componentType": "plugin",
+        "output": "no result yet",
+        "reason": "no_result",
+    }
 
 
-async def test_stale_results_fail(aiohttp_client: Client,
-                                  make_config: Callable[[str], Config]) -> None:
-    config = make_config("checks: [{name: a, interval: 1s, timeout: 1s, "
-                         "plugin: {class: 'tests.sample_probes:Ok'}}]")
+async def test_stale_results_fail(
+    aiohttp_client: Client, make_config: Callable[[str], Config]
+) -> None:
+    config = make_config(
+        "checks: [{name: a, interval: 1s, timeout: 1s, plugin: {class: 'tests.sample_probes:Ok'}}]"
+    )
     now = [1000.0]
     store = StateStore(["a"])
     store.record("a", Run(Result("pass"), started=time.time(), duration=0.01, finished=1000.0))
-    client = await aiohttp_client(make_app(config, run_checks=False, store=store,
-                                           clock=lambda: now[0]))
+    client = await aiohttp_client(
+        make_app(config, run_checks=False, store=store, clock=lambda: now[0])
+    )
     assert (await client.get("/health")).status == 200
     now[0] += 3.9
     assert (await client.get("/health")).status == 200
@@ -173,10 +183,13 @@ async def test_stale_results_fail(aiohttp_client: Client,
     assert entry["reason"] == "stale" and entry["output"].startswith("stale:")
 
 
-async def test_requests_never_run_probes(aiohttp_client: Client,
-                                         make_config: Callable[[str], Config]) -> None:
-    config = make_config("checks: [{name: a, interval: 1h, "
-                         "plugin: {class: 'tests.sample_probes:Counting', key: polled}}]")
+async def test_requests_never_run_probes(
+    aiohttp_client: Client, make_config: Callable[[str], Config]
+) -> None:
+    config = make_config(
+        "checks: [{name: a, interval: 1h, "
+        "plugin: {class: 'tests.sample_probes:Counting', key: polled}}]"
+    )
     client = await aiohttp_client(make_app(config))
     await settle(client, "/health", 200)
     for path in ["/health", "/health/a", "/readyz", "/livez", "/readyz?verbose"] * 20:
@@ -205,7 +218,9 @@ checks:
     body = await response.json(content_type=None)
     assert body["checks"]["ok"][0]["status"] == "pass"
     assert body["checks"]["sleepy"][0]["output"] in {
-        "timed out after 200ms", "previous run still running (timed out after 200ms)"}
+        "timed out after 200ms",
+        "previous run still running (timed out after 200ms)",
+    }
 
 
 async def test_draining_flips_readyz_only(client: TestClient[Any, Any]) -> None:
@@ -216,8 +231,9 @@ async def test_draining_flips_readyz_only(client: TestClient[Any, Any]) -> None:
     assert (await client.get("/livez")).status == 200
 
 
-async def test_status_codes_follow_the_config(aiohttp_client: Client,
-                                              make_config: Callable[[str], Config]) -> None:
+async def test_status_codes_follow_the_config(
+    aiohttp_client: Client, make_config: Callable[[str], Config]
+) -> None:
     config = make_config("""
 server: {status_codes: {warn: 429, fail: 500}}
 checks:
@@ -237,9 +253,7 @@ checks:
     assert (await client.get("/readyz/a")).status == 503
 
 
-async def test_the_status_page_is_the_root_and_html_at_health(
-    client: TestClient[Any, Any]
-) -> None:
+async def test_the_status_page_is_the_root_and_html_at_health(client: TestClient[Any, Any]) -> None:
     await settle(client, "/health", 200)
     page = await client.get("/")
     assert page.status == 200 and page.content_type == "text/html"
@@ -257,18 +271,24 @@ async def test_the_status_page_is_the_root_and_html_at_health(
 
 @pytest.mark.parametrize(
     ("path", "content_type", "starts"),
-    [("/health?format=nagios", "text/plain", "HEALTH OK - orders-api: 3 checks passing"),
-     ("/health?format=text", "text/plain", "[+]api ok"),
-     ("/readyz?format=html", "text/html", "<!DOCTYPE html>"),
-     ("/livez?format=json", "application/health+json", '{"status":"pass"'),
-     ("/health/api?format=nagios", "text/plain", "HEALTH OK - orders-api: 1 check passing"),
-     ("/health?format=prometheus", "text/plain", "# HELP health_check_success"),
-     ("/health?format=openmetrics", "application/openmetrics-text",
-      "# HELP health_check_success")],
+    [
+        ("/health?format=nagios", "text/plain", "HEALTH OK - orders-api: 3 checks passing"),
+        ("/health?format=text", "text/plain", "[+]api ok"),
+        ("/readyz?format=html", "text/html", "<!DOCTYPE html>"),
+        ("/livez?format=json", "application/health+json", '{"status":"pass"'),
+        ("/health/api?format=nagios", "text/plain", "HEALTH OK - orders-api: 1 check passing"),
+        ("/health?format=prometheus", "text/plain", "# HELP health_check_success"),
+        (
+            "/health?format=openmetrics",
+            "application/openmetrics-text",
+            "# HELP health_check_success",
+        ),
+    ],
     ids=["nagios", "text", "html", "json", "one-check-nagios", "prometheus", "openmetrics"],
 )
-async def test_format_picks_the_renderer(client: TestClient[Any, Any], path: str,
-                                         content_type: str, starts: str) -> None:
+async def test_format_picks_the_renderer(
+    client: TestClient[Any, Any], path: str, content_type: str, starts: str
+) -> None:
     await settle(client, "/health", 200)
     response = await client.get(path)
     assert response.status == 200
@@ -277,7 +297,7 @@ async def test_format_picks_the_renderer(client: TestClient[Any, Any], path: str
 
 
 async def test_nagios_over_http_keeps_the_verdict_s_status_code(
-    client: TestClient[Any, Any]
+    client: TestClient[Any, Any],
 ) -> None:
     await settle(client, "/health", 200)
     sample_probes.SWITCHES["api"] = "fail"
@@ -302,9 +322,13 @@ async def test_metrics_answers_200_whatever_the_verdict(client: TestClient[Any, 
     text = await response.text()
     assert 'health_check_success{check="api"} 0.0' in text
     assert 'health_check_success{check="heartbeat"} 1.0' in text
-    assert 'health_adapter_build_info{' in text
-    scrape = await client.get("/metrics", headers={
-        "Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"})
+    assert "health_adapter_build_info{" in text
+    scrape = await client.get(
+        "/metrics",
+        headers={
+            "Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+        },
+    )
     assert scrape.headers["Content-Type"].startswith("application/openmetrics-text")
     assert (await scrape.text()).endswith("# EOF\n")
     assert (await client.get("/metrics?format=json")).status == 200
@@ -312,7 +336,7 @@ async def test_metrics_answers_200_whatever_the_verdict(client: TestClient[Any, 
 
 
 async def test_a_group_in_prometheus_format_has_only_its_checks(
-    client: TestClient[Any, Any]
+    client: TestClient[Any, Any],
 ) -> None:
     await settle(client, "/health", 200)
     text = await (await client.get("/livez?format=prometheus")).text()
@@ -371,8 +395,9 @@ async def test_startupz_passes_once_every_check_has_passed(
     client = await aiohttp_client(make_app(make_config(CONFIG)))
     await settle(client, "/health/heartbeat", 200)
     response = await settle(client, "/startupz?verbose", 503)
-    assert (await response.text()).splitlines()[0] == \
-        "[-]api failed: not started yet: switch says fail"
+    assert (await response.text()).splitlines()[
+        0
+    ] == "[-]api failed: not started yet: switch says fail"
     assert (await client.get("/startupz?exclude=api")).status == 200
     assert (await client.get("/startupz/heartbeat")).status == 200
     assert (await client.get("/startupz/api")).status == 503

@@ -27,11 +27,17 @@ BIG_CHECKS = 1200
 
 
 def big_config(pidfile: Path) -> str:
-    lines = ["checks:",
-             (f"  - {{name: child, timeout: 60s, plugin: {{class: 'tests.sample_probes:SpawnsChild',"
-             f" pidfile: '{pidfile}'}}}}")]
-    lines += [f"  - {{name: big{i}, interval: 1h, plugin: "
-              "{class: 'tests.sample_probes:HugeOutput'}}" for i in range(BIG_CHECKS)]
+    lines = [
+        "checks:",
+        (
+            f"  - {{name: child, timeout: 60s, plugin: {{class: 'tests.sample_probes:SpawnsChild',"
+            f" pidfile: '{pidfile}'}}}}"
+        ),
+    ]
+    lines += [
+        f"  - {{name: big{i}, interval: 1h, plugin: {{class: 'tests.sample_probes:HugeOutput'}}}}"
+        for i in range(BIG_CHECKS)
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -42,8 +48,11 @@ def read_head(sock: socket.socket) -> tuple[int, bytes]:
         assert chunk, "closed before the headers"
         data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length:"))
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
     return length, rest
 
 
@@ -57,10 +66,25 @@ def test_sigterm_finishes_a_slow_request_kills_probe_children_and_exits(tmp_path
     with log_path.open("w") as log:  # a file, not a pipe: 1,200 checks log a lot
         process = subprocess.Popen(
             # No shutdown delay: this is about what follows it (test_shutdown_delay.py).
-            [sys.executable, "-m", "adapter", "serve", "-c", str(path), "--listen",
-             f"127.0.0.1:{port}", "--log-format", "json", "--shutdown-delay", "0"],
-            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=log, text=True,
+            [
+                sys.executable,
+                "-m",
+                "adapter",
+                "serve",
+                "-c",
+                str(path),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--log-format",
+                "json",
+                "--shutdown-delay",
+                "0",
+            ],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
         )
     try:
         deadline = time.monotonic() + 30
@@ -80,8 +104,10 @@ def test_sigterm_finishes_a_slow_request_kills_probe_children_and_exits(tmp_path
         stopped_at = time.monotonic()
         time.sleep(0.5)
         # No new connections, while the request in flight goes on...
-        with pytest.raises(ConnectionRefusedError), socket.create_connection(
-                ("127.0.0.1", port), timeout=2):
+        with (
+            pytest.raises(ConnectionRefusedError),
+            socket.create_connection(("127.0.0.1", port), timeout=2),
+        ):
             pass
         assert process.poll() is None
         # ...and gets its whole answer.
@@ -101,18 +127,23 @@ def test_sigterm_finishes_a_slow_request_kills_probe_children_and_exits(tmp_path
     assert took < 6
     # The probe that was running had its child killed when its run was cancelled.
     assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
-    events = [json.loads(line)["event"] for line in log_path.read_text().splitlines()
-              if line.startswith("{")]
+    events = [
+        json.loads(line)["event"]
+        for line in log_path.read_text().splitlines()
+        if line.startswith("{")
+    ]
     assert events[-2:] == ["stopping", "stopped"]
 
 
 async def test_sigterm_flips_readyz_before_anything_else_stops(tmp_path: Path) -> None:
     config = parse_config(
         "checks: [{name: a, interval: 100ms, plugin: {class: 'tests.sample_probes:Ok'}}]",
-        environ={})
+        environ={},
+    )
     started: asyncio.Future[web.AppRunner] = asyncio.get_running_loop().create_future()
-    serving = asyncio.create_task(serve(config, f"127.0.0.1:{free_port()}",
-                                        ready=started.set_result))
+    serving = asyncio.create_task(
+        serve(config, f"127.0.0.1:{free_port()}", ready=started.set_result)
+    )
     runner = await asyncio.wait_for(started, 10)
     app = runner.app
     assert not app[LIFECYCLE].draining
@@ -136,10 +167,23 @@ def test_a_probe_that_ignores_its_cancellation_does_not_hold_the_exit(tmp_path: 
         "     plugin: {class: 'tests.sample_probes:SwallowCancel', hold: 3600}}\n"
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "adapter", "serve", "-c", str(config), "--listen",
-         f"127.0.0.1:{free_port()}", "--shutdown-delay", "0"],
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "adapter",
+            "serve",
+            "-c",
+            str(config),
+            "--listen",
+            f"127.0.0.1:{free_port()}",
+            "--shutdown-delay",
+            "0",
+        ],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         time.sleep(1.5)  # its first run timed out and its task is stuck

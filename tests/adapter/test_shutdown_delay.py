@@ -20,8 +20,10 @@ from tests.conftest import ROOT, free_port
 
 pytestmark = pytest.mark.slow
 
-CONFIG = "checks: [{name: ok, interval: 100ms, groups: [live, ready], " \
+CONFIG = (
+    "checks: [{name: ok, interval: 100ms, groups: [live, ready], "
     "plugin: {class: 'tests.sample_probes:Ok'}}]\n"
+)
 
 
 def get(url: str) -> tuple[int, str]:
@@ -59,10 +61,24 @@ def start_adapter(
     def start(*options: str) -> tuple[subprocess.Popen[str], str]:
         port = free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "adapter", "serve", "-c", str(config_file(CONFIG)),
-             "--listen", f"127.0.0.1:{port}", "--log-format", "json", *options],
-            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "adapter",
+                "serve",
+                "-c",
+                str(config_file(CONFIG)),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--log-format",
+                "json",
+                *options,
+            ],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         started.append(process)
         url = f"http://127.0.0.1:{port}"
@@ -115,8 +131,12 @@ def test_the_port_closes_after_the_delay_and_the_adapter_exits_by_itself(
 def test_a_bad_shutdown_delay_is_a_usage_error(value: str, tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "adapter", "serve", f"--shutdown-delay={value}"],
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
-        capture_output=True, text=True, timeout=30, check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert done.returncode == 2
     assert "--shutdown-delay: invalid duration" in done.stderr

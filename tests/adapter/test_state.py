@@ -16,8 +16,7 @@ from probes import Reason, Result, Status
 
 
 def run(status: str, at: float = 0.0, reason: str | None = None) -> Run:
-    return Run(Result(status, output=status, reason=reason), started=at, duration=0.1,
-               finished=at)
+    return Run(Result(status, output=status, reason=reason), started=at, duration=0.1, finished=at)
 
 
 def statuses(outcomes: str, failure_threshold: int = 1, success_threshold: int = 1) -> str:
@@ -47,12 +46,23 @@ def statuses(outcomes: str, failure_threshold: int = 1, success_threshold: int =
         ("wff", 2, 1, "wwf"),
         ("p" * 5 + "f" * 4, 5, 1, "p" * 9),
     ],
-    ids=["plain", "first-run-as-is", "absorbed", "turns-after-three", "recovers-after-two",
-         "recovery-reset", "recovery", "warn-immediate", "warn-recovers", "warn-then-fail",
-         "below-threshold"],
+    ids=[
+        "plain",
+        "first-run-as-is",
+        "absorbed",
+        "turns-after-three",
+        "recovers-after-two",
+        "recovery-reset",
+        "recovery",
+        "warn-immediate",
+        "warn-recovers",
+        "warn-then-fail",
+        "below-threshold",
+    ],
 )
-def test_thresholds(runs: str, failure_threshold: int, success_threshold: int,
-                    reported: str) -> None:
+def test_thresholds(
+    runs: str, failure_threshold: int, success_threshold: int, reported: str
+) -> None:
     assert statuses(runs, failure_threshold, success_threshold) == reported
 
 
@@ -68,8 +78,11 @@ def test_since_moves_only_on_a_change_of_status() -> None:
 def test_counters_and_failure_reason() -> None:
     state = CheckState()
     for outcome in ["pass", "fail", "fail"]:
-        state = advance(state, run(outcome, reason="timeout" if outcome == "fail" else None),
-                        failure_threshold=5)
+        state = advance(
+            state,
+            run(outcome, reason="timeout" if outcome == "fail" else None),
+            failure_threshold=5,
+        )
     assert (state.consecutive_failures, state.consecutive_successes, state.runs) == (2, 0, 3)
     assert state.failure_reason is Reason.TIMEOUT
     assert state.status is Status.PASS
@@ -113,8 +126,12 @@ def test_history_keeps_recent_passes_and_failures_longer() -> None:
 
 @pytest.mark.parametrize(
     ("outcomes", "failed", "ok"),
-    [("p" * 500, 0, HISTORY_OK), ("f" * 500, HISTORY_FAILED, 0),
-     ("pf" * 500, HISTORY_FAILED, HISTORY_OK), ("wp" * 10, 0, HISTORY_OK)],
+    [
+        ("p" * 500, 0, HISTORY_OK),
+        ("f" * 500, HISTORY_FAILED, 0),
+        ("pf" * 500, HISTORY_FAILED, HISTORY_OK),
+        ("wp" * 10, 0, HISTORY_OK),
+    ],
     ids=["passes", "failures", "alternating", "warn-counts-as-ok"],
 )
 def test_history_is_bounded(outcomes: str, failed: int, ok: int) -> None:
@@ -135,8 +152,14 @@ def test_advance_leaves_the_old_state_alone() -> None:
 
 def test_run_and_failure_counts() -> None:
     state = CheckState()
-    for outcome, reason in [("pass", None), ("fail", "timeout"), ("fail", "status"),
-                            ("fail", "timeout"), ("warn", None), ("fail", None)]:
+    for outcome, reason in [
+        ("pass", None),
+        ("fail", "timeout"),
+        ("fail", "status"),
+        ("fail", "timeout"),
+        ("warn", None),
+        ("fail", None),
+    ]:
         state = advance(state, run(outcome, reason=reason), failure_threshold=10)
     assert state.run_counts == {Status.PASS: 1, Status.FAIL: 4, Status.WARN: 1}
     assert state.failure_counts == {Reason.TIMEOUT: 2, Reason.STATUS: 1, Reason.FAILED: 1}
@@ -144,9 +167,14 @@ def test_run_and_failure_counts() -> None:
 
 @pytest.mark.parametrize(
     ("runs", "success_threshold", "started_by"),
-    [("ffp", 1, 3), ("fwf", 1, 2), ("pff", 1, 1), ("fff", 1, None),
-     # With a success threshold of 2 a lone pass after failures does not start it.
-     ("fpfpp", 2, 5)],
+    [
+        ("ffp", 1, 3),
+        ("fwf", 1, 2),
+        ("pff", 1, 1),
+        ("fff", 1, None),
+        # With a success threshold of 2 a lone pass after failures does not start it.
+        ("fpfpp", 2, 5),
+    ],
     ids=["pass", "warn", "stays-started", "never", "after-recovery"],
 )
 def test_started_at_marks_the_first_pass_or_warn(

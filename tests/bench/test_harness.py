@@ -37,10 +37,22 @@ def test_quick_run_writes_every_figure_and_stops_every_child(tmp_path: Path) -> 
     output = tmp_path / "table.md"
 
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--workdir", str(workdir),
-         "--output", str(output)],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True, text=True, timeout=200, check=False,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--workdir",
+            str(workdir),
+            "--output",
+            str(output),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=200,
+        check=False,
     )
 
     assert done.returncode == 0, done.stderr
@@ -64,10 +76,12 @@ def test_quick_run_writes_every_figure_and_stops_every_child(tmp_path: Path) -> 
 def test_an_interrupted_run_stops_every_child(tmp_path: Path) -> None:
     workdir = tmp_path / "work"
     harness = subprocess.Popen(
-        [sys.executable, "-m", "bench", "--quick", "--only", "process", "--workdir",
-         str(workdir)],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "bench", "--quick", "--only", "process", "--workdir", str(workdir)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         # Interrupt it once the adapter is up among its extra processes.

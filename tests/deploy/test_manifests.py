@@ -35,16 +35,22 @@ def load(name: str) -> dict[str, Any]:
 
 def pod_spec(name: str) -> dict[str, Any]:
     document = load(name)
-    spec = document["spec"]["template"]["spec"] if document["kind"] == "Deployment" \
+    spec = (
+        document["spec"]["template"]["spec"]
+        if document["kind"] == "Deployment"
         else document["spec"]
+    )
     assert isinstance(spec, dict)
     return spec
 
 
 def metadata(name: str) -> dict[str, Any]:
     document = load(name)
-    meta = document["spec"]["template"]["metadata"] if document["kind"] == "Deployment" \
+    meta = (
+        document["spec"]["template"]["metadata"]
+        if document["kind"] == "Deployment"
         else document["metadata"]
+    )
     assert isinstance(meta, dict)
     return meta
 
@@ -69,7 +75,10 @@ def test_the_config_map_holds_a_valid_config_with_the_three_seed_probes() -> Non
     config = demo_config()
     assert config.listen == f"0.0.0.0:{PORT}"
     assert {check.name: check.probe_type for check in config.checks} == {
-        "api": "http", "heartbeat": "file", "worker": "process"}
+        "api": "http",
+        "heartbeat": "file",
+        "worker": "process",
+    }
     # Liveness only on local, restart-worthy things: the HTTP endpoint is
     # readiness only (a failing dependency behind it is no reason to restart).
     live = {check.name for check in config.checks if "live" in check.groups}
@@ -88,8 +97,10 @@ def test_each_pod_shape_wires_the_adapter_to_the_app(name: str) -> None:
     app, adapter = by_name["app"], by_name["health-adapter"]
     assert spec["shareProcessNamespace"] is True  # for the process check
     volumes = {volume["name"]: volume for volume in spec["volumes"]}
-    assert volumes["health-adapter-config"]["configMap"]["name"] == \
-        load("configmap.yaml")["metadata"]["name"]
+    assert (
+        volumes["health-adapter-config"]["configMap"]["name"]
+        == load("configmap.yaml")["metadata"]["name"]
+    )
     assert "emptyDir" in volumes["demo-shared"]
     mounts = {mount["name"]: mount for mount in adapter["volumeMounts"]}
     assert mounts["health-adapter-config"]["mountPath"] == "/etc/health-adapter"
@@ -99,11 +110,14 @@ def test_each_pod_shape_wires_the_adapter_to_the_app(name: str) -> None:
     app_dir = next(m["mountPath"] for m in app["volumeMounts"] if m["name"] == "demo-shared")
     assert str(heartbeat.options["path"]).startswith(app_dir + "/")
     # kubelet asks the adapter, on the pod IP, for the app's probes.
-    probes = {kind: app[kind]["httpGet"] for kind in
-              ("startupProbe", "livenessProbe", "readinessProbe")}
-    assert probes == {"startupProbe": {"path": "/startupz", "port": PORT},
-                      "livenessProbe": {"path": "/livez", "port": PORT},
-                      "readinessProbe": {"path": "/readyz", "port": PORT}}
+    probes = {
+        kind: app[kind]["httpGet"] for kind in ("startupProbe", "livenessProbe", "readinessProbe")
+    }
+    assert probes == {
+        "startupProbe": {"path": "/startupz", "port": PORT},
+        "livenessProbe": {"path": "/livez", "port": PORT},
+        "readinessProbe": {"path": "/readyz", "port": PORT},
+    }
     assert adapter["image"] == f"localhost/health-adapter:{version()}"
     assert app["image"] == f"localhost/health-adapter-demo:{version()}"
     assert adapter["livenessProbe"]["exec"]["command"] == ["health-adapter-alive"]
@@ -114,20 +128,29 @@ def test_each_pod_shape_wires_the_adapter_to_the_app(name: str) -> None:
 @pytest.mark.parametrize("name", POD_FILES)
 def test_each_pod_shape_is_hardened_and_sized(name: str) -> None:
     spec = pod_spec(name)
-    assert spec["securityContext"] == {"runAsNonRoot": True,
-                                       "seccompProfile": {"type": "RuntimeDefault"}}
+    assert spec["securityContext"] == {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     for container in containers(spec).values():
         assert container["securityContext"] | {"runAsUser": 0, "runAsGroup": 0} == {
-            "runAsUser": 0, "runAsGroup": 0, "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+            "runAsUser": 0,
+            "runAsGroup": 0,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        }
         assert container["securityContext"]["runAsUser"] >= 10000
         assert container["resources"]["requests"]["memory"]
         assert container["resources"]["limits"]["memory"]
     adapter = containers(spec)["health-adapter"]
     assert adapter["securityContext"]["runAsUser"] == 10001  # the image's user
     annotations = metadata(name)["annotations"]
-    assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": str(PORT),
-                           "prometheus.io/path": "/metrics"}
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(PORT),
+        "prometheus.io/path": "/metrics",
+    }
 
 
 def test_the_deployment_template_is_the_pod_without_its_host_port() -> None:
@@ -211,15 +234,18 @@ def run_alive(url: str) -> subprocess.CompletedProcess[str]:
     # A proxy in the environment must not get the request.
     return subprocess.run(
         [sys.executable, str(IMAGE_FILES / "alive.py")],
-        env={"HEALTH_ADAPTER_ALIVE_URL": url, "http_proxy": "http://127.0.0.1:1",
-             "no_proxy": ""},
-        capture_output=True, text=True, timeout=30, check=False,
+        env={"HEALTH_ADAPTER_ALIVE_URL": url, "http_proxy": "http://127.0.0.1:1", "no_proxy": ""},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
 
 
 @pytest.mark.parametrize("status", [200, 503, 500], ids=["pass", "fail", "custom-fail-code"])
 def test_alive_is_true_for_any_answer_from_the_adapter(
-    livez: tuple[str, type[Livez]], status: int,
+    livez: tuple[str, type[Livez]],
+    status: int,
 ) -> None:
     url, handler = livez
     handler.status = status

@@ -110,15 +110,28 @@ def start_adapter(tmp_path: Path) -> Iterator[Callable[[str], RunningAdapter]]:
         path.write_text(config)
         port = free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "adapter", "serve", "-c", str(path),
-             "--listen", f"127.0.0.1:{port}"],
-            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "adapter",
+                "serve",
+                "-c",
+                str(path),
+                "--listen",
+                f"127.0.0.1:{port}",
+            ],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         adapter = RunningAdapter(process, port)
         started.append(adapter)
-        wait_for("the adapter answers", lambda: process.poll() is None and
-                 http_get(f"{adapter.url}/livez")[0] > 0)
+        wait_for(
+            "the adapter answers",
+            lambda: process.poll() is None and http_get(f"{adapter.url}/livez")[0] > 0,
+        )
         return adapter
 
     yield start

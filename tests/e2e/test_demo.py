@@ -48,17 +48,25 @@ def wait_until(url: str, predicate: Any, timeout: float = 30) -> Any:
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    env = {**os.environ, "DEMO_DIR": str(tmp_path), "DEMO_PORT": str(free_port()),
-           "ADAPTER_PORT": str(free_port()), "PYTHONPATH": str(ROOT)}
-    app = subprocess.Popen([sys.executable, str(DEMO / "app.py")], env=env,
-                           stdout=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "DEMO_DIR": str(tmp_path),
+        "DEMO_PORT": str(free_port()),
+        "ADAPTER_PORT": str(free_port()),
+        "PYTHONPATH": str(ROOT),
+    }
+    app = subprocess.Popen(
+        [sys.executable, str(DEMO / "app.py")], env=env, stdout=subprocess.DEVNULL
+    )
     adapter = subprocess.Popen(
         [sys.executable, "-m", "adapter", "serve", "--config", str(DEMO / "health.yaml")],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
-        yield {"dir": tmp_path, "app": app,
-               "url": f"http://127.0.0.1:{env['ADAPTER_PORT']}"}
+        yield {"dir": tmp_path, "app": app, "url": f"http://127.0.0.1:{env['ADAPTER_PORT']}"}
     finally:
         for process in (adapter, app):
             if process.poll() is None:
@@ -85,8 +93,7 @@ def test_demo_turns_green_then_red_three_ways(demo: dict[str, Any]) -> None:
     wait_until(f"{url}/health", lambda code, b: code == 200)
 
     (flags / "stop-heartbeat").touch()
-    _, body = wait_until(f"{url}/health",
-                         lambda code, b: statuses(b)["heartbeat"] == "fail")
+    _, body = wait_until(f"{url}/health", lambda code, b: statuses(b)["heartbeat"] == "fail")
     assert body["checks"]["heartbeat"][0]["reason"] == "file_stale"
     assert get_json(f"{url}/livez")[0] == 503
     (flags / "stop-heartbeat").unlink()

@@ -23,14 +23,18 @@ from tests.e2e.conftest import (
 pytestmark = pytest.mark.slow
 
 CHECK_HTTP = Path("/usr/lib/nagios/plugins/check_http")
-needs_check_http = pytest.mark.skipif(not CHECK_HTTP.exists(),
-                                      reason="monitoring-plugins-basic is not installed")
+needs_check_http = pytest.mark.skipif(
+    not CHECK_HTTP.exists(), reason="monitoring-plugins-basic is not installed"
+)
 
 
 def check_http(adapter: RunningAdapter, path: str) -> tuple[int, str]:
     done = subprocess.run(
         [str(CHECK_HTTP), "-H", "127.0.0.1", "-p", str(adapter.port), "-u", path, "-t", "5"],
-        capture_output=True, text=True, timeout=30, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     return done.returncode, done.stdout
 
@@ -38,7 +42,11 @@ def check_http(adapter: RunningAdapter, path: str) -> tuple[int, str]:
 def check_url(url: str) -> nagios_grammar.PluginOutput:
     done = subprocess.run(
         [sys.executable, "-m", "adapter", "check", "--url", url, "--timeout", "5s"],
-        capture_output=True, text=True, timeout=30, check=False, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     parsed = nagios_grammar.parse(done.stdout)
@@ -74,8 +82,10 @@ def test_check_http_warns_on_429_as_consul_does(
     watched_app: WatchedApp, start_adapter: Callable[[str], RunningAdapter], tmp_path: Path
 ) -> None:
     config = "server: {status_codes: {warn: 429}}\n" + adapter_config(
-        watched_app, tmp_path,
-        extra=f"  - {{name: cache, critical: false, file: {{path: '{tmp_path / 'nope'}'}}}}\n")
+        watched_app,
+        tmp_path,
+        extra=f"  - {{name: cache, critical: false, file: {{path: '{tmp_path / 'nope'}'}}}}\n",
+    )
     adapter = start_adapter(config)
     settled(adapter, "/health", 429)
     code, output = check_http(adapter, "/health")

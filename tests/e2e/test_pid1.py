@@ -27,8 +27,12 @@ UNSHARE = shutil.which("unshare")
 def can_unshare() -> bool:
     if UNSHARE is None:
         return False
-    done = subprocess.run([UNSHARE, "--pid", "--fork", "--mount-proc", "true"],
-                          capture_output=True, check=False, timeout=10)
+    done = subprocess.run(
+        [UNSHARE, "--pid", "--fork", "--mount-proc", "true"],
+        capture_output=True,
+        check=False,
+        timeout=10,
+    )
     return done.returncode == 0
 
 
@@ -48,11 +52,26 @@ def test_orphans_of_overrunning_commands_are_reaped_when_the_adapter_is_pid_1(
         "    exec: {command: [sh, -c, 'sleep 60 & sleep 60']}\n"
     )
     wrapper = subprocess.Popen(
-        [UNSHARE or "unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
-         sys.executable, "-m", "adapter", "serve", "--config", str(config),
-         "--shutdown-delay", "0"],
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            UNSHARE or "unshare",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+            sys.executable,
+            "-m",
+            "adapter",
+            "serve",
+            "--config",
+            str(config),
+            "--shutdown-delay",
+            "0",
+        ],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         adapter = _adapter_under(wrapper.pid)

@@ -33,20 +33,43 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     shutil.copytree(EXAMPLE, source)
     target = work / "site"
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-         "--no-build-isolation", "--no-index", "--target", str(target), str(source)],
-        capture_output=True, text=True, check=False, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (target / "acme_probes-0.1.0.dist-info" / "entry_points.txt").exists()
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(ROOT)]),
-            "ACME_SOURCE": str(source)}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(target), str(ROOT)]),
+        "ACME_SOURCE": str(source),
+    }
 
 
 async def adapter(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "adapter", *args, env=env, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "adapter",
+        *args,
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
@@ -108,8 +131,10 @@ async def test_their_options_are_validated_like_the_builtins(
     installed: dict[str, str], tmp_path: Path
 ) -> None:
     config = tmp_path / "health.yaml"
-    config.write_text("checks:\n  - {name: outbox, spool_depth: {directory: /x, max_fils: 2}}\n"
-                      "  - {name: q, queue_depth: {port: 1, max_depth: 5, warn_depth: 9}}\n")
+    config.write_text(
+        "checks:\n  - {name: outbox, spool_depth: {directory: /x, max_fils: 2}}\n"
+        "  - {name: q, queue_depth: {port: 1, max_depth: 5, warn_depth: 9}}\n"
+    )
 
     code, _, stderr = await adapter(installed, "validate", "--config", str(config))
 
@@ -130,7 +155,12 @@ def test_the_example_packages_own_tests_pass(installed: dict[str, str]) -> None:
     source = Path(installed["ACME_SOURCE"])
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=source, env=installed, capture_output=True, text=True, check=False, timeout=120,
+        cwd=source,
+        env=installed,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines()[-1].startswith("14 passed")

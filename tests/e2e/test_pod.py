@@ -63,13 +63,21 @@ runtime = "runc"
 class Podman:
     env: dict[str, str]
 
-    def __call__(self, *args: str, timeout: float = 120,
-                 check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(["podman", *args], env=self.env, capture_output=True, text=True,
-                              timeout=timeout, check=False)
+    def __call__(
+        self, *args: str, timeout: float = 120, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            ["podman", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if check and done.returncode != 0:
-            raise AssertionError(f"podman {' '.join(args)} exited {done.returncode}:\n"
-                                 f"{done.stdout}\n{done.stderr}")
+            raise AssertionError(
+                f"podman {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+            )
         return done
 
 
@@ -102,9 +110,15 @@ def images(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time on a machine
         script = subprocess.run(
             [str(ROOT / "scripts" / "build-base-image.sh"), BASE_IMAGE],
-            env={**podman.env, "ENGINE": "podman",
-                 "TMPDIR": str(tmp_path_factory.mktemp("base-image"))},
-            capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False,
+            env={
+                **podman.env,
+                "ENGINE": "podman",
+                "TMPDIR": str(tmp_path_factory.mktemp("base-image")),
+            },
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT,
+            check=False,
         )
         assert script.returncode == 0, f"build-base-image.sh:\n{script.stdout}{script.stderr}"
         base = ["--build-arg", f"BASE_IMAGE={BASE_IMAGE}"]
@@ -114,8 +128,17 @@ def images(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         ):
             shared = tag.rsplit(":", 1)[0] + ":e2e"
             previous = image_id(podman, shared)
-            podman("build", *options, *base, "-t", shared, "-t", tag, str(context),
-                   timeout=BUILD_TIMEOUT)
+            podman(
+                "build",
+                *options,
+                *base,
+                "-t",
+                shared,
+                "-t",
+                tag,
+                str(context),
+                timeout=BUILD_TIMEOUT,
+            )
             if previous not in (None, image_id(podman, shared)):
                 # The last run's image, superseded; refused (and kept) if anything else
                 # still names or uses it.
@@ -143,8 +166,12 @@ def statuses(body: dict[str, Any]) -> dict[str, str]:
     return {name: entries[0]["status"] for name, entries in body["checks"].items()}
 
 
-def wait_for_health(url: str, predicate: Callable[[int, dict[str, Any]], bool],
-                    what: str, timeout: float = POLL_TIMEOUT) -> dict[str, Any]:
+def wait_for_health(
+    url: str,
+    predicate: Callable[[int, dict[str, Any]], bool],
+    what: str,
+    timeout: float = POLL_TIMEOUT,
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     last: object = "no answer"
     while time.monotonic() < deadline:
@@ -164,7 +191,8 @@ def wait_for_health(url: str, predicate: Callable[[int, dict[str, Any]], bool],
 
 
 def test_the_image_runs_as_non_root_with_the_c_parser_and_nothing_else(
-    podman: Podman, images: Images,
+    podman: Podman,
+    images: Images,
 ) -> None:
     image = json.loads(podman("image", "inspect", images.adapter).stdout)[0]
     config = image["Config"]
@@ -182,13 +210,31 @@ def test_the_image_runs_as_non_root_with_the_c_parser_and_nothing_else(
         "           if u.find_spec(m) is None]\n"
         "print(os.getuid(), os.getgid(), ' '.join(missing))\n"
     )
-    done = podman("run", "--rm", "--network", "none", "--entrypoint", "python3",
-                  images.adapter, "-c", script)
-    assert done.stdout.split() == ["10001", "10001", "pip", "setuptools", "wheel", "pytest",
-                                   "tests"]
+    done = podman(
+        "run", "--rm", "--network", "none", "--entrypoint", "python3", images.adapter, "-c", script
+    )
+    assert done.stdout.split() == [
+        "10001",
+        "10001",
+        "pip",
+        "setuptools",
+        "wheel",
+        "pytest",
+        "tests",
+    ]
     # No compiler or HTTP client came along, and the default config is valid.
-    done = podman("run", "--rm", "--network", "none", "--entrypoint", "sh", images.adapter,
-                  "-c", "command -v gcc cc curl wget; health-adapter validate", check=False)
+    done = podman(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "sh",
+        images.adapter,
+        "-c",
+        "command -v gcc cc curl wget; health-adapter validate",
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["ok: /etc/health-adapter/config.yaml: 1 check"]
 
@@ -198,8 +244,17 @@ def test_the_healthcheck_asks_the_adapter_itself(podman: Podman, images: Images)
     try:
         # The default config's one check fails here (no app beside it): the
         # adapter still answers, and that is what its HEALTHCHECK reports.
-        podman("run", "-d", "--name", name, "--network", "none", "--health-interval",
-               "disable", images.adapter)
+        podman(
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "--health-interval",
+            "disable",
+            images.adapter,
+        )
         deadline = time.monotonic() + POLL_TIMEOUT
         while True:
             done = podman("healthcheck", "run", name, check=False)
@@ -209,8 +264,14 @@ def test_the_healthcheck_asks_the_adapter_itself(podman: Podman, images: Images)
         assert done.returncode == 0, done.stdout + done.stderr
         podman("exec", name, "sh", "-c", "health-adapter-alive")
         # Aimed at a port nothing listens on, it says the adapter is not answering.
-        done = podman("exec", "-e", "HEALTH_ADAPTER_ALIVE_URL=http://127.0.0.1:1/livez", name,
-                      "health-adapter-alive", check=False)
+        done = podman(
+            "exec",
+            "-e",
+            "HEALTH_ADAPTER_ALIVE_URL=http://127.0.0.1:1/livez",
+            name,
+            "health-adapter-alive",
+            check=False,
+        )
         assert done.returncode == 1
         assert "not answering" in done.stderr
     finally:
@@ -315,7 +376,8 @@ def kill_the_worker(podman: Podman, container: str) -> None:
 
 
 def test_the_adapter_in_a_pod_reports_the_app_truthfully_as_it_breaks(
-    podman: Podman, pod: Pod,
+    podman: Podman,
+    pod: Pod,
 ) -> None:
     health = f"{pod.url}/health"
     body = wait_for_health(health, lambda code, b: code == 200, "the pod starting")
@@ -341,8 +403,9 @@ def test_the_adapter_in_a_pod_reports_the_app_truthfully_as_it_breaks(
 
     # 2. The heartbeat in the shared emptyDir stops.
     podman("exec", pod.app, "touch", "/shared/stop-heartbeat")
-    body = wait_for_health(health, lambda code, b: statuses(b)["heartbeat"] == "fail",
-                           "heartbeat failing")
+    body = wait_for_health(
+        health, lambda code, b: statuses(b)["heartbeat"] == "fail", "heartbeat failing"
+    )
     assert body["status"] == "fail"
     assert body["checks"]["heartbeat"][0]["reason"] == "file_stale"
     assert get(f"{pod.url}/livez")[0] == 503
@@ -351,8 +414,9 @@ def test_the_adapter_in_a_pod_reports_the_app_truthfully_as_it_breaks(
 
     # 3. The worker process dies.
     kill_the_worker(podman, pod.app)
-    body = wait_for_health(health, lambda code, b: statuses(b)["worker"] == "fail",
-                           "worker failing")
+    body = wait_for_health(
+        health, lambda code, b: statuses(b)["worker"] == "fail", "worker failing"
+    )
     assert body["status"] == "fail"
     assert body["checks"]["worker"][0]["reason"] == "process_missing"
     assert get(f"{pod.url}/livez")[0] == 503
@@ -387,7 +451,7 @@ def test_the_adapter_in_a_pod_reports_the_app_truthfully_as_it_breaks(
     print(f"SIGTERM to exit: {took:.2f} s")
     codes = [answer for answer in answers if isinstance(answer, int)]
     assert codes[0] == 200 and 503 in codes, answers
-    assert 200 not in codes[codes.index(503):], answers  # once unready, never ready again
+    assert 200 not in codes[codes.index(503) :], answers  # once unready, never ready again
     logs = podman("logs", pod.adapter)
     lines = (logs.stdout + logs.stderr).splitlines()
     events = [json.loads(line)["event"] for line in lines if line.startswith("{")]

@@ -47,33 +47,42 @@ def banner_port() -> Iterator[int]:
     listener.close()
 
 
-@pytest.mark.skipif(not (PLUGINS / "check_dummy").exists(),
-                    reason="monitoring-plugins-basic is not installed (CI installs it)")
-def test_check_runs_tcp_and_exec_probes(
-    config_file: Callable[..., Path], banner_port: int
-) -> None:
+@pytest.mark.skipif(
+    not (PLUGINS / "check_dummy").exists(),
+    reason="monitoring-plugins-basic is not installed (CI installs it)",
+)
+def test_check_runs_tcp_and_exec_probes(config_file: Callable[..., Path], banner_port: int) -> None:
     closed = free_port()
     path = config_file(
         "checks:\n"
         f"  - {{name: smtp, tcp: {{port: {banner_port}, expect: '^220 '}}}}\n"
         f"  - {{name: gone, critical: false, tcp: {{port: {closed}}}}}\n"
         f"  - {{name: dummy, exec: {{command: [{PLUGINS / 'check_dummy'}, '1', 'so-so']}}}}\n"
-        "  - {name: load, exec: {command: [" + str(PLUGINS / "check_load")
+        "  - {name: load, exec: {command: ["
+        + str(PLUGINS / "check_load")
         + ", -w, '1000,1000,1000', -c, '2000,2000,2000']}}\n"
     )
     done = subprocess.run(
         [sys.executable, "-m", "adapter", "check", "--config", str(path)],
-        capture_output=True, text=True, check=False, timeout=60, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     lines = done.stdout.splitlines()
     assert done.returncode == 1, done.stdout + done.stderr
     # The probes' observed values become the answer's own performance data.
-    assert re.fullmatch(r"HEALTH WARNING - 1 of 4 checks failing: gone \| "
-                        r"'smtp'=[\d.]+ms;;;; 'load'=[\d.]+;;;;", lines[0]), lines[0]
+    assert re.fullmatch(
+        r"HEALTH WARNING - 1 of 4 checks failing: gone \| "
+        r"'smtp'=[\d.]+ms;;;; 'load'=[\d.]+;;;;",
+        lines[0],
+    ), lines[0]
     assert lines[1].startswith(f"[PASS] smtp: connected to 127.0.0.1:{banner_port} in ")
-    assert lines[2] == (f"[FAIL] gone (non-critical): connection refused by 127.0.0.1:{closed} "
-                        "(connection_refused)")
+    assert lines[2] == (
+        f"[FAIL] gone (non-critical): connection refused by 127.0.0.1:{closed} (connection_refused)"
+    )
     assert lines[3] == "[WARN] dummy: WARNING: so-so"
     assert lines[4].startswith("[PASS] load: LOAD OK - total load average: ")
     assert " perfdata: load1=" in lines[4]
@@ -96,10 +105,21 @@ def test_serve_kills_and_reaps_a_command_that_overruns_every_time(
         "      shell: true\n"
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "adapter", "serve", "-c", str(path), "--listen",
-         f"127.0.0.1:{port}"],
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "adapter",
+            "serve",
+            "-c",
+            str(path),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     adapter = psutil.Process(process.pid)
     most_alive = 0
@@ -132,8 +152,11 @@ def test_serve_kills_and_reaps_a_command_that_overruns_every_time(
     assert most_alive <= 3
     assert lingering == []
     assert process.returncode == 0, stderr
-    leftovers = [p for p in psutil.process_iter(["cmdline"])
-                 if p.info["cmdline"] == ["sleep", "60"] and _in_groups(p, pids)]
+    leftovers = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if p.info["cmdline"] == ["sleep", "60"] and _in_groups(p, pids)
+    ]
     assert [p for p in leftovers if _status(p) != psutil.STATUS_ZOMBIE] == []
 
 
@@ -145,8 +168,10 @@ def _status(process: psutil.Process) -> str:
 
 
 def _lingering(zombies: set[int], adapter: psutil.Process) -> list[int]:
-    return sorted(zombies & {child.pid for child in adapter.children()
-                             if _status(child) == psutil.STATUS_ZOMBIE})
+    return sorted(
+        zombies
+        & {child.pid for child in adapter.children() if _status(child) == psutil.STATUS_ZOMBIE}
+    )
 
 
 def _in_groups(process: psutil.Process, pids: Path) -> bool:

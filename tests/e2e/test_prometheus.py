@@ -30,15 +30,23 @@ PROMTOOL = shutil.which("promtool")
 @pytest.mark.skipif(PROMTOOL is None, reason="promtool is not installed")
 @pytest.mark.parametrize(
     ("command", "path"),
-    [(["check", "config"], "prometheus.yml"),
-     (["check", "rules"], "health-adapter.rules.yml"),
-     (["test", "rules"], "health-adapter.rules.test.yml")],
+    [
+        (["check", "config"], "prometheus.yml"),
+        (["check", "rules"], "health-adapter.rules.yml"),
+        (["test", "rules"], "health-adapter.rules.test.yml"),
+    ],
     ids=["scrape-config", "rules", "rule-tests"],
 )
 def test_promtool_accepts_the_shipped_files(command: list[str], path: str) -> None:
     assert PROMTOOL is not None
-    done = subprocess.run([PROMTOOL, *command, path], cwd=DEPLOY, capture_output=True,
-                          text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [PROMTOOL, *command, path],
+        cwd=DEPLOY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout
 
@@ -68,8 +76,7 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[RunningAdapter], Prometheus
 
     def start(adapter: RunningAdapter) -> Prometheus:
         config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
-        config["global"].update(scrape_interval="1s", scrape_timeout="1s",
-                                evaluation_interval="1s")
+        config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
         (job,) = config["scrape_configs"]
         job["static_configs"] = [{"targets": [f"127.0.0.1:{adapter.port}"]}]
         shutil.copy(DEPLOY / "health-adapter.rules.yml", tmp_path)
@@ -77,14 +84,22 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[RunningAdapter], Prometheus
         path.write_text(yaml.safe_dump(config))
         port = free_port()
         process = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={path}", f"--storage.tsdb.path={tmp_path / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                PROMETHEUS,
+                f"--config.file={path}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         processes.append(process)
         server = Prometheus(port)
-        wait_for("Prometheus is ready",
-                 lambda: process.poll() is None and http_get(f"{server.url}/-/ready")[0] == 200)
+        wait_for(
+            "Prometheus is ready",
+            lambda: process.poll() is None and http_get(f"{server.url}/-/ready")[0] == 200,
+        )
         return server
 
     yield start
@@ -100,8 +115,10 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[RunningAdapter], Prometheus
 @pytest.mark.slow
 @pytest.mark.skipif(PROMETHEUS is None, reason="prometheus is not installed")
 def test_prometheus_sees_a_check_pass_then_fail(
-    watched_app: WatchedApp, start_adapter: Callable[[str], RunningAdapter],
-    prometheus: Callable[[RunningAdapter], Prometheus], tmp_path: Path,
+    watched_app: WatchedApp,
+    start_adapter: Callable[[str], RunningAdapter],
+    prometheus: Callable[[RunningAdapter], Prometheus],
+    tmp_path: Path,
 ) -> None:
     adapter = start_adapter(adapter_config(watched_app, tmp_path))
     server = prometheus(adapter)

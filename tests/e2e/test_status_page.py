@@ -21,8 +21,10 @@ from tests.e2e.conftest import (
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed"),
+]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -30,10 +32,22 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     assert CHROMIUM is not None
     return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={profile}", *args],
-        capture_output=True, timeout=90, check=False,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            *args,
+        ],
+        capture_output=True,
+        timeout=90,
+        check=False,
     )
 
 
@@ -43,10 +57,14 @@ def test_chromium_renders_the_status_page(
     # A non-critical check whose output holds markup: the page must show it, not run it.
     marker = tmp_path / "mode"
     marker.write_text("starting")
-    adapter = start_adapter(adapter_config(
-        watched_app, tmp_path,
-        extra=f"  - {{name: mode, critical: false, file: {{path: '{marker}', "
-              "contains: '<b>ready</b>'}}\n"))
+    adapter = start_adapter(
+        adapter_config(
+            watched_app,
+            tmp_path,
+            extra=f"  - {{name: mode, critical: false, file: {{path: '{marker}', "
+            "contains: '<b>ready</b>'}}\n",
+        )
+    )
 
     def every_check_has_run() -> bool:
         body = json.loads(http_get(f"{adapter.url}/health")[1])
@@ -54,8 +72,12 @@ def test_chromium_renders_the_status_page(
 
     wait_for("every check has run", every_check_has_run)
     screenshot = tmp_path / "status.png"
-    done = chromium(tmp_path / "profile", f"--screenshot={screenshot}", "--window-size=1200,800",
-                    f"{adapter.url}/")
+    done = chromium(
+        tmp_path / "profile",
+        f"--screenshot={screenshot}",
+        "--window-size=1200,800",
+        f"{adapter.url}/",
+    )
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
     png = screenshot.read_bytes()
     assert png.startswith(PNG_SIGNATURE)

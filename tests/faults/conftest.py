@@ -59,8 +59,11 @@ def _open_fds() -> frozenset[tuple[int, str]]:
 
 
 def _counted_threads() -> frozenset[threading.Thread]:
-    return frozenset(t for t in threading.enumerate()
-                     if t.is_alive() and not t.name.startswith(LOOP_EXECUTOR_PREFIX))
+    return frozenset(
+        t
+        for t in threading.enumerate()
+        if t.is_alive() and not t.name.startswith(LOOP_EXECUTOR_PREFIX)
+    )
 
 
 def _children() -> frozenset[int]:
@@ -175,7 +178,9 @@ class Running:
         return polls
 
     async def until(
-        self, predicate: Callable[[int, Any], bool], timeout: float = 10.0,
+        self,
+        predicate: Callable[[int, Any], bool],
+        timeout: float = 10.0,
         path: str = "/health",
     ) -> Any:
         """Poll until `predicate(status, body)` holds; every answer must come fast."""

@@ -47,8 +47,9 @@ async def exchange(port: int, data: bytes, *, wait: float = 5.0) -> tuple[bytes,
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             try:
-                chunk = await asyncio.wait_for(reader.read(65536),
-                                               max(0.01, deadline - time.monotonic()))
+                chunk = await asyncio.wait_for(
+                    reader.read(65536), max(0.01, deadline - time.monotonic())
+                )
             except TimeoutError:
                 break
             except ConnectionError:
@@ -69,8 +70,7 @@ async def exchange(port: int, data: bytes, *, wait: float = 5.0) -> tuple[bytes,
 
 def answers(received: bytes) -> list[int]:
     """The status codes of every HTTP response in `received`."""
-    return [int(line.split()[1]) for line in received.split(b"\r\n")
-            if line.startswith(b"HTTP/1.")]
+    return [int(line.split()[1]) for line in received.split(b"\r\n") if line.startswith(b"HTTP/1.")]
 
 
 def port_of(adapter: Running) -> int:
@@ -83,8 +83,10 @@ def port_of(adapter: Running) -> int:
 
 
 async def test_hundreds_of_concurrent_pollers_on_a_cold_start() -> None:
-    checks = ("  - {name: app, interval: 1h, "
-              "plugin: {class: 'tests.sample_probes:Counting', key: cold, sleep: 0.3}}\n")
+    checks = (
+        "  - {name: app, interval: 1h, "
+        "plugin: {class: 'tests.sample_probes:Counting', key: cold, sleep: 0.3}}\n"
+    )
     before = Footprint.take()
     async with running_adapter(config(checks=checks)) as adapter:
 
@@ -199,10 +201,12 @@ async def test_a_monitor_that_polls_keeps_its_connection_past_the_timeout() -> N
 async def test_a_monitor_hammering_health_while_checks_time_out() -> None:
     checks = "".join(
         f"  - {{name: slow{i}, interval: 100ms, timeout: 200ms, "
-        "plugin: {class: 'tests.sample_probes:SleepAsync', sleep: 5}}\n" for i in range(10)
+        "plugin: {class: 'tests.sample_probes:SleepAsync', sleep: 5}}\n"
+        for i in range(10)
     ) + "".join(
         f"  - {{name: stuck{i}, interval: 100ms, timeout: 200ms, "
-        "plugin: {class: 'tests.sample_probes:SleepSync', sleep: 1}}\n" for i in range(4)
+        "plugin: {class: 'tests.sample_probes:SleepSync', sleep: 1}}\n"
+        for i in range(4)
     )
     before = Footprint.take()
     async with running_adapter(config(checks=checks)) as adapter:
@@ -232,17 +236,23 @@ def request(head: str, body: bytes = b"") -> bytes:
 @pytest.mark.parametrize(
     "data",
     [
-        pytest.param(request("GET /health HTTP/1.1\nHost: x\nX-Big: " + "a" * 9000 + "\n"),
-                     id="9KB-header"),
-        pytest.param(request("GET /health HTTP/1.1\nHost: x\nX-Big: " + "a" * 100_000 + "\n"),
-                     id="100KB-header"),
-        pytest.param(request("GET /health?" + "a" * 5000 + " HTTP/1.1\nHost: x\n"),
-                     id="5KB-url"),
-        pytest.param(request("GET /health?" + "a" * 100_000 + " HTTP/1.1\nHost: x\n"),
-                     id="100KB-url"),
-        pytest.param(request("GET /health HTTP/1.1\nHost: x\n"
-                             + "".join(f"X-{i}: {i}\n" for i in range(100))),
-                     id="100-headers"),
+        pytest.param(
+            request("GET /health HTTP/1.1\nHost: x\nX-Big: " + "a" * 9000 + "\n"), id="9KB-header"
+        ),
+        pytest.param(
+            request("GET /health HTTP/1.1\nHost: x\nX-Big: " + "a" * 100_000 + "\n"),
+            id="100KB-header",
+        ),
+        pytest.param(request("GET /health?" + "a" * 5000 + " HTTP/1.1\nHost: x\n"), id="5KB-url"),
+        pytest.param(
+            request("GET /health?" + "a" * 100_000 + " HTTP/1.1\nHost: x\n"), id="100KB-url"
+        ),
+        pytest.param(
+            request(
+                "GET /health HTTP/1.1\nHost: x\n" + "".join(f"X-{i}: {i}\n" for i in range(100))
+            ),
+            id="100-headers",
+        ),
     ],
 )
 async def test_oversized_requests_get_a_short_error(data: bytes) -> None:
@@ -262,8 +272,9 @@ async def test_other_methods_get_405_without_their_body_being_read(method: str) 
         begin = time.monotonic()
         # 10 MB announced, none sent: the answer cannot wait for the body.
         received, closed = await exchange(
-            port_of(adapter), request(f"{method} /health HTTP/1.1\nHost: x\n"
-                                      "Content-Length: 10000000\n"))
+            port_of(adapter),
+            request(f"{method} /health HTTP/1.1\nHost: x\nContent-Length: 10000000\n"),
+        )
         elapsed = time.monotonic() - begin
     assert answers(received) == [405] and closed and elapsed < 2
     assert b"Allow: GET,HEAD" in received or b"Allow: HEAD,GET" in received
@@ -276,8 +287,9 @@ async def test_a_body_sent_to_get_is_not_read() -> None:
         await adapter.until(lambda status, b: status == 200)
         begin = time.monotonic()
         received, closed = await exchange(
-            port_of(adapter), request("GET /health HTTP/1.1\nHost: x\n"
-                                      "Content-Length: 10000000\n", b"x" * 1000))
+            port_of(adapter),
+            request("GET /health HTTP/1.1\nHost: x\nContent-Length: 10000000\n", b"x" * 1000),
+        )
         elapsed = time.monotonic() - begin
     # Answered at once; the connection is then closed rather than drained.
     assert answers(received) == [200] and closed and elapsed < 2
@@ -290,23 +302,35 @@ SMUGGLED = "GET /health/secret HTTP/1.1\nHost: x\n\n"
 @pytest.mark.parametrize(
     "head",
     [
-        pytest.param("POST /health HTTP/1.1\nHost: x\nContent-Length: 4\n"
-                     "Transfer-Encoding: chunked\n", id="CL-and-TE"),
-        pytest.param("GET /health HTTP/1.1\nHost: x\nContent-Length: 0\nContent-Length: 45\n",
-                     id="duplicate-Content-Length"),
-        pytest.param("GET /health HTTP/1.1\nHost: x\nContent-Length: 0, 45\n",
-                     id="Content-Length-list"),
+        pytest.param(
+            "POST /health HTTP/1.1\nHost: x\nContent-Length: 4\nTransfer-Encoding: chunked\n",
+            id="CL-and-TE",
+        ),
+        pytest.param(
+            "GET /health HTTP/1.1\nHost: x\nContent-Length: 0\nContent-Length: 45\n",
+            id="duplicate-Content-Length",
+        ),
+        pytest.param(
+            "GET /health HTTP/1.1\nHost: x\nContent-Length: 0, 45\n", id="Content-Length-list"
+        ),
         pytest.param("GET /health HTTP/1.1\nHost: x\nX-Folded: a\n b\n", id="obs-fold"),
-        pytest.param("GET /health HTTP/1.1\nHost: x\nTransfer-Encoding: xchunked\n",
-                     id="unknown-Transfer-Encoding"),
-        pytest.param("GET /health HTTP/1.1\nHost: x\nTransfer-Encoding: chunked, identity\n",
-                     id="chunked-not-last"),
-        pytest.param("GET /health HTTP/1.1\nHost: x\nContent-Length : 45\n",
-                     id="space-before-colon"),
-        pytest.param("GET /health HTTP/1.1\nHost: x\nContent-Length: +45\n",
-                     id="signed-Content-Length"),
-        pytest.param("GET /health HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n"
-                     "zz\n", id="bad-chunk-size"),
+        pytest.param(
+            "GET /health HTTP/1.1\nHost: x\nTransfer-Encoding: xchunked\n",
+            id="unknown-Transfer-Encoding",
+        ),
+        pytest.param(
+            "GET /health HTTP/1.1\nHost: x\nTransfer-Encoding: chunked, identity\n",
+            id="chunked-not-last",
+        ),
+        pytest.param(
+            "GET /health HTTP/1.1\nHost: x\nContent-Length : 45\n", id="space-before-colon"
+        ),
+        pytest.param(
+            "GET /health HTTP/1.1\nHost: x\nContent-Length: +45\n", id="signed-Content-Length"
+        ),
+        pytest.param(
+            "GET /health HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\nzz\n", id="bad-chunk-size"
+        ),
         pytest.param("GET /health HTTP/1.1\nHost: a\nHost: b\n", id="duplicate-Host"),
         pytest.param("GET /health HTTP/1.1\nHo\0st: x\n", id="NUL-in-header"),
         pytest.param("GET /health HTTP/1.1\rHost: x\n", id="bare-CR"),
@@ -317,8 +341,7 @@ async def test_request_smuggling_shapes_are_refused(head: str, caplog: Any) -> N
     caplog.set_level(logging.INFO, "health_adapter")
     async with running_adapter(config()) as adapter:
         # A second request rides in the same bytes: it must never be answered.
-        received, closed = await exchange(port_of(adapter),
-                                          request(head) + request(SMUGGLED))
+        received, closed = await exchange(port_of(adapter), request(head) + request(SMUGGLED))
         polls = await adapter.poll(3)
     assert answers(received) == [400] and closed, received
     assert b'"status"' not in received  # no health document: the smuggled one was not served
@@ -332,8 +355,12 @@ async def test_malformed_requests_are_logged_at_a_bounded_rate(caplog: Any) -> N
     async with running_adapter(config()) as adapter:
         port = port_of(adapter)
         for i in range(100):
-            await exchange(port, f"GET /health HTTP/1.1\nHost: x\nBad Header {i}: y\n\n"
-                           .replace("\n", "\r\n").encode())
+            await exchange(
+                port,
+                f"GET /health HTTP/1.1\nHost: x\nBad Header {i}: y\n\n".replace(
+                    "\n", "\r\n"
+                ).encode(),
+            )
     lines = [r for r in caplog.records if r.name == "health_adapter.http"]
     assert 1 <= len(lines) <= 10
     assert all(r.getMessage() == "bad_request" and r.exc_info is None for r in lines)
@@ -354,7 +381,9 @@ async def test_the_access_log_is_off_by_default_and_sampled(
     if lines:
         fields = lines[0].fields  # type: ignore[attr-defined]
         assert (fields["method"], fields["path"], fields["status"]) in {
-            ("GET", "/health", 503), ("GET", "/health", 200)}
+            ("GET", "/health", 503),
+            ("GET", "/health", 200),
+        }
 
 
 # --- a Unix socket -------------------------------------------------------------------------
@@ -370,8 +399,7 @@ async def test_listening_on_a_unix_socket(tmp_path: Path) -> None:
     path.unlink(missing_ok=True)
     before = Footprint.take()
     try:
-        async with running_adapter(config("socket_mode: '0600'"),
-                                   listen=UnixAddress(str(path))):
+        async with running_adapter(config("socket_mode: '0600'"), listen=UnixAddress(str(path))):
             assert stat.S_ISSOCK(path.stat().st_mode)
             assert stat.S_IMODE(path.stat().st_mode) == 0o600
             connector = aiohttp.UnixConnector(path=str(path))

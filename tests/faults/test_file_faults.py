@@ -36,7 +36,8 @@ def file_check(path: Path | str, **options: Any) -> str:
 async def verdict_of(config: str) -> dict[str, Any]:
     async with running_adapter(config) as adapter:
         body = await adapter.until(
-            lambda status, b: check_entry(b, "file").get("reason") != "no_result")
+            lambda status, b: check_entry(b, "file").get("reason") != "no_result"
+        )
         polls = await adapter.poll(10)
     assert polls.slowest < MAX_LATENCY
     return check_entry(body, "file")
@@ -53,10 +54,20 @@ def sparse_file(path: Path, head: bytes, size: int) -> Path:
     ("head", "options", "status", "output"),
     [
         pytest.param(b"READY", {"contains": "READY"}, "pass", "modified", id="text-at-the-start"),
-        pytest.param(b"", {"contains": "READY"}, "fail",
-                     "the first 64 KiB of {path} does not contain 'READY'", id="text-absent"),
-        pytest.param(b"", {"regex": "^READY"}, "fail",
-                     "the first 64 KiB of {path} does not match regex '^READY'", id="regex"),
+        pytest.param(
+            b"",
+            {"contains": "READY"},
+            "fail",
+            "the first 64 KiB of {path} does not contain 'READY'",
+            id="text-absent",
+        ),
+        pytest.param(
+            b"",
+            {"regex": "^READY"},
+            "fail",
+            "the first 64 KiB of {path} does not match regex '^READY'",
+            id="regex",
+        ),
     ],
 )
 async def test_a_huge_sentinel_file_is_read_64KiB_deep(
@@ -71,11 +82,14 @@ async def test_a_huge_sentinel_file_is_read_64KiB_deep(
 
 
 @pytest.mark.parametrize(
-    "options", [pytest.param({}, id="exists"), pytest.param({"contains": "x"}, id="contains"),
-                pytest.param({"max_age": "10s"}, id="max-age")],
+    "options",
+    [
+        pytest.param({}, id="exists"),
+        pytest.param({"contains": "x"}, id="contains"),
+        pytest.param({"max_age": "10s"}, id="max-age"),
+    ],
 )
-async def test_a_fifo_is_reported_and_never_opened(tmp_path: Path,
-                                                   options: dict[str, str]) -> None:
+async def test_a_fifo_is_reported_and_never_opened(tmp_path: Path, options: dict[str, str]) -> None:
     fifo = tmp_path / "heartbeat"
     os.mkfifo(fifo)
     before = Footprint.take()
@@ -107,9 +121,16 @@ def check_as_unprivileged_user(path: Path, options: dict[str, Any]) -> dict[str,
             os.setresgid(65534, 65534, 65534)
             os.setresuid(65534, 65534, 65534)
             result = FileProbe("file", {"path": str(path), **options}).check()
-            os.write(write, json.dumps({"status": result.status.value, "output": result.output,
-                                        "reason": result.reason and result.reason.value}
-                                       ).encode())
+            os.write(
+                write,
+                json.dumps(
+                    {
+                        "status": result.status.value,
+                        "output": result.output,
+                        "reason": result.reason and result.reason.value,
+                    }
+                ).encode(),
+            )
             code = 0
         finally:
             os._exit(code)
@@ -125,14 +146,23 @@ def check_as_unprivileged_user(path: Path, options: dict[str, Any]) -> dict[str,
 @pytest.mark.parametrize(
     ("where", "options", "reason", "output"),
     [
-        pytest.param("file", {"contains": "x"}, "permission_denied",
-                     "permission denied reading {path}", id="file-mode-000"),
-        pytest.param("directory", {}, "permission_denied",
-                     "permission denied looking up {path}", id="directory-mode-000"),
+        pytest.param(
+            "file",
+            {"contains": "x"},
+            "permission_denied",
+            "permission denied reading {path}",
+            id="file-mode-000",
+        ),
+        pytest.param(
+            "directory",
+            {},
+            "permission_denied",
+            "permission denied looking up {path}",
+            id="directory-mode-000",
+        ),
     ],
 )
-def test_an_unreadable_file(where: str, options: dict[str, Any], reason: str,
-                            output: str) -> None:
+def test_an_unreadable_file(where: str, options: dict[str, Any], reason: str, output: str) -> None:
     # Not under tmp_path: pytest keeps that private to its user, so an unprivileged
     # user could not even reach it.
     base = Path(tempfile.mkdtemp(prefix="health-adapter-"))
@@ -148,8 +178,11 @@ def test_an_unreadable_file(where: str, options: dict[str, Any], reason: str,
         else:
             probe = FileProbe("file", {"path": str(path), **options})
             outcome = probe.check()
-            result = {"status": outcome.status.value, "output": outcome.output,
-                      "reason": outcome.reason and outcome.reason.value}
+            result = {
+                "status": outcome.status.value,
+                "output": outcome.output,
+                "reason": outcome.reason and outcome.reason.value,
+            }
     finally:
         directory.chmod(0o755)
         shutil.rmtree(base)
@@ -171,17 +204,20 @@ async def test_a_path_that_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             release.wait(30)
         return real_stat(target, *args, **kwargs)
 
-    fake_os = types.SimpleNamespace(**{name: getattr(os, name) for name in dir(os)
-                                       if not name.startswith("__")})
+    fake_os = types.SimpleNamespace(
+        **{name: getattr(os, name) for name in dir(os) if not name.startswith("__")}
+    )
     fake_os.stat = stat
     monkeypatch.setattr(probes.file, "os", fake_os)
     before = Footprint.take()
     try:
         async with running_adapter(file_check(path)) as adapter:
             body = await adapter.until(
-                lambda status, b: check_entry(b, "file").get("reason") == "stuck")
+                lambda status, b: check_entry(b, "file").get("reason") == "stuck"
+            )
             assert check_entry(body, "file")["output"] == (
-                "previous run still running (timed out after 300ms)")
+                "previous run still running (timed out after 300ms)"
+            )
             assert check_entry(body, "other")["status"] == "pass"
             polls = await adapter.poll(20)
             assert polls.slowest < MAX_LATENCY

@@ -52,7 +52,8 @@ async def _hold_a_slot(port: int, until: float) -> int:
 
 @pytest.mark.parametrize("new_loop", _loops())
 def test_a_reconnecting_flood_does_not_lock_monitors_out(
-    new_loop: Callable[[], asyncio.AbstractEventLoop], caplog: pytest.LogCaptureFixture,
+    new_loop: Callable[[], asyncio.AbstractEventLoop],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Its own loop, so the listener meets uvloop's transports as `serve` does.
     with asyncio.Runner(loop_factory=new_loop) as runner:

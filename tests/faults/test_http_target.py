@@ -169,21 +169,26 @@ async def test_a_target_that_never_answers() -> None:
         listener.listen(64)
         port = listener.getsockname()[1]
         before = Footprint.take()
-        entry = await judge(http_check(f"http://127.0.0.1:{port}/"),
-                            lambda e: e["status"] == "fail")
+        entry = await judge(
+            http_check(f"http://127.0.0.1:{port}/"), lambda e: e["status"] == "fail"
+        )
         await assert_nothing_left(before)
     assert (entry["reason"], entry["output"]) == ("timeout", "timed out after 500ms")
 
 
 @pytest.mark.parametrize(
-    "handler", [pytest.param(silent, id="accepts-and-never-sends"),
-                pytest.param(header_drip, id="drips-its-headers")],
+    "handler",
+    [
+        pytest.param(silent, id="accepts-and-never-sends"),
+        pytest.param(header_drip, id="drips-its-headers"),
+    ],
 )
 async def test_a_target_that_accepts_but_never_completes_an_answer(handler: RawHandler) -> None:
     async with raw_server(handler) as port:
         before = Footprint.take()
-        entry = await judge(http_check(f"http://127.0.0.1:{port}/"),
-                            lambda e: e["status"] == "fail")
+        entry = await judge(
+            http_check(f"http://127.0.0.1:{port}/"), lambda e: e["status"] == "fail"
+        )
         await assert_nothing_left(before)
     assert (entry["reason"], entry["output"]) == ("timeout", "timed out after 500ms")
 
@@ -195,8 +200,9 @@ async def test_a_target_that_accepts_but_never_completes_an_answer(handler: RawH
     ("options", "status", "output"),
     [
         pytest.param({}, "pass", "HTTP 200 in", id="body-not-checked-is-never-read"),
-        pytest.param({"body_contains": "ok"}, "fail", "timed out after 500ms",
-                     id="body-checked-times-out"),
+        pytest.param(
+            {"body_contains": "ok"}, "fail", "timed out after 500ms", id="body-checked-times-out"
+        ),
     ],
 )
 async def test_a_body_dripped_a_byte_at_a_time(
@@ -204,8 +210,7 @@ async def test_a_body_dripped_a_byte_at_a_time(
 ) -> None:
     async with app_server(target_app()) as target:
         before = Footprint.take()
-        entry = await judge(http_check(str(target.make_url("/drip")), **options),
-                            has_result)
+        entry = await judge(http_check(str(target.make_url("/drip")), **options), has_result)
         await assert_nothing_left(before)
     assert entry["status"] == status and entry["output"].startswith(output)
 
@@ -213,14 +218,23 @@ async def test_a_body_dripped_a_byte_at_a_time(
 @pytest.mark.parametrize(
     ("path", "options", "status", "output"),
     [
-        pytest.param("/big", {"body_contains": "ok"}, "pass", "HTTP 200 in",
-                     id="20MB-text-at-the-start"),
-        pytest.param("/big", {"body_contains": "needle"}, "fail",
-                     "body does not contain the expected text in the first 10 KiB",
-                     id="20MB-text-past-10KiB"),
-        pytest.param("/bomb", {"body_contains": "ok"}, "fail",
-                     "body does not contain the expected text in the first 10 KiB",
-                     id="gzip-bomb-200MB"),
+        pytest.param(
+            "/big", {"body_contains": "ok"}, "pass", "HTTP 200 in", id="20MB-text-at-the-start"
+        ),
+        pytest.param(
+            "/big",
+            {"body_contains": "needle"},
+            "fail",
+            "body does not contain the expected text in the first 10 KiB",
+            id="20MB-text-past-10KiB",
+        ),
+        pytest.param(
+            "/bomb",
+            {"body_contains": "ok"},
+            "fail",
+            "body does not contain the expected text in the first 10 KiB",
+            id="gzip-bomb-200MB",
+        ),
     ],
 )
 async def test_huge_bodies_are_read_10KiB_deep_only(
@@ -230,8 +244,7 @@ async def test_huge_bodies_are_read_10KiB_deep_only(
     async with app_server(target_app()) as target:
         before = Footprint.take()
         rss_before = psutil.Process().memory_info().rss
-        entry = await judge(http_check(str(target.make_url(path)), **options),
-                            has_result)
+        entry = await judge(http_check(str(target.make_url(path)), **options), has_result)
         grown = psutil.Process().memory_info().rss - rss_before
         await assert_nothing_left(before)
     assert entry["status"] == status and entry["output"].startswith(output)
@@ -261,8 +274,9 @@ async def test_a_redirect_loop_stops_after_10() -> None:
     async with app_server(target_app()) as target:
         before = Footprint.take()
         with ConnectAudit() as connects:
-            entry = await judge(http_check(str(target.make_url("/loop-a"))),
-                                lambda e: e["status"] == "fail")
+            entry = await judge(
+                http_check(str(target.make_url("/loop-a"))), lambda e: e["status"] == "fail"
+            )
         await assert_nothing_left(before)
     assert (entry["reason"], entry["output"]) == ("redirect", "more than 10 redirects")
     assert {address[0] for address in connects} == {"127.0.0.1"}
@@ -275,42 +289,51 @@ async def test_a_redirect_loop_stops_after_10() -> None:
         pytest.param("http://localhost:{port}/ok", "localhost", id="same-address-other-name"),
         # Link-local: the cloud metadata service. It is never contacted (the
         # audit below would see any connect), so no traffic is sent there.
-        pytest.param("http://169.254.169.254/latest/meta-data/", "169.254.169.254",
-                     id="link-local-metadata"),
-        pytest.param("http://127.0.0.1@169.254.169.254/", "169.254.169.254",
-                     id="link-local-behind-userinfo"),
+        pytest.param(
+            "http://169.254.169.254/latest/meta-data/", "169.254.169.254", id="link-local-metadata"
+        ),
+        pytest.param(
+            "http://127.0.0.1@169.254.169.254/", "169.254.169.254", id="link-local-behind-userinfo"
+        ),
         pytest.param("http://[fe80::1%25lo]/", "fe80::1%lo", id="ipv6-link-local"),
     ],
 )
-async def test_a_redirect_to_another_host_is_judged_not_followed(location: str,
-                                                                 host: str) -> None:
-    async with counting_server("127.0.0.2") as (other, hits), \
-            app_server(target_app()) as target:
+async def test_a_redirect_to_another_host_is_judged_not_followed(location: str, host: str) -> None:
+    async with counting_server("127.0.0.2") as (other, hits), app_server(target_app()) as target:
         url = target.make_url("/elsewhere").with_query(to=location.format(port=other.port))
         before = Footprint.take()
         with ConnectAudit() as connects:
-            entry = await judge(http_check(str(url), expect_status=["200"]),
-                                lambda e: e["status"] == "fail")
+            entry = await judge(
+                http_check(str(url), expect_status=["200"]), lambda e: e["status"] == "fail"
+            )
         await assert_nothing_left(before)
     assert entry["reason"] == "status"
-    assert entry["output"] == (f"HTTP 302, expected 200; redirect to another host "
-                               f"({host}) not followed")
+    assert entry["output"] == (
+        f"HTTP 302, expected 200; redirect to another host ({host}) not followed"
+    )
     assert hits == []
     assert {address[0] for address in connects} == {"127.0.0.1"}
 
 
 async def test_proxies_in_the_environment_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
-    async with counting_server("127.0.0.1") as (proxy, proxied), \
-            app_server(target_app()) as target:
-        for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY",
-                     "all_proxy"):
+    async with counting_server("127.0.0.1") as (proxy, proxied), app_server(target_app()) as target:
+        for name in (
+            "HTTP_PROXY",
+            "http_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ):
             monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.port}")
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
         before = Footprint.take()
         with ConnectAudit() as connects:
-            entry = await judge(http_check(str(target.make_url("/ok")), body_contains="ok"),
-                                lambda e: e["status"] == "pass")
+            entry = await judge(
+                http_check(str(target.make_url("/ok")), body_contains="ok"),
+                lambda e: e["status"] == "pass",
+            )
         await assert_nothing_left(before)
     assert proxied == []
     assert proxy.port not in {address[1] for address in connects}

@@ -63,16 +63,20 @@ async def test_a_watched_process_that_becomes_a_zombie(
     name = marker[-15:]
     (tmp_path / name).symlink_to(shutil.which("sleep") or "/bin/sleep")
     pidfile = tmp_path / "worker.pid"
-    option = {"cmdline": f"{{cmdline: '{name} 3'}}", "name": f"{{name: {name}}}",
-              "pidfile": f"{{pidfile: '{pidfile}'}}"}[selector]
+    option = {
+        "cmdline": f"{{cmdline: '{name} 3'}}",
+        "name": f"{{name: {name}}}",
+        "pidfile": f"{{pidfile: '{pidfile}'}}",
+    }[selector]
     before = Footprint.take()
     config = f"checks:\n  - {{name: worker, interval: 100ms, process: {option}}}\n"
     async with running_adapter(config) as adapter:
         # It lives a few seconds, then exits; nobody reaps it, so it stays a zombie.
         worker = spawn(str(tmp_path / name), "3")
         pidfile.write_text(f"{worker.pid}\n")
-        await adapter.until(lambda status, b: check_entry(b, "worker")["status"] == "pass",
-                            timeout=20)
+        await adapter.until(
+            lambda status, b: check_entry(b, "worker")["status"] == "pass", timeout=20
+        )
         body = await adapter.until(lambda status, b: status == 503, timeout=20)
         entry = check_entry(body, "worker")
         assert psutil.Process(worker.pid).status() == psutil.STATUS_ZOMBIE
@@ -103,9 +107,7 @@ print(i + 1)
 
 
 @pytest.mark.slow
-async def test_thousands_of_processes_come_and_go_during_scans(
-    marker: str, spawn: Spawn
-) -> None:
+async def test_thousands_of_processes_come_and_go_during_scans(marker: str, spawn: Spawn) -> None:
     before = Footprint.take()
     config = (
         "checks:\n"

@@ -150,8 +150,9 @@ _EXIT_STATUS = {0: (Status.PASS, None), 1: (Status.WARN, None), 2: (Status.FAIL,
 @pytest.mark.parametrize("argument", ["-V", "--no-such-option"])
 async def test_every_installed_plugin_runs_as_an_exec_probe(name: str, argument: str) -> None:
     command = [str(PLUGINS / name), argument]
-    direct = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True,
-                                     check=False, timeout=WAIT)
+    direct = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, check=False, timeout=WAIT
+    )
     expected = _EXIT_STATUS.get(direct.returncode, (Status.FAIL, Reason.UNKNOWN))
 
     result = await check(command)
@@ -170,8 +171,9 @@ async def test_every_installed_plugin_runs_as_an_exec_probe(name: str, argument:
 # except for check_swap, whose answer depends on the machine (and is compared, not assumed).
 REAL_PLUGINS = [
     pytest.param(["check_procs", "-w", "100000", "-c", "200000"], "procs", id="check_procs"),
-    pytest.param(["check_load", "-w", "1000,1000,1000", "-c", "2000,2000,2000"], "load1",
-                 id="check_load"),
+    pytest.param(
+        ["check_load", "-w", "1000,1000,1000", "-c", "2000,2000,2000"], "load1", id="check_load"
+    ),
     pytest.param(["check_disk", "-w", "0%", "-c", "0%", "-p", "/"], "/", id="check_disk"),
     pytest.param(["check_users", "-w", "1000", "-c", "2000"], "users", id="check_users"),
     pytest.param(["check_swap", "-w", "10%", "-c", "5%"], "swap", id="check_swap"),
@@ -183,10 +185,10 @@ REAL_PLUGINS = [
 @pytest.mark.parametrize(("argv", "first_label"), REAL_PLUGINS)
 async def test_real_nagios_plugins(argv: list[str], first_label: str | None) -> None:
     command = [str(PLUGINS / argv[0]), *argv[1:]]
-    direct = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True,
-                                     check=False, timeout=WAIT)
-    expected = {0: Status.PASS, 1: Status.WARN, 2: Status.FAIL}.get(direct.returncode,
-                                                                    Status.FAIL)
+    direct = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, check=False, timeout=WAIT
+    )
+    expected = {0: Status.PASS, 1: Status.WARN, 2: Status.FAIL}.get(direct.returncode, Status.FAIL)
 
     result = await check(command)
 
@@ -209,7 +211,8 @@ async def test_real_nagios_plugins(argv: list[str], first_label: str | None) -> 
 async def test_check_procs_counts_what_we_start() -> None:
     marker = f"exec-probe-marker-{os.getpid()}"
     sleeper = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "import time; time.sleep(30)", marker)
+        sys.executable, "-c", "import time; time.sleep(30)", marker
+    )
     try:
         result = await check([str(PLUGINS / "check_procs"), "-c", "1:", "-a", marker])
     finally:
@@ -219,8 +222,7 @@ async def test_check_procs_counts_what_we_start() -> None:
     assert (result.observed_value, result.observed_unit) == (1, None)
 
     result = await check([str(PLUGINS / "check_procs"), "-c", "1:", "-a", marker])
-    assert (result.status, result.reason, result.observed_value) == (
-        Status.FAIL, Reason.FAILED, 0)
+    assert (result.status, result.reason, result.observed_value) == (Status.FAIL, Reason.FAILED, 0)
 
 
 # --- commands that cannot run -------------------------------------------------------------
@@ -266,15 +268,19 @@ async def test_the_adapters_environment_is_not_inherited(monkeypatch: pytest.Mon
     monkeypatch.setenv("HOME", "/home/adapter")
     result = await check(["env"], env={"APP_TOKEN": "t0ken", "LANG": "de_DE.UTF-8"})
     seen = dict(line.split("=", 1) for line in result.output.splitlines())
-    assert seen == {"PATH": os.environ["PATH"], "HOME": "/home/adapter",
-                    "LANG": "de_DE.UTF-8", "APP_TOKEN": "t0ken"}
+    assert seen == {
+        "PATH": os.environ["PATH"],
+        "HOME": "/home/adapter",
+        "LANG": "de_DE.UTF-8",
+        "APP_TOKEN": "t0ken",
+    }
 
 
 def test_command_environment() -> None:
     assert command_environment({}, {}) == {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8"}
-    assert command_environment({"PATH": "/opt/bin"}, {"PATH": "/usr/bin", "HOME": "/root",
-                                                      "SECRET": "x"}) == {
-        "PATH": "/opt/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+    assert command_environment(
+        {"PATH": "/opt/bin"}, {"PATH": "/usr/bin", "HOME": "/root", "SECRET": "x"}
+    ) == {"PATH": "/opt/bin", "HOME": "/root", "LANG": "C.UTF-8"}
 
 
 async def test_env_from_the_config_with_variable_expansion() -> None:
@@ -296,8 +302,9 @@ async def test_stdin_is_empty() -> None:
 
 
 async def test_80_kb_of_random_bytes_are_capped_and_safe() -> None:
-    result = await check([sys.executable, "-c",
-                          "import os, sys; sys.stdout.buffer.write(os.urandom(80 * 1024))"])
+    result = await check(
+        [sys.executable, "-c", "import os, sys; sys.stdout.buffer.write(os.urandom(80 * 1024))"]
+    )
 
     assert result.status is Status.PASS
     encoded = result.output.encode("utf-8")  # strict: it is valid text
@@ -309,19 +316,23 @@ async def test_80_kb_of_random_bytes_are_capped_and_safe() -> None:
 async def test_output_on_both_streams_is_read_to_the_end_and_counted() -> None:
     # 1 MB on each pipe: a command never blocks on a full pipe, and its exit
     # status still counts after it wrote more than is kept.
-    script = ("import sys; sys.stdout.write('x' * 1000000); sys.stdout.flush(); "
-              "sys.stderr.write('e' * 1000000); sys.exit(1)")
+    script = (
+        "import sys; sys.stdout.write('x' * 1000000); sys.stdout.flush(); "
+        "sys.stderr.write('e' * 1000000); sys.exit(1)"
+    )
     result = await run(WAIT, [sys.executable, "-c", script])
     assert (result.status, result.reason) == (Status.WARN, None)
     assert result.output.endswith(
         f"(captured {CAPTURE_LIMIT} of 1000000 bytes of stdout; "
-        f"captured {CAPTURE_LIMIT} of 1000000 bytes of stderr)")
+        f"captured {CAPTURE_LIMIT} of 1000000 bytes of stderr)"
+    )
     assert len(result.output.encode()) <= MAX_OUTPUT_BYTES
 
 
 async def test_stderr_is_shown_after_the_text() -> None:
-    result = await check("echo 'CRITICAL - db down'; echo 'traceback: boom' >&2; exit 2",
-                         shell=True)
+    result = await check(
+        "echo 'CRITICAL - db down'; echo 'traceback: boom' >&2; exit 2", shell=True
+    )
     assert result.output == "CRITICAL - db down\nstderr: traceback: boom"
 
 
@@ -331,29 +342,46 @@ async def test_invalid_utf8_is_replaced() -> None:
 
 
 async def test_perfdata_in_the_long_output() -> None:
-    script = ("printf 'DB OK - 3 connections | conns=3;50;90;0;100\\nreplica lag fine\\n"
-              "second line | lag=0.25s;1;5 \\n'\"'\"'queue depth'\"'\"'=7\\n'")
+    script = (
+        "printf 'DB OK - 3 connections | conns=3;50;90;0;100\\nreplica lag fine\\n"
+        "second line | lag=0.25s;1;5 \\n'\"'\"'queue depth'\"'\"'=7\\n'"
+    )
     result = await check(script, shell=True)
 
-    assert result.output == ("DB OK - 3 connections\nreplica lag fine\nsecond line\n"
-                             "perfdata: conns=3;50;90;0;100 lag=0.25s;1;5 'queue depth'=7")
+    assert result.output == (
+        "DB OK - 3 connections\nreplica lag fine\nsecond line\n"
+        "perfdata: conns=3;50;90;0;100 lag=0.25s;1;5 'queue depth'=7"
+    )
     assert (result.observed_value, result.observed_unit) == (3, None)
 
 
 @pytest.mark.parametrize(
     ("text", "values"),
     [
-        ("time=0.002s;1;2;0;", [PerfValue("time", 0.002, "s", "time=0.002s;1;2;0;",
-                                          "1", "2", "0", "")]),
-        ("'free space'=80% used=12B", [PerfValue("free space", 80, "%", "'free space'=80%"),
-                                       PerfValue("used", 12, "B", "used=12B")]),
+        (
+            "time=0.002s;1;2;0;",
+            [PerfValue("time", 0.002, "s", "time=0.002s;1;2;0;", "1", "2", "0", "")],
+        ),
+        (
+            "'free space'=80% used=12B",
+            [
+                PerfValue("free space", 80, "%", "'free space'=80%"),
+                PerfValue("used", 12, "B", "used=12B"),
+            ],
+        ),
         ("'it''s'=1c", [PerfValue("it's", 1, "c", "'it''s'=1c")]),
         ("x=U;1;2", [PerfValue("x", None, "", "x=U;1;2", "1", "2")]),
         ("broken=abc ok=-1.5e3ms", [PerfValue("ok", -1500.0, "ms", "ok=-1.5e3ms")]),
         ("", []),
     ],
-    ids=["thresholds", "quoted-label-and-units", "escaped-quote", "undetermined", "garbage",
-         "empty"],
+    ids=[
+        "thresholds",
+        "quoted-label-and-units",
+        "escaped-quote",
+        "undetermined",
+        "garbage",
+        "empty",
+    ],
 )
 def test_parse_perfdata(text: str, values: list[PerfValue]) -> None:
     assert parse_perfdata(text) == values
@@ -372,8 +400,9 @@ FORKS_AND_SLEEPS = "echo $$ > {pidfile}; sleep 60 & sleep 60"
 IGNORES_TERM = "trap '' TERM; echo $$ > {pidfile}; sleep 60 & sleep 60; sleep 60"
 
 
-@pytest.mark.parametrize("script", [FORKS_AND_SLEEPS, IGNORES_TERM],
-                         ids=["forks-and-sleeps", "ignores-sigterm"])
+@pytest.mark.parametrize(
+    "script", [FORKS_AND_SLEEPS, IGNORES_TERM], ids=["forks-and-sleeps", "ignores-sigterm"]
+)
 async def test_a_command_past_its_timeout_is_killed_with_its_group(
     tmp_path: Path, script: str
 ) -> None:
@@ -401,8 +430,9 @@ async def test_sigterm_comes_first_then_sigkill_after_the_grace(tmp_path: Path) 
 
     log.unlink()
     begin = time.monotonic()
-    result = await run(0.3, f"trap 'echo TERM >> {log}' TERM; while :; do sleep 0.05; done",
-                       shell=True)
+    result = await run(
+        0.3, f"trap 'echo TERM >> {log}' TERM; while :; do sleep 0.05; done", shell=True
+    )
     assert result.reason is Reason.TIMEOUT
     assert log.read_text().startswith("TERM\n")
     assert time.monotonic() - begin >= 0.3 + KILL_GRACE * 0.9
@@ -474,18 +504,30 @@ async def test_without_pidfd_the_exit_is_polled(
     ("block", "error"),
     [
         ("{}", "checks[0] (e).exec.command: required"),
-        ("{command: 'check_disk -w 10%'}",
-         ("checks[0] (e).exec.command: write the command as a list, like [check_disk, -w, 10%]; "
-          "a string is run through a shell only with shell: true")),
-        ("{command: [check_disk], shell: true}",
-         "checks[0] (e).exec.command: with shell: true, write the command as one string"),
+        (
+            "{command: 'check_disk -w 10%'}",
+            (
+                "checks[0] (e).exec.command: write the command as a list, like [check_disk, -w, 10%]; "
+                "a string is run through a shell only with shell: true"
+            ),
+        ),
+        (
+            "{command: [check_disk], shell: true}",
+            "checks[0] (e).exec.command: with shell: true, write the command as one string",
+        ),
         ("{command: []}", "checks[0] (e).exec.command: the command needs at least a program"),
         ("{command: ['']}", "checks[0] (e).exec.command: the command needs at least a program"),
-        ("{command: [/bin/true], env: {'A=B': x}}",
-         "checks[0] (e).exec.env: invalid variable name 'A=B'"),
-        ("{command: [/bin/true], timeout: 5s}",
-         ("checks[0] (e).exec.timeout: unknown key; did you mean the check setting 'timeout'? "
-         "It goes beside the probe block, not in it")),
+        (
+            "{command: [/bin/true], env: {'A=B': x}}",
+            "checks[0] (e).exec.env: invalid variable name 'A=B'",
+        ),
+        (
+            "{command: [/bin/true], timeout: 5s}",
+            (
+                "checks[0] (e).exec.timeout: unknown key; did you mean the check setting 'timeout'? "
+                "It goes beside the probe block, not in it"
+            ),
+        ),
     ],
 )
 def test_invalid_options_are_located(block: str, error: str) -> None:
@@ -495,8 +537,9 @@ def test_invalid_options_are_located(block: str, error: str) -> None:
 
 
 def test_the_check_timeout_applies() -> None:
-    config = parse_config("checks: [{name: e, timeout: 30s, exec: {command: [check_x]}}]",
-                          environ={})
+    config = parse_config(
+        "checks: [{name: e, timeout: 30s, exec: {command: [check_x]}}]", environ={}
+    )
     assert config.checks[0].timeout == 30
 
 

@@ -63,8 +63,9 @@ ServerFactory = Callable[..., Awaitable[HealthServer]]
 async def start_server() -> AsyncIterator[ServerFactory]:
     servers: list[Any] = []
 
-    async def start(servicer: Any = None, credentials: Any = None,
-                    with_health: bool = True) -> HealthServer:
+    async def start(
+        servicer: Any = None, credentials: Any = None, with_health: bool = True
+    ) -> HealthServer:
         server = grpc.aio.server()
         servicer = servicer if servicer is not None else health.aio.HealthServicer()
         if with_health:
@@ -103,7 +104,10 @@ async def run(timeout: float = WAIT, **options: Any) -> Result:
     ids=["whole-server", "serving", "not-serving", "unknown-service"],
 )
 async def test_health_status(
-    start_server: ServerFactory, service: str, status: Status, reason: Reason | None,
+    start_server: ServerFactory,
+    service: str,
+    status: Status,
+    reason: Reason | None,
     output: str,
 ) -> None:
     server = await start_server()
@@ -137,7 +141,10 @@ async def test_a_closed_port_is_refused() -> None:
     port = free_port()
     result = await run(port=port)
     assert (result.status, result.reason, result.output) == (
-        Status.FAIL, Reason.CONNECTION_REFUSED, f"connection refused by 127.0.0.1:{port}")
+        Status.FAIL,
+        Reason.CONNECTION_REFUSED,
+        f"connection refused by 127.0.0.1:{port}",
+    )
 
 
 async def test_a_hanging_check_times_out_and_is_cancelled(start_server: ServerFactory) -> None:
@@ -210,23 +217,29 @@ def server_credentials(ca: trustme.CA, *, client_ca: bool = False) -> Any:
     cert = ca.issue_cert("health.test")
     pair = (cert.private_key_pem.bytes(), cert.cert_chain_pems[0].bytes())
     if client_ca:
-        return grpc.ssl_server_credentials([pair], root_certificates=ca.cert_pem.bytes(),
-                                           require_client_auth=True)
+        return grpc.ssl_server_credentials(
+            [pair], root_certificates=ca.cert_pem.bytes(), require_client_auth=True
+        )
     return grpc.ssl_server_credentials([pair])
 
 
 @pytest.mark.parametrize(
     ("options", "status", "reason"),
     [
-        pytest.param({"server_name": "health.test", "with_ca": True}, Status.PASS, None,
-                     id="trusted"),
+        pytest.param(
+            {"server_name": "health.test", "with_ca": True}, Status.PASS, None, id="trusted"
+        ),
         pytest.param({"with_ca": True}, Status.FAIL, Reason.TLS, id="name-mismatch"),
         pytest.param({"server_name": "health.test"}, Status.FAIL, Reason.TLS, id="untrusted-ca"),
     ],
 )
 async def test_tls(
-    start_server: ServerFactory, ca: trustme.CA, tls_dir: Path, options: dict[str, Any],
-    status: Status, reason: Reason | None,
+    start_server: ServerFactory,
+    ca: trustme.CA,
+    tls_dir: Path,
+    options: dict[str, Any],
+    status: Status,
+    reason: Reason | None,
 ) -> None:
     server = await start_server(credentials=server_credentials(ca))
     if options.pop("with_ca", False):
@@ -239,11 +252,16 @@ async def test_tls(
 
 async def test_mutual_tls(start_server: ServerFactory, ca: trustme.CA, tls_dir: Path) -> None:
     server = await start_server(credentials=server_credentials(ca, client_ca=True))
-    common = {"port": server.port, "tls": True, "server_name": "health.test",
-              "ca_file": str(tls_dir / "ca.pem")}
+    common = {
+        "port": server.port,
+        "tls": True,
+        "server_name": "health.test",
+        "ca_file": str(tls_dir / "ca.pem"),
+    }
 
-    with_cert = await run(**common, cert_file=str(tls_dir / "client.pem"),
-                          key_file=str(tls_dir / "client.key"))
+    with_cert = await run(
+        **common, cert_file=str(tls_dir / "client.pem"), key_file=str(tls_dir / "client.key")
+    )
     without = await run(**common)
 
     assert with_cert.status is Status.PASS, with_cert.output
@@ -273,10 +291,14 @@ async def test_an_unreadable_ca_file_is_a_setup_error(tmp_path: Path) -> None:
     [
         ("{}", "checks[0] (g).grpc.port: required"),
         ("{port: 50051, ca_file: ca.pem}", "checks[0] (g).grpc.ca_file: ca_file needs tls: true"),
-        ("{port: 50051, tls: true, cert_file: c.pem}",
-         "checks[0] (g).grpc.key_file: cert_file and key_file go together"),
-        ("{port: 50051, servce: x}",
-         "checks[0] (g).grpc.servce: unknown key; did you mean 'service'?"),
+        (
+            "{port: 50051, tls: true, cert_file: c.pem}",
+            "checks[0] (g).grpc.key_file: cert_file and key_file go together",
+        ),
+        (
+            "{port: 50051, servce: x}",
+            "checks[0] (g).grpc.servce: unknown key; did you mean 'service'?",
+        ),
     ],
 )
 def test_invalid_options_are_located(block: str, error: str) -> None:
@@ -307,7 +329,8 @@ def test_without_the_extra_the_catalog_says_what_is_missing() -> None:
     assert GrpcProbe.missing_requirement() == INSTALL_HINT
     assert _summary(registry, "grpc").endswith(f"(not usable here: {INSTALL_HINT})")
     assert f"  not usable here: {INSTALL_HINT}\n" in describe_probe(
-        registry.info("grpc"), GrpcProbe)
+        registry.info("grpc"), GrpcProbe
+    )
 
 
 def test_with_the_extra_nothing_is_missing() -> None:
@@ -320,10 +343,18 @@ def test_without_the_extra_other_probes_are_unaffected() -> None:
 
 
 def test_the_module_imports_without_grpc() -> None:
-    code = ("import sys; sys.modules['grpc'] = None; import probes.grpc as g; "
-            "print(g.GrpcProbe.__name__)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=ROOT, check=False, timeout=30)
+    code = (
+        "import sys; sys.modules['grpc'] = None; import probes.grpc as g; "
+        "print(g.GrpcProbe.__name__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=30,
+    )
     assert (done.returncode, done.stdout) == (0, "GrpcProbe\n"), done.stderr
 
 

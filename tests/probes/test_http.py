@@ -68,9 +68,7 @@ async def record_requests(
 ) -> web.StreamResponse:
     body = await request.read()
     peer = request.transport.get_extra_info("peername") if request.transport else None
-    request.app[SEEN].append(
-        SeenRequest(request.path, request.method, request.headers, body, peer)
-    )
+    request.app[SEEN].append(SeenRequest(request.path, request.method, request.headers, body, peer))
     return await handler(request)
 
 
@@ -148,9 +146,7 @@ async def gzip_body(request: web.Request) -> web.Response:
 
 
 async def latin1_body(request: web.Request) -> web.Response:
-    return web.Response(
-        body=b"caf\xe9 \xff\xfe " + NEEDLE.encode(), content_type="text/plain"
-    )
+    return web.Response(body=b"caf\xe9 \xff\xfe " + NEEDLE.encode(), content_type="text/plain")
 
 
 async def endless_body(request: web.Request) -> web.StreamResponse:
@@ -265,9 +261,7 @@ def tls_files(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> TlsFi
     return files
 
 
-def server_tls_context(
-    ca: trustme.CA, *, require_client_cert: bool = False
-) -> ssl.SSLContext:
+def server_tls_context(ca: trustme.CA, *, require_client_cert: bool = False) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     # Issued for "localhost" only, so 127.0.0.1 is a host name mismatch.
     ca.issue_cert("localhost").configure_cert(context)
@@ -304,9 +298,7 @@ async def raw_server(reply: bytes) -> AsyncIterator[tuple[int, list[int]]]:
     its port and the peers of the connections it accepted."""
     accepted: list[Any] = []
 
-    async def answer(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         accepted.append(writer.get_extra_info("peername"))
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
             await reader.readuntil(b"\r\n\r\n")
@@ -442,9 +434,7 @@ async def test_status_is_judged_against_expect_status(
 # --- what is sent --------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "method", ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-)
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 async def test_each_method_is_sent(
     server: TestServer, app: web.Application, resources: Resources, method: str
 ) -> None:
@@ -471,9 +461,7 @@ async def test_headers_are_sent_and_never_shown(
 async def test_a_configured_user_agent_replaces_the_default(
     server: TestServer, app: web.Application, resources: Resources
 ) -> None:
-    await run(
-        resources, server.make_url("/ok"), headers={"user-agent": "kube-probe/1.30"}
-    )
+    await run(resources, server.make_url("/ok"), headers={"user-agent": "kube-probe/1.30"})
     assert app[SEEN][0].headers.getall("User-Agent") == ["kube-probe/1.30"]
 
 
@@ -507,9 +495,7 @@ LATE = {"needle_at": str(BODY_LIMIT + 1)}
 @pytest.mark.parametrize(
     ("path", "query", "options", "reason", "output"),
     [
-        pytest.param(
-            "/ok", {}, {"body_contains": "status: ok"}, None, PASSED_200, id="contains"
-        ),
+        pytest.param("/ok", {}, {"body_contains": "status: ok"}, None, PASSED_200, id="contains"),
         pytest.param(
             "/ok",
             {},
@@ -653,9 +639,7 @@ async def test_an_endless_body_is_never_read_to_the_end(
     options: dict[str, Any],
     output: re.Pattern[str],
 ) -> None:
-    result = await asyncio.wait_for(
-        run(resources, server.make_url("/endless"), **options), WAIT
-    )
+    result = await asyncio.wait_for(run(resources, server.make_url("/endless"), **options), WAIT)
     assert output.fullmatch(result.output), result
 
 
@@ -715,9 +699,7 @@ async def test_an_endless_body_is_never_read_to_the_end(
             {},
             Status.PASS,
             None,
-            re.compile(
-                r"HTTP 302 in .* ms; redirect to another host \(localhost\) not followed"
-            ),
+            re.compile(r"HTTP 302 in .* ms; redirect to another host \(localhost\) not followed"),
             ["/elsewhere"],
             id="another-host-is-judged-not-followed",
         ),
@@ -762,9 +744,7 @@ async def test_an_endless_body_is_never_read_to_the_end(
             {},
             Status.PASS,
             None,
-            re.compile(
-                r"HTTP 302 in .* ms; redirect with an invalid Location not followed"
-            ),
+            re.compile(r"HTTP 302 in .* ms; redirect with an invalid Location not followed"),
             None,
             id="unparsable-location",
         ),
@@ -847,19 +827,13 @@ async def test_redirect_status_decides_the_next_method(
             "TLS error: certificate verify failed (unable to get local issuer certificate)",
             id="system-trust-fails",
         ),
-        pytest.param(
-            "localhost", {"ca_file": "CA"}, None, PASSED_200, id="ca-file-passes"
-        ),
-        pytest.param(
-            "localhost", {"tls_verify": False}, None, PASSED_200, id="verify-off-passes"
-        ),
+        pytest.param("localhost", {"ca_file": "CA"}, None, PASSED_200, id="ca-file-passes"),
+        pytest.param("localhost", {"tls_verify": False}, None, PASSED_200, id="verify-off-passes"),
         pytest.param(
             "127.0.0.1",
             {"ca_file": "CA"},
             Reason.TLS,
-            re.compile(
-                r"TLS error: certificate verify failed \(IP address mismatch.*\)"
-            ),
+            re.compile(r"TLS error: certificate verify failed \(IP address mismatch.*\)"),
             id="host-name-mismatch-fails",
         ),
         pytest.param(
@@ -880,13 +854,9 @@ async def test_tls_verification(
     reason: Reason | None,
     output: str | re.Pattern[str],
 ) -> None:
-    options = {
-        key: tls_files.ca if value == "CA" else value for key, value in options.items()
-    }
+    options = {key: tls_files.ca if value == "CA" else value for key, value in options.items()}
     result = await run(resources, f"https://{host}:{tls_server.port}/ok", **options)
-    assert_result(
-        result, Status.PASS if reason is None else Status.FAIL, reason, output
-    )
+    assert_result(result, Status.PASS if reason is None else Status.FAIL, reason, output)
 
 
 async def test_https_to_a_plain_http_port_is_a_tls_failure(
@@ -901,9 +871,7 @@ async def test_https_to_a_plain_http_port_is_a_tls_failure(
     ("client_files", "reason"),
     [
         pytest.param(("client_cert", "client_key"), None, id="cert-and-key-files"),
-        pytest.param(
-            ("client_key_and_cert", None), None, id="key-inside-the-cert-file"
-        ),
+        pytest.param(("client_key_and_cert", None), None, id="key-inside-the-cert-file"),
         pytest.param((None, None), Reason.TLS, id="no-client-cert"),
     ],
 )
@@ -916,9 +884,7 @@ async def test_client_certificate(
     client_files: tuple[str | None, str | None],
     reason: Reason | None,
 ) -> None:
-    server = await aiohttp_server(
-        app, ssl=server_tls_context(ca, require_client_cert=True)
-    )
+    server = await aiohttp_server(app, ssl=server_tls_context(ca, require_client_cert=True))
     cert, key = (getattr(tls_files, name) if name else None for name in client_files)
     options = {"ca_file": tls_files.ca, "cert_file": cert, "key_file": key}
     result = await run(resources, f"https://localhost:{server.port}/ok", **options)
@@ -976,12 +942,8 @@ async def test_unloadable_tls_files_are_a_setup_error_not_a_target_failure(
     tls_server: TestServer, resources: Resources, tmp_path: Path
 ) -> None:
     missing = str(tmp_path / "missing-ca.pem")
-    probe = make_probe(
-        resources, f"https://localhost:{tls_server.port}/ok", ca_file=missing
-    )
-    with pytest.raises(
-        TlsSetupError, match=f"cannot load ca_file {re.escape(missing)}: No such"
-    ):
+    probe = make_probe(resources, f"https://localhost:{tls_server.port}/ok", ca_file=missing)
+    with pytest.raises(TlsSetupError, match=f"cannot load ca_file {re.escape(missing)}: No such"):
         await probe.check()
 
 
@@ -996,14 +958,10 @@ async def test_unix_socket_option_uses_the_url_host_as_host_header(
     assert app[SEEN][0].headers["Host"] == "app.internal"
 
 
-async def test_http_unix_url(
-    unix_socket: str, app: web.Application, resources: Resources
-) -> None:
+async def test_http_unix_url(unix_socket: str, app: web.Application, resources: Resources) -> None:
     url = f"http+unix://{urllib.parse.quote(unix_socket, safe='')}/chain/2?probe=1"
     result = await run(resources, url, body_contains="status: ok")
-    assert_result(
-        result, Status.PASS, None, re.compile(r"HTTP 200 in .* ms after 3 redirects")
-    )
+    assert_result(result, Status.PASS, None, re.compile(r"HTTP 200 in .* ms after 3 redirects"))
     assert paths_seen(app) == ["/chain/2", "/chain/1", "/chain/0", "/ok"]
     assert app[SEEN][0].headers["Host"] == "localhost"
 
@@ -1016,9 +974,7 @@ async def test_a_redirect_to_https_is_not_followed_on_a_unix_socket(
         result,
         Status.PASS,
         None,
-        re.compile(
-            r"HTTP 302 in .* ms; redirect to https not followed on a unix socket"
-        ),
+        re.compile(r"HTTP 302 in .* ms; redirect to https not followed on a unix socket"),
     )
     assert paths_seen(app) == ["/to-https"]
 
@@ -1026,21 +982,15 @@ async def test_a_redirect_to_https_is_not_followed_on_a_unix_socket(
 async def test_missing_socket_is_refused(resources: Resources, tmp_path: Path) -> None:
     path = str(tmp_path / "gone.sock")
     result = await run(resources, "http://app/ok", unix_socket=path)
-    assert_result(
-        result, Status.FAIL, Reason.CONNECTION_REFUSED, f"no socket at {path}"
-    )
+    assert_result(result, Status.FAIL, Reason.CONNECTION_REFUSED, f"no socket at {path}")
 
 
-async def test_socket_nobody_listens_on_is_refused(
-    resources: Resources, tmp_path: Path
-) -> None:
+async def test_socket_nobody_listens_on_is_refused(resources: Resources, tmp_path: Path) -> None:
     path = str(tmp_path / "idle.sock")
     with socket.socket(socket.AF_UNIX) as idle:
         idle.bind(path)  # bound, never listening
         result = await run(resources, "http://app/ok", unix_socket=path)
-    assert_result(
-        result, Status.FAIL, Reason.CONNECTION_REFUSED, f"connection refused by {path}"
-    )
+    assert_result(result, Status.FAIL, Reason.CONNECTION_REFUSED, f"connection refused by {path}")
 
 
 # --- connections -----------------------------------------------------------------
@@ -1060,9 +1010,7 @@ async def test_each_run_opens_a_fresh_connection(
 async def test_keep_alive_reuses_one_connection(
     server: TestServer, app: web.Application, resources: Resources, method: str
 ) -> None:
-    probe = make_probe(
-        resources, server.make_url("/echo"), keep_alive=True, method=method
-    )
+    probe = make_probe(resources, server.make_url("/echo"), keep_alive=True, method=method)
     for _ in range(3):
         assert (await probe.check()).status is Status.PASS
     assert [seen.method for seen in app[SEEN]] == [method] * 3
@@ -1221,9 +1169,7 @@ async def test_dns_failure_through_a_resolver_that_fails(
     ("path", "options"),
     [
         pytest.param("/slow", {}, id="waiting-for-the-answer"),
-        pytest.param(
-            "/slow-body", {"body_contains": "never there"}, id="reading-the-body"
-        ),
+        pytest.param("/slow-body", {"body_contains": "never there"}, id="reading-the-body"),
     ],
 )
 async def test_cancellation_leaves_nothing_open(
@@ -1284,36 +1230,28 @@ def caused(exc: BaseException, cause: BaseException) -> BaseException:
             id="dns",
         ),
         pytest.param(
-            aiohttp.ClientConnectorError(
-                connection_key(), ConnectionRefusedError(111, "refused")
-            ),
+            aiohttp.ClientConnectorError(connection_key(), ConnectionRefusedError(111, "refused")),
             False,
             Reason.CONNECTION_REFUSED,
             "connection refused by app.example:8080",
             id="refused",
         ),
         pytest.param(
-            aiohttp.ClientConnectorError(
-                connection_key(), OSError(113, "No route to host")
-            ),
+            aiohttp.ClientConnectorError(connection_key(), OSError(113, "No route to host")),
             False,
             Reason.CONNECTION_ERROR,
             "cannot connect to app.example:8080: No route to host",
             id="unreachable",
         ),
         pytest.param(
-            aiohttp.ClientConnectorError(
-                connection_key(), ConnectionResetError(104, "reset")
-            ),
+            aiohttp.ClientConnectorError(connection_key(), ConnectionResetError(104, "reset")),
             True,
             Reason.TLS,
             "TLS error: the server closed the connection during the handshake",
             id="reset-during-tls-handshake",
         ),
         pytest.param(
-            aiohttp.ClientConnectorError(
-                connection_key(), ConnectionResetError(104, "reset")
-            ),
+            aiohttp.ClientConnectorError(connection_key(), ConnectionResetError(104, "reset")),
             False,
             Reason.CONNECTION_ERROR,
             "cannot connect to app.example:8080: reset",
@@ -1370,9 +1308,7 @@ def caused(exc: BaseException, cause: BaseException) -> BaseException:
         ),
     ],
 )
-def test_classify_error(
-    exc: BaseException, over_tls: bool, reason: Reason, output: str
-) -> None:
+def test_classify_error(exc: BaseException, over_tls: bool, reason: Reason, output: str) -> None:
     assert classify_error(exc, over_tls=over_tls) == (reason, output)
 
 
@@ -1579,9 +1515,7 @@ def test_defaults() -> None:
         pytest.param("5XX", [500, 599], [499], id="class-upper-case"),
     ],
 )
-def test_expect_status_forms(
-    written: Any, accepted: list[int], rejected: list[int]
-) -> None:
+def test_expect_status_forms(written: Any, accepted: list[int], rejected: list[int]) -> None:
     [status_range] = HttpProbe.parse_options(
         {"url": "http://app", "expect_status": [written]}
     ).expect_status
@@ -1590,10 +1524,7 @@ def test_expect_status_forms(
 
 
 def test_method_is_case_insensitive() -> None:
-    assert (
-        HttpProbe.parse_options({"url": "http://app", "method": "pAtCh"}).method
-        == "PATCH"
-    )
+    assert HttpProbe.parse_options({"url": "http://app", "method": "pAtCh"}).method == "PATCH"
 
 
 def test_every_option_is_described_in_the_json_schema() -> None:

@@ -23,8 +23,14 @@ from probes.http import HttpProbe
 from probes.process import ProcessProbe
 from tests.conftest import free_port
 
-SECRETS = ("BODY-SECRET", "HEADER-SECRET", "KEY-SECRET", "URL-SECRET", "LOCATION-SECRET",
-           "COOKIE-SECRET")
+SECRETS = (
+    "BODY-SECRET",
+    "HEADER-SECRET",
+    "KEY-SECRET",
+    "URL-SECRET",
+    "LOCATION-SECRET",
+    "COOKIE-SECRET",
+)
 
 
 @pytest.fixture
@@ -83,8 +89,13 @@ async def test_http_outputs_never_hold_the_body_headers_or_url_password(
 
 
 async def test_http_connection_errors_never_hold_the_url_password() -> None:
-    probe = HttpProbe("api", {"url": f"http://user:URL-SECRET@127.0.0.1:{free_port()}/",
-                              "headers": {"X-Api-Key": "KEY-SECRET"}})
+    probe = HttpProbe(
+        "api",
+        {
+            "url": f"http://user:URL-SECRET@127.0.0.1:{free_port()}/",
+            "headers": {"X-Api-Key": "KEY-SECRET"},
+        },
+    )
     try:
         result = await probe.check()
     finally:
@@ -125,8 +136,11 @@ def secret_process() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
 
 @pytest.mark.parametrize(
     ("options", "status"),
-    [({"min_count": 1}, "pass"), ({"min_count": 2}, "fail"), ({"max_count": 0, "min_count": 0},
-                                                             "fail")],
+    [
+        ({"min_count": 1}, "pass"),
+        ({"min_count": 2}, "fail"),
+        ({"max_count": 0, "min_count": 0}, "fail"),
+    ],
     ids=["pass", "too-few", "too-many"],
 )
 async def test_process_outputs_name_the_pattern_and_pids_never_command_lines(

@@ -29,6 +29,7 @@ ONLY_ADAPTER_HINT = (
     "only the adapter's own processes are visible; in a pod set shareProcessNamespace: true"
 )
 
+
 @pytest.fixture
 def marker() -> str:
     """A word no other process on the machine has in its command line."""

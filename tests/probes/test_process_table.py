@@ -68,9 +68,7 @@ def test_scan_processes_reads_proc_on_linux(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.mark.parametrize("scan", SCANNERS)
-def test_scan_records_a_child_process(
-    spawn: Spawn, scan: Scan
-) -> None:
+def test_scan_records_a_child_process(spawn: Spawn, scan: Scan) -> None:
     marker = f"table-test-{uuid.uuid4().hex}"
     child = spawn(sys.executable, "-c", "import time; time.sleep(60)", marker)
 
@@ -380,8 +378,14 @@ class _DyingProcess:
 
     def __init__(self, now: str | Exception) -> None:
         self.now = now
-        self.info = {"pid": 4242, "ppid": 1, "name": "worker", "cmdline": None, "uids": None,
-                     "status": psutil.STATUS_SLEEPING}
+        self.info = {
+            "pid": 4242,
+            "ppid": 1,
+            "name": "worker",
+            "cmdline": None,
+            "uids": None,
+            "status": psutil.STATUS_SLEEPING,
+        }
 
     def status(self) -> str:
         if isinstance(self.now, Exception):
@@ -405,8 +409,9 @@ def test_a_process_dying_during_the_scan_is_not_access_denied(
 
     process = _DyingProcess(now)
     info = _settle_unread(process, dict(process.info))  # type: ignore[arg-type]
-    outcome = ("gone" if info is None else
-               "zombie" if info["status"] == psutil.STATUS_ZOMBIE else "denied")
+    outcome = (
+        "gone" if info is None else "zombie" if info["status"] == psutil.STATUS_ZOMBIE else "denied"
+    )
     assert outcome == expected
 
 
@@ -433,10 +438,20 @@ class _DyingProcFiles:
     ("cmdline", "stat_now", "zombie", "arguments"),
     [
         pytest.param(b"", b"4242 (worker) Z 1 4242", True, (), id="became-a-zombie"),
-        pytest.param(PermissionError(13, "denied"), b"4242 (worker) Z 1 4242", True, (),
-                     id="refused-then-a-zombie"),
-        pytest.param(PermissionError(13, "denied"), b"4242 (worker) S 1 4242", False, None,
-                     id="really-denied"),
+        pytest.param(
+            PermissionError(13, "denied"),
+            b"4242 (worker) Z 1 4242",
+            True,
+            (),
+            id="refused-then-a-zombie",
+        ),
+        pytest.param(
+            PermissionError(13, "denied"),
+            b"4242 (worker) S 1 4242",
+            False,
+            None,
+            id="really-denied",
+        ),
         pytest.param(b"", b"4242 (worker) S 1 4242", False, (), id="no-arguments-kernel-thread"),
     ],
 )

@@ -159,24 +159,63 @@ async def test_a_closed_port_is_refused(host: str) -> None:
 @pytest.mark.parametrize(
     ("handler", "options", "status", "reason", "output"),
     [
-        pytest.param(banner, {"expect": "^SSH-2\\.0-"}, Status.PASS, None,
-                     "reply matches /^SSH-2\\.0-/", id="banner-matches"),
-        pytest.param(banner, {"expect": "^SSH-1"}, Status.FAIL, Reason.TIMEOUT,
-                     "timed out after", id="banner-mismatch-waits-for-more"),
-        pytest.param(ping, {"send": "PING\r\n", "expect": "^\\+PONG"}, Status.PASS, None,
-                     "reply matches /^\\+PONG/", id="send-and-expect"),
-        pytest.param(ping, {"send": "HELLO\r\n", "expect": "^\\+PONG"}, Status.FAIL,
-                     Reason.TIMEOUT, "timed out after", id="send-and-wrong-reply"),
-        pytest.param(ping, {"send": "PING\r\n"}, Status.PASS, None, "connected to",
-                     id="send-only"),
-        pytest.param(says_goodbye, {"expect": "^220 "}, Status.FAIL, Reason.BODY_MISMATCH,
-                     "reply does not match /^220 / (the connection was closed after 14 bytes)",
-                     id="closed-before-a-match"),
-        pytest.param(chatty, {"expect": "READY"}, Status.FAIL, Reason.BODY_MISMATCH,
-                     f"reply does not match /READY/ (no match in the first {EXPECT_LIMIT} bytes)",
-                     id="no-match-within-the-limit"),
-        pytest.param(silent, {"expect": "."}, Status.FAIL, Reason.TIMEOUT, "timed out after",
-                     id="accepts-and-never-answers"),
+        pytest.param(
+            banner,
+            {"expect": "^SSH-2\\.0-"},
+            Status.PASS,
+            None,
+            "reply matches /^SSH-2\\.0-/",
+            id="banner-matches",
+        ),
+        pytest.param(
+            banner,
+            {"expect": "^SSH-1"},
+            Status.FAIL,
+            Reason.TIMEOUT,
+            "timed out after",
+            id="banner-mismatch-waits-for-more",
+        ),
+        pytest.param(
+            ping,
+            {"send": "PING\r\n", "expect": "^\\+PONG"},
+            Status.PASS,
+            None,
+            "reply matches /^\\+PONG/",
+            id="send-and-expect",
+        ),
+        pytest.param(
+            ping,
+            {"send": "HELLO\r\n", "expect": "^\\+PONG"},
+            Status.FAIL,
+            Reason.TIMEOUT,
+            "timed out after",
+            id="send-and-wrong-reply",
+        ),
+        pytest.param(ping, {"send": "PING\r\n"}, Status.PASS, None, "connected to", id="send-only"),
+        pytest.param(
+            says_goodbye,
+            {"expect": "^220 "},
+            Status.FAIL,
+            Reason.BODY_MISMATCH,
+            "reply does not match /^220 / (the connection was closed after 14 bytes)",
+            id="closed-before-a-match",
+        ),
+        pytest.param(
+            chatty,
+            {"expect": "READY"},
+            Status.FAIL,
+            Reason.BODY_MISMATCH,
+            f"reply does not match /READY/ (no match in the first {EXPECT_LIMIT} bytes)",
+            id="no-match-within-the-limit",
+        ),
+        pytest.param(
+            silent,
+            {"expect": "."},
+            Status.FAIL,
+            Reason.TIMEOUT,
+            "timed out after",
+            id="accepts-and-never-answers",
+        ),
     ],
 )
 async def test_send_and_expect(
@@ -266,10 +305,18 @@ async def test_tls_with_the_right_ca_passes(
     [
         pytest.param({}, Status.FAIL, "certificate verify failed", id="untrusted-ca"),
         pytest.param({"tls_verify": False}, Status.PASS, "TLS connected", id="verify-off"),
-        pytest.param({"with_ca": True, "server_name": "other.example"}, Status.FAIL,
-                     "certificate verify failed (Hostname mismatch", id="name-mismatch"),
-        pytest.param({"with_ca": True, "server_name": "localhost"}, Status.PASS,
-                     "TLS connected", id="server-name"),
+        pytest.param(
+            {"with_ca": True, "server_name": "other.example"},
+            Status.FAIL,
+            "certificate verify failed (Hostname mismatch",
+            id="name-mismatch",
+        ),
+        pytest.param(
+            {"with_ca": True, "server_name": "localhost"},
+            Status.PASS,
+            "TLS connected",
+            id="server-name",
+        ),
     ],
 )
 async def test_tls_verification(
@@ -325,23 +372,54 @@ async def test_an_unloadable_ca_file_is_a_setup_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("exc", "tls", "reason", "output"),
     [
-        pytest.param(ConnectionRefusedError(111, "Connect call failed"), False,
-                     Reason.CONNECTION_REFUSED, "connection refused by db:5432", id="refused"),
-        pytest.param(OSError("Multiple exceptions: [Errno 111] Connect call failed ('::1', 5432), "
-                             "[Errno 111] Connect call failed ('127.0.0.1', 5432)"), False,
-                     Reason.CONNECTION_REFUSED, "connection refused by db:5432",
-                     id="refused-on-every-address"),
-        pytest.param(OSError("Multiple exceptions: [Errno 111] Connect call failed ('::1', 5432), "
-                             "[Errno 113] No route to host"), False,
-                     Reason.CONNECTION_ERROR, "cannot connect to db:5432: Multiple exceptions",
-                     id="mixed-errors"),
-        pytest.param(OSError(113, "No route to host"), False, Reason.CONNECTION_ERROR,
-                     "cannot connect to db:5432: No route to host", id="no-route"),
-        pytest.param(__import__("socket").gaierror(-2, "Name or service not known"), False,
-                     Reason.DNS, "cannot resolve db: Name or service not known", id="dns"),
-        pytest.param(ConnectionResetError(104, "Connection reset by peer"), True, Reason.TLS,
-                     "TLS error with db:5432: the server closed the connection during the "
-                     "handshake", id="reset-during-handshake"),
+        pytest.param(
+            ConnectionRefusedError(111, "Connect call failed"),
+            False,
+            Reason.CONNECTION_REFUSED,
+            "connection refused by db:5432",
+            id="refused",
+        ),
+        pytest.param(
+            OSError(
+                "Multiple exceptions: [Errno 111] Connect call failed ('::1', 5432), "
+                "[Errno 111] Connect call failed ('127.0.0.1', 5432)"
+            ),
+            False,
+            Reason.CONNECTION_REFUSED,
+            "connection refused by db:5432",
+            id="refused-on-every-address",
+        ),
+        pytest.param(
+            OSError(
+                "Multiple exceptions: [Errno 111] Connect call failed ('::1', 5432), "
+                "[Errno 113] No route to host"
+            ),
+            False,
+            Reason.CONNECTION_ERROR,
+            "cannot connect to db:5432: Multiple exceptions",
+            id="mixed-errors",
+        ),
+        pytest.param(
+            OSError(113, "No route to host"),
+            False,
+            Reason.CONNECTION_ERROR,
+            "cannot connect to db:5432: No route to host",
+            id="no-route",
+        ),
+        pytest.param(
+            __import__("socket").gaierror(-2, "Name or service not known"),
+            False,
+            Reason.DNS,
+            "cannot resolve db: Name or service not known",
+            id="dns",
+        ),
+        pytest.param(
+            ConnectionResetError(104, "Connection reset by peer"),
+            True,
+            Reason.TLS,
+            "TLS error with db:5432: the server closed the connection during the handshake",
+            id="reset-during-handshake",
+        ),
     ],
 )
 def test_connect_errors_are_classified(
@@ -360,17 +438,29 @@ def test_connect_errors_are_classified(
     [
         ("{}", "checks[0] (t).tcp.port: required"),
         ("{port: 0}", "checks[0] (t).tcp.port: expected an integer >= 1, got an integer 0"),
-        ("{port: 70000}",
-         "checks[0] (t).tcp.port: expected an integer <= 65535, got an integer 70000"),
+        (
+            "{port: 70000}",
+            "checks[0] (t).tcp.port: expected an integer <= 65535, got an integer 70000",
+        ),
         ("{port: 80, ca_file: /ca.pem}", "checks[0] (t).tcp.ca_file: ca_file needs tls: true"),
-        ("{port: 80, tls_verify: false}",
-         "checks[0] (t).tcp.tls_verify: tls_verify needs tls: true"),
-        ("{port: 80, expect: '(unclosed'}",
-         ("checks[0] (t).tcp.expect: invalid regular expression '(unclosed': "
-          "missing ), unterminated subpattern at position 0")),
-        ("{port: 80, send: PING\\r\\n}",
-         ("checks[0] (t).tcp.send: send holds a literal backslash escape (\\r or \\n); write the "
-          'text in double quotes, like "PING\\r\\n", so that YAML turns it into a line break')),
+        (
+            "{port: 80, tls_verify: false}",
+            "checks[0] (t).tcp.tls_verify: tls_verify needs tls: true",
+        ),
+        (
+            "{port: 80, expect: '(unclosed'}",
+            (
+                "checks[0] (t).tcp.expect: invalid regular expression '(unclosed': "
+                "missing ), unterminated subpattern at position 0"
+            ),
+        ),
+        (
+            "{port: 80, send: PING\\r\\n}",
+            (
+                "checks[0] (t).tcp.send: send holds a literal backslash escape (\\r or \\n); write the "
+                'text in double quotes, like "PING\\r\\n", so that YAML turns it into a line break'
+            ),
+        ),
         ("{port: 80, sned: x}", "checks[0] (t).tcp.sned: unknown key; did you mean 'send'?"),
     ],
 )
@@ -381,12 +471,16 @@ def test_invalid_options_are_located(block: str, error: str) -> None:
 
 
 def test_a_double_quoted_send_gets_its_escapes_from_yaml() -> None:
-    config = parse_config('checks: [{name: t, tcp: {port: 6379, send: "PING\\r\\n"}}]',
-                          environ={})
+    config = parse_config('checks: [{name: t, tcp: {port: 6379, send: "PING\\r\\n"}}]', environ={})
     assert config.checks[0].probe_config.send == "PING\r\n"
 
 
 def test_defaults() -> None:
     options = TcpProbe.parse_options({"port": 22})
     assert (options.host, options.tls, options.tls_verify, options.send, options.expect) == (
-        "127.0.0.1", False, True, None, None)
+        "127.0.0.1",
+        False,
+        True,
+        None,
+        None,
+    )

@@ -46,13 +46,21 @@ async def test_a_registered_type_by_name_and_errors_under_that_name() -> None:
     ("options", "error"),
     [
         ({}, "checks[0] (q).plugin.max_depth: required"),
-        ({"max_depth": -1},
-         "checks[0] (q).plugin.max_depth: expected an integer >= 0, got an integer -1"),
-        ({"max_depth": 1, "window": "a minute"},
-         ("checks[0] (q).plugin.window: invalid duration 'a minute' (write it like 250ms, 10s, "
-          "2m, 1h or a number of seconds)")),
-        ({"max_depth": 1, "queu": "x"},
-         "checks[0] (q).plugin.queu: unknown key; did you mean 'queue'?"),
+        (
+            {"max_depth": -1},
+            "checks[0] (q).plugin.max_depth: expected an integer >= 0, got an integer -1",
+        ),
+        (
+            {"max_depth": 1, "window": "a minute"},
+            (
+                "checks[0] (q).plugin.window: invalid duration 'a minute' (write it like 250ms, 10s, "
+                "2m, 1h or a number of seconds)"
+            ),
+        ),
+        (
+            {"max_depth": 1, "queu": "x"},
+            "checks[0] (q).plugin.queu: unknown key; did you mean 'queue'?",
+        ),
     ],
     ids=["missing", "constraint", "duration", "unknown-key"],
 )
@@ -67,12 +75,22 @@ def test_options_are_validated_like_the_config_loader_does(
 @pytest.mark.parametrize(
     ("probe", "timeout", "status", "output", "reason"),
     [
-        (sample_probes.Raises, 5.0, Status.FAIL, "RuntimeError: database unreachable",
-         Reason.ERROR),
+        (
+            sample_probes.Raises,
+            5.0,
+            Status.FAIL,
+            "RuntimeError: database unreachable",
+            Reason.ERROR,
+        ),
         (sample_probes.SleepAsync, "200ms", Status.FAIL, "timed out after 200ms", Reason.TIMEOUT),
         (sample_probes.BlockForever, 0.2, Status.FAIL, "timed out after 200ms", Reason.TIMEOUT),
-        (sample_probes.ReturnsGarbage, 5.0, Status.FAIL, "probe returned dict, not a Result",
-         Reason.ERROR),
+        (
+            sample_probes.ReturnsGarbage,
+            5.0,
+            Status.FAIL,
+            "probe returned dict, not a Result",
+            Reason.ERROR,
+        ),
     ],
     ids=["raises", "async-overrun", "stuck-thread", "not-a-result"],
 )

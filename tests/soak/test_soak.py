@@ -50,17 +50,21 @@ MONITORS = 4
 
 
 def soak_config(target: str, heartbeat: Path) -> str:
-    checks = [f"  - {{name: flap{i}, interval: 100ms, "
-              "plugin: {class: 'tests.sample_probes:Flapping'}}" for i in range(FLAPPING_PLUGINS)]
+    checks = [
+        f"  - {{name: flap{i}, interval: 100ms, plugin: {{class: 'tests.sample_probes:Flapping'}}}}"
+        for i in range(FLAPPING_PLUGINS)
+    ]
     checks.append(f"  - {{name: http, interval: 100ms, timeout: 1s, http: {{url: '{target}'}}}}")
-    checks.append(f"  - {{name: beat, interval: 100ms, file: {{path: '{heartbeat}', "
-                  "max_age: 150ms}}")
+    checks.append(
+        f"  - {{name: beat, interval: 100ms, file: {{path: '{heartbeat}', max_age: 150ms}}}}"
+    )
     checks.append("  - {name: procs, interval: 100ms, process: {name: no-such-proc}}")
     return "checks:\n" + "\n".join(checks) + "\n"
 
 
-async def test_flapping_checks_under_steady_polling(tmp_path: Path,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+async def test_flapping_checks_under_steady_polling(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, "health_adapter.checks")
     hits = [0]
 
@@ -80,8 +84,9 @@ async def test_flapping_checks_under_steady_polling(tmp_path: Path,
 
     def watch(name: str, old: CheckState, new: CheckState) -> None:
         if old.status is not new.status:
-            observed[name].append((old.status and old.status.value,
-                                   new.status and new.status.value))
+            observed[name].append(
+                (old.status and old.status.value, new.status and new.status.value)
+            )
 
     async def touch_now_and_then() -> None:
         while True:  # fresh for a while, then stale for a while
@@ -107,9 +112,12 @@ async def test_flapping_checks_under_steady_polling(tmp_path: Path,
                         await asyncio.sleep(0.05)
 
             toucher = asyncio.create_task(touch_now_and_then())
-            monitors = [asyncio.create_task(monitor(["/health", "/readyz?verbose",
-                                                     f"/health/flap{i}", "/livez"]))
-                        for i in range(MONITORS)]
+            monitors = [
+                asyncio.create_task(
+                    monitor(["/health", "/readyz?verbose", f"/health/flap{i}", "/livez"])
+                )
+                for i in range(MONITORS)
+            ]
             await asyncio.sleep(SOAK_SECONDS / 4)
             warm_rss, warm_fds = process.memory_info().rss, process.num_fds()
             await asyncio.gather(*monitors)
@@ -119,8 +127,9 @@ async def test_flapping_checks_under_steady_polling(tmp_path: Path,
                 await toucher
             scheduler = adapter.app[SCHEDULER]
             states = len(adapter.app[STORE].states())
-            longest_history = max(len(state.history)
-                                  for state in adapter.app[STORE].states().values())
+            longest_history = max(
+                len(state.history) for state in adapter.app[STORE].states().values()
+            )
             runs = sum(state.runs for state in adapter.app[STORE].states().values())
             lateness = scheduler.lateness
     finally:
@@ -134,21 +143,24 @@ async def test_flapping_checks_under_steady_polling(tmp_path: Path,
     assert states == FLAPPING_PLUGINS + 3
     # Each check's run history is bounded, however many runs went by.
     assert longest_history <= HISTORY_OK + HISTORY_FAILED < runs / states
-    print(f"soak: {SOAK_SECONDS:.0f}s, {runs} runs, {answered[0]} requests, "
-          f"RSS {(end_rss - warm_rss) / 2**20:+.1f} MiB, fds {end_fds - warm_fds:+d}, "
-          f"slowest answer {slowest[0] * 1000:.0f} ms")
+    print(
+        f"soak: {SOAK_SECONDS:.0f}s, {runs} runs, {answered[0]} requests, "
+        f"RSS {(end_rss - warm_rss) / 2**20:+.1f} MiB, fds {end_fds - warm_fds:+d}, "
+        f"slowest answer {slowest[0] * 1000:.0f} ms"
+    )
     assert lateness.maxlen is not None and len(lateness) <= lateness.maxlen
     # Every transition logged exactly once, in the order it happened.
     logged: dict[str, list[tuple[str | None, str | None]]] = defaultdict(list)
     for record in caplog.records:
         if record.getMessage() == "check_transition":
             fields: dict[str, Any] = record.fields  # type: ignore[attr-defined]
-            logged[fields["check"]].append((None if fields["old"] == "none" else fields["old"],
-                                            fields["new"]))
+            logged[fields["check"]].append(
+                (None if fields["old"] == "none" else fields["old"], fields["new"])
+            )
     flapped = sum(len(changes) for changes in observed.values())
     assert flapped > SOAK_SECONDS * FLAPPING_PLUGINS * 5  # it really flapped
     for name, changes in observed.items():
         # The first recorded change (none -> first status) happened before we subscribed.
-        assert logged[name][-len(changes):] == changes, name
+        assert logged[name][-len(changes) :] == changes, name
         assert len(logged[name]) in (len(changes), len(changes) + 1), name
     await assert_nothing_left(before, settle=8)

@@ -45,8 +45,9 @@ async def test_depth_against_max_depth(port: int, queue: str, status: str, outpu
 
 
 async def test_warn_depth(port: int) -> None:
-    result = await run_probe(QueueDepth, {"port": port, "queue": "orders", "max_depth": 10,
-                                          "warn_depth": 2})
+    result = await run_probe(
+        QueueDepth, {"port": port, "queue": "orders", "max_depth": 10, "warn_depth": 2}
+    )
     assert result.status == "warn"
 
 
@@ -57,10 +58,14 @@ async def test_used_by_its_entry_point_name(port: int) -> None:
 
 
 async def test_a_server_that_never_answers_times_out(port: int) -> None:
-    result = await run_probe(QueueDepth, {"port": port, "queue": "stuck", "max_depth": 5},
-                             timeout="200ms")
-    assert (result.status, result.output, result.reason) == ("fail", "timed out after 200ms",
-                                                             "timeout")
+    result = await run_probe(
+        QueueDepth, {"port": port, "queue": "stuck", "max_depth": 5}, timeout="200ms"
+    )
+    assert (result.status, result.output, result.reason) == (
+        "fail",
+        "timed out after 200ms",
+        "timeout",
+    )
 
 
 async def test_a_closed_port_is_refused(port: int) -> None:
@@ -72,12 +77,18 @@ async def test_a_closed_port_is_refused(port: int) -> None:
     ("options", "error"),
     [
         ({"max_depth": 5}, "checks[0] (test).queue_depth.port: required"),
-        ({"port": 80, "max_depth": -1},
-         "checks[0] (test).queue_depth.max_depth: expected an integer >= 0, got an integer -1"),
-        ({"port": 80, "max_depth": 5, "warn_depth": 9},
-         "checks[0] (test).queue_depth.warn_depth: warn_depth must not exceed max_depth"),
-        ({"port": 80, "max_depht": 5},
-         "checks[0] (test).queue_depth.max_depht: unknown key; did you mean 'max_depth'?"),
+        (
+            {"port": 80, "max_depth": -1},
+            "checks[0] (test).queue_depth.max_depth: expected an integer >= 0, got an integer -1",
+        ),
+        (
+            {"port": 80, "max_depth": 5, "warn_depth": 9},
+            "checks[0] (test).queue_depth.warn_depth: warn_depth must not exceed max_depth",
+        ),
+        (
+            {"port": 80, "max_depht": 5},
+            "checks[0] (test).queue_depth.max_depht: unknown key; did you mean 'max_depth'?",
+        ),
     ],
 )
 def test_options_are_validated_like_the_adapter_does(options: dict, error: str) -> None:

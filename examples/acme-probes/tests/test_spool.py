@@ -21,22 +21,23 @@ def spool(directory: Path, ages: list[float]) -> Path:
 
 
 def test_few_files_pass(tmp_path: Path) -> None:
-    result = run_probe_sync(SpoolDepth, {"directory": str(spool(tmp_path, [1, 2])),
-                                         "max_files": 2})
+    result = run_probe_sync(SpoolDepth, {"directory": str(spool(tmp_path, [1, 2])), "max_files": 2})
     assert (result.status, result.observed_value, result.observed_unit) == ("pass", 2, "files")
 
 
 def test_too_many_files_fail(tmp_path: Path) -> None:
-    result = run_probe_sync(SpoolDepth, {"directory": str(spool(tmp_path, [1, 2, 3])),
-                                         "max_files": 2})
+    result = run_probe_sync(
+        SpoolDepth, {"directory": str(spool(tmp_path, [1, 2, 3])), "max_files": 2}
+    )
     assert result.status == "fail"
     assert result.output == f"3 files in {tmp_path}, more than 2"
 
 
 def test_older_than_counts_only_stuck_files(tmp_path: Path) -> None:
     directory = spool(tmp_path, [1, 5, 600, 7200])
-    result = run_probe_sync(SpoolDepth, {"directory": str(directory), "max_files": 1,
-                                         "older_than": "5m"})
+    result = run_probe_sync(
+        SpoolDepth, {"directory": str(directory), "max_files": 1, "older_than": "5m"}
+    )
     assert (result.status, result.observed_value) == ("fail", 2)
     assert result.output.startswith("2 files older than 5m in ")
 

@@ -12,17 +12,30 @@ STARTED = 1_700_000_000.0
 NOW = 1_000.0  # monotonic: every run below finished just before
 
 
-def check(name: str, *, critical: bool = True, groups: tuple[str, ...] = ("ready",),
-          probe_type: str = "plugin") -> CheckConfig:
-    return CheckConfig(name=name, probe_type=probe_type, probe_class=Ok, options={},
-                       probe_config={}, groups=groups, critical=critical)
+def check(
+    name: str,
+    *,
+    critical: bool = True,
+    groups: tuple[str, ...] = ("ready",),
+    probe_type: str = "plugin",
+) -> CheckConfig:
+    return CheckConfig(
+        name=name,
+        probe_type=probe_type,
+        probe_class=Ok,
+        options={},
+        probe_config={},
+        groups=groups,
+        critical=critical,
+    )
 
 
 def state(*results: Result) -> CheckState:
     current = CheckState()
     for i, result in enumerate(results):
-        current = advance(current, Run(result, started=STARTED + i * 10, duration=0.0125,
-                                       finished=NOW - 1))
+        current = advance(
+            current, Run(result, started=STARTED + i * 10, duration=0.0125, finished=NOW - 1)
+        )
     return current
 
 
@@ -35,11 +48,13 @@ CHECKS = [
 ]
 STATES = {
     "api": state(Result("pass", "HTTP 200 in 12.5 ms", 12.5, "ms")),
-    "heartbeat": state(Result("pass", "fine", 1, "s"),
-                       Result("warn", "modified 4.25s ago", 4.25, "s")),
-    "worker": state(Result("pass", "1 process", 1, "processes"),
-                    Result("fail", "no <b>process</b> matches a|b", 0, "processes",
-                           reason="process_missing")),
+    "heartbeat": state(
+        Result("pass", "fine", 1, "s"), Result("warn", "modified 4.25s ago", 4.25, "s")
+    ),
+    "worker": state(
+        Result("pass", "1 process", 1, "processes"),
+        Result("fail", "no <b>process</b> matches a|b", 0, "processes", reason="process_missing"),
+    ),
     "cache": state(Result("fail", "down", reason="connection_refused")),
 }
 

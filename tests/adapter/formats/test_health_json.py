@@ -20,12 +20,18 @@ from tests.adapter.formats.samples import (
 def test_the_document_has_one_entry_per_check() -> None:
     document = json.loads(health_json(sample_verdict(), "orders-api"))
     assert (document["status"], document["serviceId"]) == ("fail", "orders-api")
-    assert document["checks"]["worker"] == [{
-        "status": "fail", "componentType": "process", "observedValue": 0,
-        "observedUnit": "processes", "time": "2023-11-14T22:13:30.000Z",
-        "output": "no <b>process</b> matches a|b", "reason": "process_missing",
-        "since": "2023-11-14T22:13:30.012Z",
-    }]
+    assert document["checks"]["worker"] == [
+        {
+            "status": "fail",
+            "componentType": "process",
+            "observedValue": 0,
+            "observedUnit": "processes",
+            "time": "2023-11-14T22:13:30.000Z",
+            "output": "no <b>process</b> matches a|b",
+            "reason": "process_missing",
+            "since": "2023-11-14T22:13:30.012Z",
+        }
+    ]
     assert "history" not in document["checks"]["api"][0]
     assert "notes" not in document
 
@@ -37,8 +43,13 @@ def test_one_check_in_detail_has_counts_and_recent_runs_newest_first() -> None:
     assert "failures" not in entry
     assert [run["status"] for run in entry["history"]] == ["warn", "pass"]
     assert entry["history"][0] == {
-        "status": "warn", "time": "2023-11-14T22:13:30.000Z", "duration": 0.0125,
-        "observedValue": 4.25, "observedUnit": "s", "output": "modified 4.25s ago"}
+        "status": "warn",
+        "time": "2023-11-14T22:13:30.000Z",
+        "duration": 0.0125,
+        "observedValue": 4.25,
+        "observedUnit": "s",
+        "output": "modified 4.25s ago",
+    }
     assert entry["since"] == "2023-11-14T22:13:30.012Z"
 
 

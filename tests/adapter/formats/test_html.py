@@ -63,8 +63,9 @@ def test_the_page_shows_every_check_with_its_state() -> None:
 
 
 def test_check_output_is_escaped() -> None:
-    page = status_page(sample_verdict(), service="<script>alert(1)</script>", now=WALL_NOW,
-                       version="1")
+    page = status_page(
+        sample_verdict(), service="<script>alert(1)</script>", now=WALL_NOW, version="1"
+    )
     elements = parse(page)
     assert not any(tag in ("b", "script") for tag, _ in elements.tags)
     assert "no <b>process</b> matches a|b" in "".join(elements.text)
@@ -100,8 +101,9 @@ def test_one_check_lists_its_recent_runs_newest_first() -> None:
 def test_notes_for_exclusions_and_shutdown() -> None:
     checks = [check("a"), check("b")]
     verdict = judge(checks, {"a": state(Result("pass"))}, NOW, exclude=["b", "nope"])
-    text = " ".join(parse(status_page(shutting_down(verdict), service=None, now=WALL_NOW,
-                                      version="1")).text)
+    text = " ".join(
+        parse(status_page(shutting_down(verdict), service=None, now=WALL_NOW, version="1")).text
+    )
     assert "Shutting down" in text
     assert "Excluded on request: b." in text
     assert "No check to exclude named nope." in text
@@ -109,8 +111,14 @@ def test_notes_for_exclusions_and_shutdown() -> None:
 
 @pytest.mark.parametrize(
     ("value", "unit", "expected"),
-    [(None, "ms", "—"), (12.5, "ms", "12.5 ms"), (2, "processes", "2 processes"),
-     (1234.5, None, "1,234"), (42.25, "s", "42.2 s"), (1048576, "B", "1,048,576 B")],
+    [
+        (None, "ms", "—"),
+        (12.5, "ms", "12.5 ms"),
+        (2, "processes", "2 processes"),
+        (1234.5, None, "1,234"),
+        (42.25, "s", "42.2 s"),
+        (1048576, "B", "1,048,576 B"),
+    ],
     ids=["none", "ms", "count", "thousands", "tens", "int-thousands"],
 )
 def test_observed(value: float | None, unit: str | None, expected: str) -> None:
@@ -119,8 +127,13 @@ def test_observed(value: float | None, unit: str | None, expected: str) -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "expected"),
-    [(-1, "0s ago"), (45.9, "45s ago"), (192, "3m 12s ago"), (7500, "2h 5m ago"),
-     (3 * 86400 + 4 * 3600 + 59, "3d 4h ago")],
+    [
+        (-1, "0s ago"),
+        (45.9, "45s ago"),
+        (192, "3m 12s ago"),
+        (7500, "2h 5m ago"),
+        (3 * 86400 + 4 * 3600 + 59, "3d 4h ago"),
+    ],
     ids=["clock-skew", "seconds", "minutes", "hours", "days"],
 )
 def test_ago(seconds: float, expected: str) -> None:

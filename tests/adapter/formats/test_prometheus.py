@@ -17,45 +17,53 @@ from probes import Result
 from tests.adapter.formats.samples import NOW, STARTED, check, sample_verdict, state
 
 
-def samples(metrics: AdapterMetrics, openmetrics: bool = False) -> dict[tuple[str, tuple[
-        tuple[str, str], ...]], float]:
+def samples(
+    metrics: AdapterMetrics, openmetrics: bool = False
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     text = exposition_bytes(metrics.registry, openmetrics_format=openmetrics).decode()
     parse = parse_openmetrics if openmetrics else text_string_to_metric_families
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in parse(text) for sample in family.samples
+        for family in parse(text)
+        for sample in family.samples
     }
 
 
-def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
-          **labels: str) -> float | None:
+def value(
+    found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float | None:
     return found.get((name, tuple(sorted(labels.items()))))
 
 
 @pytest.mark.parametrize("openmetrics", [False, True], ids=["prometheus", "openmetrics"])
 def test_check_metrics(openmetrics: bool) -> None:
     found = samples(AdapterMetrics(sample_verdict, version="1.2.3"), openmetrics)
-    success = {name: value(found, "health_check_success", check=name)
-               for name in ["api", "heartbeat", "worker", "cache", "fresh"]}
+    success = {
+        name: value(found, "health_check_success", check=name)
+        for name in ["api", "heartbeat", "worker", "cache", "fresh"]
+    }
     assert success == {"api": 1, "heartbeat": 1, "worker": 0, "cache": 0, "fresh": 0}
     assert value(found, "health_check_status", check="heartbeat") == 1
     assert value(found, "health_check_status", check="cache") == 2
     assert value(found, "health_check_duration_seconds", check="api") == 0.0125
     assert value(found, "health_check_duration_seconds", check="fresh") is None
-    assert value(found, "health_check_last_run_timestamp_seconds", check="worker") == \
-        STARTED + 10
-    assert value(found, "health_check_observed_value", check="api", unit="seconds") == \
-        pytest.approx(0.0125)
-    assert value(found, "health_check_observed_value", check="worker",
-                 unit="processes") == 0
-    runs = {result: value(found, "health_check_runs_total", check="worker", result=result)
-            for result in ["pass", "warn", "fail"]}
+    assert value(found, "health_check_last_run_timestamp_seconds", check="worker") == STARTED + 10
+    assert value(
+        found, "health_check_observed_value", check="api", unit="seconds"
+    ) == pytest.approx(0.0125)
+    assert value(found, "health_check_observed_value", check="worker", unit="processes") == 0
+    runs = {
+        result: value(found, "health_check_runs_total", check="worker", result=result)
+        for result in ["pass", "warn", "fail"]
+    }
     assert runs == {"pass": 1, "warn": 0, "fail": 1}
     assert value(found, "health_check_runs_total", check="fresh", result="pass") == 0
-    assert value(found, "health_check_failures_total", check="worker",
-                 reason="process_missing") == 1
-    assert value(found, "health_check_failures_total", check="cache",
-                 reason="connection_refused") == 1
+    assert (
+        value(found, "health_check_failures_total", check="worker", reason="process_missing") == 1
+    )
+    assert (
+        value(found, "health_check_failures_total", check="cache", reason="connection_refused") == 1
+    )
     assert value(found, "health_check_failures_total", check="api", reason="timeout") is None
     build = [labels for (name, labels) in found if name == "health_adapter_build_info"]
     assert len(build) == 1 and ("version", "1.2.3") in build[0]
@@ -75,8 +83,9 @@ def test_the_collector_reads_the_verdict_at_scrape_time_and_shares_nothing() -> 
 
 
 def test_openmetrics_ends_with_eof_and_declares_units() -> None:
-    text = exposition_bytes(AdapterMetrics(sample_verdict, version="1").registry,
-                            openmetrics_format=True).decode()
+    text = exposition_bytes(
+        AdapterMetrics(sample_verdict, version="1").registry, openmetrics_format=True
+    ).decode()
     assert text.endswith("# EOF\n")
     assert "# UNIT health_check_duration_seconds seconds" in text
     assert "# TYPE health_check_runs counter" in text
@@ -84,19 +93,27 @@ def test_openmetrics_ends_with_eof_and_declares_units() -> None:
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_promtool_finds_nothing_to_lint() -> None:
-    text = exposition_bytes(AdapterMetrics(sample_verdict, version="1").registry,
-                            openmetrics_format=False)
-    done = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
-                          timeout=30, check=False)
+    text = exposition_bytes(
+        AdapterMetrics(sample_verdict, version="1").registry, openmetrics_format=False
+    )
+    done = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, timeout=30, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == b"" and done.stderr.strip() == b""
 
 
 @pytest.mark.parametrize(
     ("value_", "unit", "expected"),
-    [(12.5, "ms", (0.0125, "seconds")), (3, "s", (3, "seconds")), (2, "m", (120, "seconds")),
-     (1, "KiB", (1024, "bytes")), (50, "%", (0.5, "ratio")), (2, "processes", (2, "processes")),
-     (7, None, (7, ""))],
+    [
+        (12.5, "ms", (0.0125, "seconds")),
+        (3, "s", (3, "seconds")),
+        (2, "m", (120, "seconds")),
+        (1, "KiB", (1024, "bytes")),
+        (50, "%", (0.5, "ratio")),
+        (2, "processes", (2, "processes")),
+        (7, None, (7, "")),
+    ],
     ids=["ms", "s", "minutes", "kib", "percent", "other-unit-kept", "no-unit"],
 )
 def test_base_units(value_: float, unit: str | None, expected: tuple[float, str]) -> None:

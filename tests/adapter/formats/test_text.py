@@ -33,4 +33,7 @@ def test_exclusions_are_listed_like_kube_apiserver_does() -> None:
 def test_shutdown_comes_first() -> None:
     verdict = shutting_down(judge([check("a")], {"a": state(Result("pass"))}, NOW))
     assert verbose_text(verdict, "readyz").splitlines() == [
-        "[-]shutdown in progress", "[+]a ok", "readyz check failed"]
+        "[-]shutdown in progress",
+        "[+]a ok",
+        "readyz check failed",
+    ]

@@ -23,9 +23,9 @@ class QueueDepth(Probe):
     class Options(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
         host: Annotated[str, msgspec.Meta(description="queue server address")] = "127.0.0.1"
         port: Annotated[int, msgspec.Meta(ge=1, le=65535, description="queue server port")]
-        queue: Annotated[
-            str, msgspec.Meta(pattern=r"^\S+$", description="name of the queue")
-        ] = "default"
+        queue: Annotated[str, msgspec.Meta(pattern=r"^\S+$", description="name of the queue")] = (
+            "default"
+        )
         max_depth: Annotated[
             int, msgspec.Meta(ge=0, description="fail when more messages than this wait")
         ]
@@ -46,8 +46,11 @@ class QueueDepth(Probe):
         try:
             reader, writer = await asyncio.open_connection(options.host, options.port)
         except ConnectionRefusedError:
-            return Result(Status.FAIL, f"connection refused by {options.host}:{options.port}",
-                          reason=Reason.CONNECTION_REFUSED)
+            return Result(
+                Status.FAIL,
+                f"connection refused by {options.host}:{options.port}",
+                reason=Reason.CONNECTION_REFUSED,
+            )
         try:
             writer.write(f"DEPTH {options.queue}\n".encode())
             await writer.drain()
@@ -56,11 +59,22 @@ class QueueDepth(Probe):
             writer.close()
         depth = int(line)  # a garbled answer raises: the adapter reports it as a failure
         if depth > options.max_depth:
-            return Result(Status.FAIL, f"{depth} messages wait in {options.queue}, "
-                          f"more than {options.max_depth}",
-                          observed_value=depth, observed_unit="messages")
+            return Result(
+                Status.FAIL,
+                f"{depth} messages wait in {options.queue}, more than {options.max_depth}",
+                observed_value=depth,
+                observed_unit="messages",
+            )
         if options.warn_depth is not None and depth > options.warn_depth:
-            return Result(Status.WARN, f"{depth} messages wait in {options.queue}",
-                          observed_value=depth, observed_unit="messages")
-        return Result(Status.PASS, f"{depth} messages wait in {options.queue}",
-                      observed_value=depth, observed_unit="messages")
+            return Result(
+                Status.WARN,
+                f"{depth} messages wait in {options.queue}",
+                observed_value=depth,
+                observed_unit="messages",
+            )
+        return Result(
+            Status.PASS,
+            f"{depth} messages wait in {options.queue}",
+            observed_value=depth,
+            observed_unit="messages",
+        )

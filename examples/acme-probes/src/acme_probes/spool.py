@@ -37,17 +37,31 @@ class SpoolDepth(Probe):
         try:
             entries = list(os.scandir(options.directory))
         except FileNotFoundError:
-            return Result(Status.FAIL, f"directory {options.directory} does not exist",
-                          reason=Reason.FILE_MISSING)
+            return Result(
+                Status.FAIL,
+                f"directory {options.directory} does not exist",
+                reason=Reason.FILE_MISSING,
+            )
         cutoff = time.time() - (options.older_than or 0)
         count = sum(
-            1 for entry in entries
+            1
+            for entry in entries
             if entry.is_file(follow_symlinks=False)
             and entry.stat(follow_symlinks=False).st_mtime <= cutoff
         )
-        what = f"{count} files" + (f" older than {options.older_than}" if options.older_than else "")
+        what = f"{count} files" + (
+            f" older than {options.older_than}" if options.older_than else ""
+        )
         if count > options.max_files:
-            return Result(Status.FAIL, f"{what} in {options.directory}, more than "
-                          f"{options.max_files}", observed_value=count, observed_unit="files")
-        return Result(Status.PASS, f"{what} in {options.directory}",
-                      observed_value=count, observed_unit="files")
+            return Result(
+                Status.FAIL,
+                f"{what} in {options.directory}, more than {options.max_files}",
+                observed_value=count,
+                observed_unit="files",
+            )
+        return Result(
+            Status.PASS,
+            f"{what} in {options.directory}",
+            observed_value=count,
+            observed_unit="files",
+        )
