@@ -737,6 +737,45 @@ def test_a_kubernetes_projected_volume_is_judged_by_the_file_behind_data(tmp_pat
     )
 
 
+def test_content_and_age_agree_while_a_writer_keeps_replacing_the_file(tmp_path: Path) -> None:
+    """The same, with a real writer racing the probe: fresh versions say
+    "starting", stale ones "ready", so only a mix of two versions could pass."""
+    status = tmp_path / "status"
+    touch(status, content="status: starting")
+    stop = threading.Event()
+
+    def writer() -> None:
+        for version in range(1_000_000):
+            if stop.is_set():
+                return
+            fresh = version % 2 == 0
+            new = touch(
+                tmp_path / f".status.{version}",
+                age=0 if fresh else 600,
+                content="status: starting" if fresh else "status: ready",
+            )
+            os.rename(new, status)
+
+    racing = threading.Thread(target=writer, daemon=True)
+    racing.start()
+    seen: set[Reason | None] = set()
+    passes = 0
+    deadline = time.monotonic() + 10
+    try:
+        for run in range(5000):
+            result = check(path=status, max_age="30s", contains="ready")
+            seen.add(result.reason)
+            passes += result.status is Status.PASS
+            raced = seen >= {Reason.FILE_STALE, Reason.BODY_MISMATCH}
+            if (raced and run >= 500) or time.monotonic() > deadline:
+                break
+    finally:
+        stop.set()
+        racing.join(timeout=10)
+    assert seen >= {Reason.FILE_STALE, Reason.BODY_MISMATCH}, "the writer never raced the probe"
+    assert passes == 0
+
+
 def test_content_and_age_come_from_the_same_file_when_it_is_replaced_meanwhile(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
