@@ -203,7 +203,10 @@ class FileProbe(Probe):
             return judged
         try:
             info, head = read_regular(path, CONTENT_LIMIT + 1)
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            # Removed since it was looked at: say what is left, if anything.
+            if os.path.islink(path):
+                return _unresolved(path, exc)
             return _fail(Reason.FILE_MISSING, _describe_missing(path))
         except PermissionError:
             return _fail(Reason.PERMISSION_DENIED, f"permission denied reading {path}")

@@ -737,6 +737,28 @@ def test_a_kubernetes_projected_volume_is_judged_by_the_file_behind_data(tmp_pat
     )
 
 
+def test_a_symlink_whose_target_is_removed_before_the_read_is_named_dangling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A release removed between the probe's look and its read: the window is
+    made to happen by removing the real target just before the open."""
+    target = touch(make_directory(tmp_path / "release-1") / "status", content="ready")
+    status = link(tmp_path / "status", "release-1/status")
+    real_open = os.open
+
+    def open_after_the_removal(path: Any, *args: Any, **kwargs: Any) -> int:
+        if str(path) == str(status):
+            target.unlink(missing_ok=True)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_after_the_removal)
+
+    result = check(path=status, contains="ready")
+
+    assert (result.status, result.reason) == (Status.FAIL, Reason.FILE_MISSING)
+    assert result.output == f"{status} is a symlink to release-1/status, which does not exist"
+
+
 def test_content_and_age_agree_while_a_writer_keeps_replacing_the_file(tmp_path: Path) -> None:
     """The same, with a real writer racing the probe: fresh versions say
     "starting", stale ones "ready", so only a mix of two versions could pass."""
