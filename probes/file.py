@@ -430,7 +430,13 @@ def _topmost_missing_directory(path: str) -> str | None:
 
 
 def _first_existing_ancestor(path: str) -> str:
-    directory = os.path.dirname(os.path.abspath(path))
+    """The nearest existing path that `path` needs to be a directory.
+
+    A trailing slash asks for the path itself to be a directory.
+    """
+    directory = os.path.abspath(path)
+    if not path.endswith(os.sep):
+        directory = os.path.dirname(directory)
     while directory != os.path.dirname(directory) and not os.path.exists(directory):
         directory = os.path.dirname(directory)
     return directory

@@ -416,12 +416,18 @@ def test_heartbeat_turns_stale_when_no_longer_touched(tmp_path: Path) -> None:
             "{tmp}/regular is not a directory, so {tmp}/regular/heartbeat cannot exist",
             id="file-where-a-directory-is-expected",
         ),
+        pytest.param(
+            "regular/",
+            Reason.FILE_INVALID,
+            "{tmp}/regular is not a directory, so {tmp}/regular/ cannot exist",
+            id="file-named-with-a-trailing-slash",
+        ),
     ],
 )
 def test_missing(tmp_path: Path, relative: str, reason: Reason, output: str) -> None:
     touch(tmp_path / "regular")
 
-    result = check(path=tmp_path / relative)
+    result = check(path=f"{tmp_path}/{relative}")  # a Path would drop a trailing slash
 
     assert (result.status, result.reason) == (Status.FAIL, reason)
     assert result.output == output.format(tmp=tmp_path)
@@ -949,26 +955,35 @@ def test_a_maintenance_flag_is_present_whatever_it_is(
     assert re.search(with_path(output, flag), result.output), result.output
 
 
-def file_where_the_directory_should_be(tmp: Path) -> str:
+def file_where_the_directory_should_be(tmp: Path) -> tuple[str, str]:
     touch(tmp / "run")
-    return "{tmp}/run/maintenance is absent ({tmp}/run is not a directory)"
+    return "run/maintenance", "{tmp}/run/maintenance is absent ({tmp}/run is not a directory)"
 
 
-def dangling_link_where_the_directory_should_be(tmp: Path) -> str:
-    link(tmp / "run", "run-2")
+def file_named_with_a_trailing_slash(tmp: Path) -> tuple[str, str]:
+    touch(make_directory(tmp / "run") / "maintenance")
     return (
-        "{tmp}/run/maintenance is absent "
-        "(directory {tmp}/run is a symlink to run-2, which does not exist)"
+        "run/maintenance/",
+        "{tmp}/run/maintenance/ is absent ({tmp}/run/maintenance is not a directory)",
     )
 
 
-def no_directory(tmp: Path) -> str:
-    return "{tmp}/run/maintenance is absent (directory {tmp}/run does not exist)"
+def dangling_link_where_the_directory_should_be(tmp: Path) -> tuple[str, str]:
+    link(tmp / "run", "run-2")
+    return (
+        "run/maintenance",
+        "{tmp}/run/maintenance is absent "
+        "(directory {tmp}/run is a symlink to run-2, which does not exist)",
+    )
 
 
-def an_empty_directory(tmp: Path) -> str:
+def no_directory(tmp: Path) -> tuple[str, str]:
+    return "run/maintenance", "{tmp}/run/maintenance is absent (directory {tmp}/run does not exist)"
+
+
+def an_empty_directory(tmp: Path) -> tuple[str, str]:
     make_directory(tmp / "run")
-    return "{tmp}/run/maintenance is absent"
+    return "run/maintenance", "{tmp}/run/maintenance is absent"
 
 
 @pytest.mark.parametrize(
@@ -977,6 +992,7 @@ def an_empty_directory(tmp: Path) -> str:
         pytest.param(an_empty_directory, id="absent"),
         pytest.param(no_directory, id="directory-missing"),
         pytest.param(file_where_the_directory_should_be, id="file-where-the-directory-should-be"),
+        pytest.param(file_named_with_a_trailing_slash, id="file-named-with-a-trailing-slash"),
         pytest.param(
             dangling_link_where_the_directory_should_be,
             id="dangling-symlink-where-the-directory-should-be",
@@ -984,11 +1000,11 @@ def an_empty_directory(tmp: Path) -> str:
     ],
 )
 def test_a_maintenance_flag_that_cannot_be_there_passes_and_says_why(
-    tmp_path: Path, make: Callable[[Path], str]
+    tmp_path: Path, make: Callable[[Path], tuple[str, str]]
 ) -> None:
-    output = make(tmp_path)
+    relative, output = make(tmp_path)
 
-    result = check(path=tmp_path / "run" / "maintenance", exists=False)
+    result = check(path=f"{tmp_path}/{relative}", exists=False)
 
     assert (result.status, result.reason) == (Status.PASS, None)
     assert result.output == output.format(tmp=tmp_path)
