@@ -60,6 +60,7 @@ class Reason(enum.StrEnum):
     FILE_MISSING = "file_missing"
     FILE_PRESENT = "file_present"
     FILE_STALE = "file_stale"
+    CLOCK_SKEW = "clock_skew"  # a time read is in the future: its age cannot be known
     FILE_INVALID = "file_invalid"  # a directory, FIFO or device where a file is expected
     PERMISSION_DENIED = "permission_denied"
     PROCESS_MISSING = "process_missing"

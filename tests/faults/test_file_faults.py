@@ -1,13 +1,17 @@
-"""Sentinel files that misbehave: huge, a FIFO, unreadable, or on a path that blocks."""
+"""Sentinel files that misbehave: huge, a FIFO, unreadable, on a path that blocks,
+from the future, or a dangling symlink."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
+import time
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -190,24 +194,28 @@ def test_an_unreadable_file(where: str, options: dict[str, Any], reason: str, ou
 
 
 async def test_a_path_that_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Nothing on this machine blocks a stat() on demand (a dead NFS or FUSE
-    # mount would): this one case uses a fake, an os.stat that hangs for one path.
+    # Nothing on this machine blocks a lookup on demand (a dead NFS or FUSE
+    # mount would): this one case uses a fake, an os.stat and os.lstat that
+    # hang for one path.
     path = tmp_path / "on-a-dead-mount"
     path.write_text("x")
     hang = threading.Event()
     release = threading.Event()
-    real_stat = os.stat
 
-    def stat(target: Any, *args: Any, **kwargs: Any) -> os.stat_result:
-        if str(target) == str(path) and not release.is_set():
-            hang.set()
-            release.wait(30)
-        return real_stat(target, *args, **kwargs)
+    def hanging(real: Callable[..., os.stat_result]) -> Callable[..., os.stat_result]:
+        def look_up(target: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+            if str(target) == str(path) and not release.is_set():
+                hang.set()
+                release.wait(30)
+            return real(target, *args, **kwargs)
+
+        return look_up
 
     fake_os = types.SimpleNamespace(
         **{name: getattr(os, name) for name in dir(os) if not name.startswith("__")}
     )
-    fake_os.stat = stat
+    fake_os.stat = hanging(os.stat)
+    fake_os.lstat = hanging(os.lstat)
     monkeypatch.setattr(probes.file, "os", fake_os)
     before = Footprint.take()
     try:
@@ -228,3 +236,74 @@ async def test_a_path_that_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         release.set()
     assert hang.is_set()
     await assert_nothing_left(before)
+
+
+def future_heartbeat(tmp: Path) -> Path:
+    heartbeat = tmp / "heartbeat"
+    heartbeat.write_text("")
+    ahead = time.time() + 7200  # the writer's clock two hours ahead, then it stopped
+    os.utime(heartbeat, (ahead, ahead))
+    return heartbeat
+
+
+def dangling_heartbeat(tmp: Path) -> Path:
+    heartbeat = tmp / "heartbeat"
+    os.symlink(tmp / "releases" / "current" / "heartbeat", heartbeat)
+    return heartbeat
+
+
+def dangling_maintenance_flag(tmp: Path) -> Path:
+    flag = tmp / "maintenance"
+    os.symlink(tmp / "reasons" / "maintenance.txt", flag)
+    return flag
+
+
+@pytest.mark.parametrize(
+    ("make", "options", "reason", "output", "observed"),
+    [
+        pytest.param(
+            future_heartbeat,
+            {"max_age": "30s"},
+            "clock_skew",
+            r"modified 7(199|200)\.\ds in the future \(clock skew\?\), max_clock_skew 5s",
+            -7200,
+            id="heartbeat-from-the-future",
+        ),
+        pytest.param(
+            dangling_heartbeat,
+            {"max_age": "30s"},
+            "file_missing",
+            "{tmp}/heartbeat is a symlink to {tmp}/releases/current/heartbeat, "
+            "which does not exist",
+            None,
+            id="dangling-heartbeat",
+        ),
+        pytest.param(
+            dangling_maintenance_flag,
+            {"exists": False},
+            "file_present",
+            "{tmp}/maintenance is present (a symlink to {tmp}/reasons/maintenance.txt, "
+            "which does not exist), expected absent",
+            None,
+            id="dangling-maintenance-flag",
+        ),
+    ],
+)
+async def test_a_sentinel_that_lies_about_itself_is_reported_as_it_is(
+    tmp_path: Path,
+    make: Callable[[Path], Path],
+    options: dict[str, Any],
+    reason: str,
+    output: str,
+    observed: float | None,
+) -> None:
+    path = make(tmp_path)
+    entry = await verdict_of(file_check(path, **options))
+    assert (entry["status"], entry["reason"]) == ("fail", reason)
+    if observed is None:
+        assert entry["output"] == output.format(tmp=tmp_path)
+        assert "observedValue" not in entry
+    else:
+        assert re.fullmatch(output, entry["output"]), entry["output"]
+        assert entry["observedValue"] == pytest.approx(observed, abs=5)
+        assert entry["observedUnit"] == "s"

@@ -6,6 +6,7 @@ import concurrent.futures
 import ctypes
 import os
 import re
+import shutil
 import socket
 import stat
 import threading
@@ -121,10 +122,11 @@ def locked(tmp_path: Path) -> Iterator[Callable[[Path], Path]]:
 
 def test_options_are_decoded() -> None:
     options = FileProbe.parse_options(
-        {"path": "/shared/heartbeat", "max_age": "30s", "regex": "^ok$"}
+        {"path": "/shared/heartbeat", "max_age": "30s", "max_clock_skew": "1m", "regex": "^ok$"}
     )
 
     assert options.max_age == Duration(30)
+    assert options.max_clock_skew == Duration(60)
     assert isinstance(options.max_age, Duration)
     assert options.regex.search("ok")
     assert (options.exists, options.contains) == (True, None)
@@ -175,6 +177,17 @@ def test_options_are_decoded() -> None:
             "- at `$.regex`",
             id="absent-file-with-regex",
         ),
+        pytest.param(
+            {"path": "/hb", "max_clock_skew": "10s"},
+            "max_clock_skew needs max_age (only the age check judges the mtime) "
+            "- at `$.max_clock_skew`",
+            id="clock-skew-without-max-age",
+        ),
+        pytest.param(
+            {"path": "/hb", "max_age": "30s", "max_clock_skew": "-5s"},
+            "invalid duration '-5s'",
+            id="negative-clock-skew",
+        ),
     ],
 )
 def test_invalid_options_are_reported_at_their_key(options: dict[str, Any], message: str) -> None:
@@ -190,43 +203,119 @@ def test_file_probe_runs_in_a_worker_thread() -> None:
 
 
 @pytest.mark.parametrize(
-    ("age", "max_age", "status", "reason", "output"),
+    ("age", "options", "status", "reason", "output", "observed"),
     [
-        pytest.param(2, "30s", Status.PASS, None, r"^modified 2\.\ds ago$", id="fresh"),
+        pytest.param(
+            2, {"max_age": "30s"}, Status.PASS, None, r"^modified 2\.\ds ago$", 2, id="fresh"
+        ),
+        pytest.param(
+            0, {"max_age": "30s"}, Status.PASS, None, r"^modified 0\.\ds ago$", 0, id="touched-now"
+        ),
         pytest.param(
             45,
-            "30s",
+            {"max_age": "30s"},
             Status.FAIL,
             Reason.FILE_STALE,
             r"^modified 45\.\ds ago, max_age 30s$",
+            45,
             id="stale",
         ),
         pytest.param(
             1,
-            "250ms",
+            {"max_age": "250ms"},
             Status.FAIL,
             Reason.FILE_STALE,
             r"^modified 1\.\ds ago, max_age 250ms$",
+            1,
             id="stale-in-milliseconds",
         ),
         pytest.param(
-            7200, None, Status.PASS, None, r"^modified 7200\.\ds ago$", id="old-without-max-age"
+            86400,
+            {"max_age": "30s"},
+            Status.FAIL,
+            Reason.FILE_STALE,
+            r"^modified 86400\.\ds ago, max_age 30s$",
+            86400,
+            id="rewritten-with-an-mtime-a-day-old",
         ),
         pytest.param(
-            -3600, "30s", Status.PASS, None, r"^modified 0\.0s ago$", id="mtime-in-the-future"
+            7200, {}, Status.PASS, None, r"^modified 7200\.\ds ago$", 7200, id="old-without-max-age"
+        ),
+        pytest.param(
+            -3,
+            {"max_age": "30s"},
+            Status.PASS,
+            None,
+            r"^modified 0\.0s ago$",
+            0,
+            id="future-within-the-default-skew",
+        ),
+        pytest.param(
+            -7200,
+            {"max_age": "30s"},
+            Status.FAIL,
+            Reason.CLOCK_SKEW,
+            r"^modified 7(199|200)\.\ds in the future \(clock skew\?\), max_clock_skew 5s$",
+            -7200,
+            id="writer-clock-two-hours-ahead",
+        ),
+        pytest.param(
+            -60,
+            {"max_age": "1h"},
+            Status.FAIL,
+            Reason.CLOCK_SKEW,
+            r"^modified (59|60)\.\ds in the future \(clock skew\?\), max_clock_skew 5s$",
+            -60,
+            id="touched-a-minute-ahead",
+        ),
+        pytest.param(
+            -8,
+            {"max_age": "30s"},
+            Status.FAIL,
+            Reason.CLOCK_SKEW,
+            r"^modified [78]\.\ds in the future \(clock skew\?\), max_clock_skew 5s$",
+            -8,
+            id="seconds-past-the-default-skew",
+        ),
+        pytest.param(
+            -60,
+            {"max_age": "30s", "max_clock_skew": "2m"},
+            Status.PASS,
+            None,
+            r"^modified 0\.0s ago$",
+            0,
+            id="future-within-a-raised-skew",
+        ),
+        pytest.param(
+            -2,
+            {"max_age": "30s", "max_clock_skew": "500ms"},
+            Status.FAIL,
+            Reason.CLOCK_SKEW,
+            r"^modified [12]\.\ds in the future \(clock skew\?\), max_clock_skew 500ms$",
+            -2,
+            id="future-beyond-a-lowered-skew",
+        ),
+        pytest.param(
+            -7200,
+            {},
+            Status.PASS,
+            None,
+            r"^modified 7(199|200)\.\ds in the future \(clock skew\?\)$",
+            -7200,
+            id="future-without-max-age-is-shown-not-judged",
         ),
     ],
 )
 def test_heartbeat(
     tmp_path: Path,
     age: float,
-    max_age: str | None,
+    options: dict[str, str],
     status: Status,
     reason: Reason | None,
     output: str,
+    observed: float,
 ) -> None:
     heartbeat = touch(tmp_path / "heartbeat", age=age)
-    options = {} if max_age is None else {"max_age": max_age}
 
     result = check(path=heartbeat, **options)
 
@@ -234,8 +323,67 @@ def test_heartbeat(
     assert re.match(output, result.output), result.output
     assert result.observed_unit == "s"
     assert isinstance(result.observed_value, float)
-    assert result.observed_value == pytest.approx(max(age, 0), abs=5)
+    assert result.observed_value == pytest.approx(observed, abs=5)
     assert result.observed_value == round(result.observed_value, 1)  # 0.1 s precision
+
+
+YEAR_2100 = 4102444800.0  # 2100-01-01T00:00:00Z
+YEAR_1960 = -315619200.0  # 1960-01-01T00:00:00Z
+
+
+@pytest.mark.parametrize(
+    ("mtime", "status", "reason", "output"),
+    [
+        pytest.param(
+            YEAR_2100,
+            Status.FAIL,
+            Reason.CLOCK_SKEW,
+            r"^modified \d{10}\.\ds in the future \(clock skew\?\), max_clock_skew 5s$",
+            id="year-2100",
+        ),
+        pytest.param(
+            YEAR_1960,
+            Status.FAIL,
+            Reason.FILE_STALE,
+            r"^modified \d{10}\.\ds ago, max_age 30s$",
+            id="before-1970",
+        ),
+        pytest.param(
+            0.0, Status.FAIL, Reason.FILE_STALE, r"^modified \d+\.\ds ago", id="the-epoch"
+        ),
+    ],
+)
+def test_heartbeat_with_an_mtime_far_from_now(
+    tmp_path: Path, mtime: float, status: Status, reason: Reason, output: str
+) -> None:
+    heartbeat = touch(tmp_path / "heartbeat")
+    os.utime(heartbeat, (mtime, mtime))
+    assert os.stat(heartbeat).st_mtime == mtime
+
+    result = check(path=heartbeat, max_age="30s")
+
+    assert (result.status, result.reason) == (status, reason)
+    assert re.match(output, result.output), result.output
+    assert result.observed_value == pytest.approx(time.time() - mtime, abs=5)
+
+
+def test_the_adapters_clock_stepping_back_is_a_finding_until_the_writer_catches_up(
+    tmp_path: Path,
+) -> None:
+    """A step of this host's clock cannot be made on demand; seen from the
+    probe it is the file's mtime moving ahead of now by the same amount."""
+    heartbeat = touch(tmp_path / "heartbeat")
+    assert check(path=heartbeat, max_age="30s").status is Status.PASS
+
+    touch(heartbeat, age=-3600)  # the clock stepped back an hour: the last beat is "ahead"
+
+    stepped = check(path=heartbeat, max_age="30s")
+    assert stepped.reason is Reason.CLOCK_SKEW
+    assert stepped.output.endswith("s in the future (clock skew?), max_clock_skew 5s")
+
+    touch(heartbeat)  # the writer beats again, on the same (stepped) clock
+
+    assert check(path=heartbeat, max_age="30s").status is Status.PASS
 
 
 def test_heartbeat_turns_stale_when_no_longer_touched(tmp_path: Path) -> None:
@@ -268,12 +416,18 @@ def test_heartbeat_turns_stale_when_no_longer_touched(tmp_path: Path) -> None:
             "{tmp}/regular is not a directory, so {tmp}/regular/heartbeat cannot exist",
             id="file-where-a-directory-is-expected",
         ),
+        pytest.param(
+            "regular/",
+            Reason.FILE_INVALID,
+            "{tmp}/regular is not a directory, so {tmp}/regular/ cannot exist",
+            id="file-named-with-a-trailing-slash",
+        ),
     ],
 )
 def test_missing(tmp_path: Path, relative: str, reason: Reason, output: str) -> None:
     touch(tmp_path / "regular")
 
-    result = check(path=tmp_path / relative)
+    result = check(path=f"{tmp_path}/{relative}")  # a Path would drop a trailing slash
 
     assert (result.status, result.reason) == (Status.FAIL, reason)
     assert result.output == output.format(tmp=tmp_path)
@@ -303,6 +457,14 @@ def the_null_device(path: Path) -> Path:
     return Path(os.devnull)
 
 
+def make_block_device(path: Path) -> Path:
+    try:  # a loop device's numbers; the node is never opened
+        os.mknod(path, stat.S_IFBLK | 0o600, os.makedev(7, 0))
+    except PermissionError:
+        pytest.skip("creating a device node needs CAP_MKNOD")
+    return path
+
+
 @pytest.mark.parametrize("content_options", [{}, {"contains": "ok"}], ids=["stat", "read"])
 @pytest.mark.parametrize(
     ("make", "kind"),
@@ -311,6 +473,7 @@ def the_null_device(path: Path) -> Path:
         pytest.param(make_fifo, "FIFO", id="fifo"),
         pytest.param(make_socket, "socket", id="socket"),
         pytest.param(the_null_device, "character device", id="device"),
+        pytest.param(make_block_device, "block device", id="block-device"),
     ],
 )
 def test_not_a_regular_file(
@@ -347,6 +510,325 @@ def test_fifo_is_never_opened_even_when_it_replaces_the_file_after_stat(
     assert result.output == f"{fifo} is a FIFO, not a regular file"
 
 
+# --- symlinks -----------------------------------------------------------------------------
+
+
+def link(path: Path, target: str | Path) -> Path:
+    """A symlink at `path` to `target`, written as given (relative stays relative)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(target, path)
+    return path
+
+
+def dangling_absolute(tmp: Path) -> Path:
+    return link(tmp / "heartbeat", tmp / "releases/current/heartbeat")
+
+
+def dangling_relative(tmp: Path) -> Path:
+    return link(tmp / "heartbeat", "releases/heartbeat")
+
+
+def dangling_chain(tmp: Path) -> Path:
+    link(tmp / "current", "release-2/heartbeat")
+    return link(tmp / "heartbeat", "current")
+
+
+def dangling_through_a_file(tmp: Path) -> Path:
+    touch(tmp / "regular")
+    return link(tmp / "heartbeat", "regular/heartbeat")
+
+
+def loop_to_itself(tmp: Path) -> Path:
+    return link(tmp / "heartbeat", "heartbeat")
+
+
+def loop_of_two(tmp: Path) -> Path:
+    link(tmp / "other", "heartbeat")
+    return link(tmp / "heartbeat", "other")
+
+
+def chain_past_the_kernels_limit(tmp: Path) -> Path:
+    touch(tmp / "real")
+    link(tmp / "l41", "real")
+    for hop in range(40, 0, -1):
+        link(tmp / f"l{hop}", f"l{hop + 1}")
+    return link(tmp / "heartbeat", "l1")
+
+
+def to_a_directory(tmp: Path) -> Path:
+    (tmp / "data").mkdir()
+    return link(tmp / "heartbeat", "data")
+
+
+def to_a_fifo(tmp: Path) -> Path:
+    os.mkfifo(tmp / "pipe")
+    return link(tmp / "heartbeat", "pipe")
+
+
+def to_the_null_device(tmp: Path) -> Path:
+    return link(tmp / "heartbeat", os.devnull)
+
+
+def in_a_dangling_directory_link(tmp: Path) -> Path:
+    link(tmp / "current", "release-2")
+    return tmp / "current" / "heartbeat"
+
+
+def in_a_directory_link_loop(tmp: Path) -> Path:
+    link(tmp / "current", "current")
+    return tmp / "current" / "heartbeat"
+
+
+@pytest.mark.parametrize("content_options", [{}, {"contains": "ok"}], ids=["stat", "read"])
+@pytest.mark.parametrize(
+    ("make", "reason", "output"),
+    [
+        pytest.param(
+            dangling_absolute,
+            Reason.FILE_MISSING,
+            "{tmp}/heartbeat is a symlink to {tmp}/releases/current/heartbeat, "
+            "which does not exist",
+            id="dangling",
+        ),
+        pytest.param(
+            dangling_relative,
+            Reason.FILE_MISSING,
+            "{tmp}/heartbeat is a symlink to releases/heartbeat, which does not exist",
+            id="dangling-relative",
+        ),
+        pytest.param(
+            dangling_chain,
+            Reason.FILE_MISSING,
+            "{tmp}/heartbeat is a symlink to current, a symlink to release-2/heartbeat, "
+            "which does not exist",
+            id="dangling-at-the-end-of-a-chain",
+        ),
+        pytest.param(
+            dangling_through_a_file,
+            Reason.FILE_MISSING,
+            "{tmp}/heartbeat is a symlink to regular/heartbeat, which does not exist",
+            id="dangling-through-a-file",
+        ),
+        pytest.param(
+            loop_to_itself,
+            Reason.FILE_INVALID,
+            "{tmp}/heartbeat is a symlink loop ({tmp}/heartbeat -> heartbeat)",
+            id="loop-to-itself",
+        ),
+        pytest.param(
+            loop_of_two,
+            Reason.FILE_INVALID,
+            "{tmp}/heartbeat is a symlink loop ({tmp}/heartbeat -> other -> heartbeat)",
+            id="loop-of-two",
+        ),
+        pytest.param(
+            chain_past_the_kernels_limit,
+            Reason.FILE_INVALID,
+            "{tmp}/heartbeat is a symlink to l1, the start of a chain of more than 40 symlinks",
+            id="chain-past-the-kernels-limit",
+        ),
+        pytest.param(
+            to_a_directory,
+            Reason.FILE_INVALID,
+            "{tmp}/heartbeat is a symlink to data, which is a directory, not a regular file",
+            id="to-a-directory",
+        ),
+        pytest.param(
+            to_a_fifo,
+            Reason.FILE_INVALID,
+            "{tmp}/heartbeat is a symlink to pipe, which is a FIFO, not a regular file",
+            id="to-a-fifo",
+        ),
+        pytest.param(
+            to_the_null_device,
+            Reason.FILE_INVALID,
+            "{tmp}/heartbeat is a symlink to /dev/null, which is a character device, "
+            "not a regular file",
+            id="to-a-device",
+        ),
+        pytest.param(
+            in_a_dangling_directory_link,
+            Reason.FILE_MISSING,
+            "directory {tmp}/current is a symlink to release-2, which does not exist",
+            id="directory-on-the-way-dangling",
+        ),
+        pytest.param(
+            in_a_directory_link_loop,
+            Reason.FILE_INVALID,
+            "{tmp}/current/heartbeat cannot be reached: a symlink loop in a directory on the way "
+            "(too many levels of symbolic links)",
+            id="directory-on-the-way-a-loop",
+        ),
+    ],
+)
+def test_a_symlink_is_named_for_what_it_is(
+    tmp_path: Path,
+    make: Callable[[Path], Path],
+    reason: Reason,
+    output: str,
+    content_options: dict[str, str],
+) -> None:
+    path = make(tmp_path)
+
+    result = returns_promptly(lambda: check(path=path, **content_options), path)
+
+    assert (result.status, result.reason) == (Status.FAIL, reason)
+    assert result.output == output.format(tmp=tmp_path)
+    assert result.observed_value is None
+
+
+def test_a_symlink_is_followed_to_its_target(tmp_path: Path) -> None:
+    touch(make_directory(tmp_path / "beats") / "heartbeat", age=45, content="status: ok")
+    heartbeat = link(tmp_path / "heartbeat", "beats/heartbeat")  # the link itself is new
+
+    result = check(path=heartbeat, max_age="30s", contains="ok")
+
+    assert (result.status, result.reason) == (Status.FAIL, Reason.FILE_STALE)
+    assert result.observed_value == pytest.approx(45, abs=5)
+
+
+def test_permission_denied_following_a_symlink(
+    tmp_path: Path, locked: Callable[[Path], Path]
+) -> None:
+    touch(make_directory(tmp_path / "private") / "heartbeat")
+    heartbeat = link(tmp_path / "heartbeat", "private/heartbeat")
+    locked(tmp_path / "private")
+
+    result = unprivileged(lambda: check(path=heartbeat))
+
+    assert (result.status, result.reason) == (Status.FAIL, Reason.PERMISSION_DENIED)
+    assert result.output == (
+        f"{heartbeat} is a symlink to private/heartbeat, which cannot be followed: "
+        "permission denied"
+    )
+
+
+def projected_volume(directory: Path, version: str, age: float, content: str) -> None:
+    """Publish `version` of a Kubernetes Secret/ConfigMap volume as the kubelet does.
+
+    The files live in a timestamped directory; `..data` points at it and is
+    swapped by a rename, so readers see the old or the new version whole; each
+    visible name is a symlink through `..data`.
+    """
+    touch(make_directory(directory / version) / "heartbeat", age=age, content=content)
+    link(directory / "..data_tmp", version)
+    os.rename(directory / "..data_tmp", directory / "..data")
+    if not os.path.lexists(directory / "heartbeat"):
+        link(directory / "heartbeat", "..data/heartbeat")
+
+
+def test_a_kubernetes_projected_volume_is_judged_by_the_file_behind_data(tmp_path: Path) -> None:
+    volume = make_directory(tmp_path / "volume")
+    projected_volume(volume, "..2026_11_30_09_00_00.1", age=600, content="status: starting")
+    # The links are brand new: judging them instead of the file would pass.
+    options = {"path": volume / "heartbeat", "max_age": "30s"}
+
+    before = check(**options)
+    assert before.reason is Reason.FILE_STALE
+    assert before.observed_value == pytest.approx(600, abs=5)
+    assert check(**options, contains="ready").reason is Reason.FILE_STALE
+
+    projected_volume(volume, "..2026_11_30_09_10_00.2", age=1, content="status: ready")
+
+    after = check(**options, contains="ready")
+    assert after.status is Status.PASS
+    assert after.observed_value == pytest.approx(1, abs=5)
+
+    shutil.rmtree(volume / "..2026_11_30_09_10_00.2")  # the version behind ..data is removed
+
+    gone = check(**options)
+    assert (gone.status, gone.reason) == (Status.FAIL, Reason.FILE_MISSING)
+    assert (
+        gone.output == f"{volume}/heartbeat is a symlink to ..data/heartbeat, which does not exist"
+    )
+
+
+def test_a_symlink_whose_target_is_removed_before_the_read_is_named_dangling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A release removed between the probe's look and its read: the window is
+    made to happen by removing the real target just before the open."""
+    target = touch(make_directory(tmp_path / "release-1") / "status", content="ready")
+    status = link(tmp_path / "status", "release-1/status")
+    real_open = os.open
+
+    def open_after_the_removal(path: Any, *args: Any, **kwargs: Any) -> int:
+        if str(path) == str(status):
+            target.unlink(missing_ok=True)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_after_the_removal)
+
+    result = check(path=status, contains="ready")
+
+    assert (result.status, result.reason) == (Status.FAIL, Reason.FILE_MISSING)
+    assert result.output == f"{status} is a symlink to release-1/status, which does not exist"
+
+
+def test_content_and_age_agree_while_a_writer_keeps_replacing_the_file(tmp_path: Path) -> None:
+    """The same, with a real writer racing the probe: fresh versions say
+    "starting", stale ones "ready", so only a mix of two versions could pass."""
+    status = tmp_path / "status"
+    touch(status, content="status: starting")
+    stop = threading.Event()
+
+    def writer() -> None:
+        for version in range(1_000_000):
+            if stop.is_set():
+                return
+            fresh = version % 2 == 0
+            new = touch(
+                tmp_path / f".status.{version}",
+                age=0 if fresh else 600,
+                content="status: starting" if fresh else "status: ready",
+            )
+            os.rename(new, status)
+
+    racing = threading.Thread(target=writer, daemon=True)
+    racing.start()
+    seen: set[Reason | None] = set()
+    passes = 0
+    deadline = time.monotonic() + 10
+    try:
+        for run in range(5000):
+            result = check(path=status, max_age="30s", contains="ready")
+            seen.add(result.reason)
+            passes += result.status is Status.PASS
+            raced = seen >= {Reason.FILE_STALE, Reason.BODY_MISMATCH}
+            if (raced and run >= 500) or time.monotonic() > deadline:
+                break
+    finally:
+        stop.set()
+        racing.join(timeout=10)
+    assert seen >= {Reason.FILE_STALE, Reason.BODY_MISMATCH}, "the writer never raced the probe"
+    assert passes == 0
+
+
+def test_content_and_age_come_from_the_same_file_when_it_is_replaced_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An atomic writer renames a new version over the file between the
+    probe's first look and its read: the window cannot be hit on demand, so
+    the real rename is made to happen just before the probe opens the file."""
+    status = touch(tmp_path / "status", age=0, content="status: starting")
+    replacement = touch(tmp_path / ".status.tmp", age=600, content="status: ready")
+    real_open = os.open
+
+    def open_after_the_rename(path: Any, *args: Any, **kwargs: Any) -> int:
+        if str(path) == str(status) and replacement.exists():
+            os.rename(replacement, status)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_after_the_rename)
+
+    result = check(path=status, max_age="30s", contains="ready")
+
+    assert not replacement.exists()
+    # A fresh "starting" file, then a stale "ready" one: neither passes.
+    assert (result.status, result.reason) == (Status.FAIL, Reason.FILE_STALE)
+    assert result.observed_value == pytest.approx(600, abs=5)
+
+
 # --- permission -------------------------------------------------------------------------
 
 
@@ -381,50 +863,164 @@ def test_a_mode_000_file_still_has_an_age(tmp_path: Path, locked: Callable[[Path
 # --- exists: false -----------------------------------------------------------------------
 
 
+def flag_file(path: Path) -> Path:
+    return touch(path, age=300)
+
+
+def flag_link_to_a_missing_reason(path: Path) -> Path:
+    return link(path, "reasons/maintenance.txt")
+
+
+def flag_link_to_a_file(path: Path) -> Path:
+    touch(make_directory(path.parent / "reasons") / "maintenance.txt", age=300)
+    return link(path, "reasons/maintenance.txt")
+
+
+def flag_link_loop(path: Path) -> Path:
+    return link(path, path.name)
+
+
+def flag_link_to_a_directory(path: Path) -> Path:
+    make_directory(path.parent / "reasons")
+    return link(path, "reasons")
+
+
 @pytest.mark.parametrize(
-    ("make", "status", "reason", "output"),
+    ("make", "reason", "output"),
     [
-        pytest.param(None, Status.PASS, None, "^{path} is absent$", id="absent"),
         pytest.param(
-            lambda path: touch(path, age=300),
-            Status.FAIL,
+            flag_file,
             Reason.FILE_PRESENT,
             r"^{path} is present \(modified 300\.\ds ago\), expected absent$",
-            id="present",
+            id="a-file",
         ),
         pytest.param(
             make_directory,
-            Status.FAIL,
             Reason.FILE_PRESENT,
-            "^{path} is present",
-            id="present-as-a-directory",
+            r"^{path} is present \(a directory, modified \d+\.\ds ago\), expected absent$",
+            id="a-directory",
+        ),
+        pytest.param(
+            make_fifo,
+            Reason.FILE_PRESENT,
+            r"^{path} is present \(a FIFO, modified \d+\.\ds ago\), expected absent$",
+            id="a-fifo",
+        ),
+        pytest.param(
+            make_socket,
+            Reason.FILE_PRESENT,
+            r"^{path} is present \(a socket, modified \d+\.\ds ago\), expected absent$",
+            id="a-socket",
+        ),
+        pytest.param(
+            flag_link_to_a_missing_reason,
+            Reason.FILE_PRESENT,
+            r"^{path} is present \(a symlink to reasons/maintenance\.txt, which does not exist\), "
+            "expected absent$",
+            id="a-dangling-symlink",
+        ),
+        pytest.param(
+            flag_link_to_a_file,
+            Reason.FILE_PRESENT,
+            r"^{path} is present \(a symlink to reasons/maintenance\.txt, modified 300\.\ds ago\), "
+            "expected absent$",
+            id="a-symlink-to-a-file",
+        ),
+        pytest.param(
+            flag_link_to_a_directory,
+            Reason.FILE_PRESENT,
+            r"^{path} is present \(a symlink to reasons, a directory, modified \d+\.\ds ago\), "
+            "expected absent$",
+            id="a-symlink-to-a-directory",
+        ),
+        pytest.param(
+            flag_link_loop,
+            Reason.FILE_PRESENT,
+            r"^{path} is present \(a symlink loop \({path} -> maintenance\)\), expected absent$",
+            id="a-symlink-loop",
         ),
     ],
 )
-def test_maintenance_flag(
-    tmp_path: Path,
-    make: Callable[[Path], Any] | None,
-    status: Status,
-    reason: Reason | None,
-    output: str,
+def test_a_maintenance_flag_is_present_whatever_it_is(
+    tmp_path: Path, make: Callable[[Path], Any], reason: Reason, output: str
 ) -> None:
+    """Like goss's `exists`, and unlike `test -e`: a symlink is there even
+    when what it points to is not."""
     flag = tmp_path / "maintenance"
-    if make is not None:
-        make(flag)
+    make(flag)
 
-    result = check(path=flag, exists=False)
+    result = returns_promptly(lambda: check(path=flag, exists=False), flag)
 
-    assert (result.status, result.reason) == (status, reason)
+    assert (result.status, result.reason) == (Status.FAIL, reason)
     assert re.search(with_path(output, flag), result.output), result.output
 
 
-def test_maintenance_flag_in_a_missing_directory_passes_and_says_so(tmp_path: Path) -> None:
-    flag = tmp_path / "run" / "maintenance"
+def file_where_the_directory_should_be(tmp: Path) -> tuple[str, str]:
+    touch(tmp / "run")
+    return "run/maintenance", "{tmp}/run/maintenance is absent ({tmp}/run is not a directory)"
 
-    result = check(path=flag, exists=False)
 
-    assert result.status is Status.PASS
-    assert result.output == f"{flag} is absent (directory {tmp_path}/run does not exist)"
+def file_named_with_a_trailing_slash(tmp: Path) -> tuple[str, str]:
+    touch(make_directory(tmp / "run") / "maintenance")
+    return (
+        "run/maintenance/",
+        "{tmp}/run/maintenance/ is absent ({tmp}/run/maintenance is not a directory)",
+    )
+
+
+def dangling_link_where_the_directory_should_be(tmp: Path) -> tuple[str, str]:
+    link(tmp / "run", "run-2")
+    return (
+        "run/maintenance",
+        "{tmp}/run/maintenance is absent "
+        "(directory {tmp}/run is a symlink to run-2, which does not exist)",
+    )
+
+
+def no_directory(tmp: Path) -> tuple[str, str]:
+    return "run/maintenance", "{tmp}/run/maintenance is absent (directory {tmp}/run does not exist)"
+
+
+def an_empty_directory(tmp: Path) -> tuple[str, str]:
+    make_directory(tmp / "run")
+    return "run/maintenance", "{tmp}/run/maintenance is absent"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(an_empty_directory, id="absent"),
+        pytest.param(no_directory, id="directory-missing"),
+        pytest.param(file_where_the_directory_should_be, id="file-where-the-directory-should-be"),
+        pytest.param(file_named_with_a_trailing_slash, id="file-named-with-a-trailing-slash"),
+        pytest.param(
+            dangling_link_where_the_directory_should_be,
+            id="dangling-symlink-where-the-directory-should-be",
+        ),
+    ],
+)
+def test_a_maintenance_flag_that_cannot_be_there_passes_and_says_why(
+    tmp_path: Path, make: Callable[[Path], tuple[str, str]]
+) -> None:
+    relative, output = make(tmp_path)
+
+    result = check(path=f"{tmp_path}/{relative}", exists=False)
+
+    assert (result.status, result.reason) == (Status.PASS, None)
+    assert result.output == output.format(tmp=tmp_path)
+
+
+def test_a_maintenance_flag_behind_a_locked_directory_is_not_taken_for_absent(
+    tmp_path: Path, locked: Callable[[Path], Path]
+) -> None:
+    flag = tmp_path / "private" / "maintenance"
+    touch(make_directory(flag.parent) / "other")
+    locked(flag.parent)
+
+    result = unprivileged(lambda: check(path=flag, exists=False))
+
+    assert (result.status, result.reason) == (Status.FAIL, Reason.PERMISSION_DENIED)
+    assert result.output == f"permission denied looking up {flag}"
 
 
 # --- content ------------------------------------------------------------------------------
