@@ -26,7 +26,7 @@ import aiohttp
 import msgspec
 import yarl
 from aiohttp.client_exceptions import UnixClientConnectorError
-from aiohttp.http_exceptions import ContentLengthError, TransferEncodingError
+from aiohttp.http_exceptions import ContentLengthError, LineTooLong, TransferEncodingError
 
 from probes.base import Probe, Reason, Result, Status
 from probes.codings import Decoder, UndecodableBody, accept_encoding, decoder_for
@@ -502,6 +502,11 @@ def classify_error(exc: BaseException, *, over_tls: bool = False) -> tuple[Reaso
         return Reason.CONNECTION_ERROR, "response body broken off or badly encoded"
     if isinstance(exc, aiohttp.ClientResponseError):
         # Its message may quote the malformed bytes the server sent.
+        if _caused_by(exc, LineTooLong):
+            return (
+                Reason.CONNECTION_ERROR,
+                f"invalid HTTP response: a header line longer than {MAX_FIELD_SIZE // 1024} KiB",
+            )
         return Reason.CONNECTION_ERROR, "invalid HTTP response"
     if isinstance(exc, aiohttp.ClientConnectionResetError):
         return Reason.CONNECTION_ERROR, "connection reset by the server"
@@ -530,6 +535,17 @@ def _classify_connect_error(
             "TLS error: the server closed the connection during the handshake",
         )
     return Reason.CONNECTION_ERROR, f"cannot connect to {where}: {_os_reason(error)}"
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _ssl_error_in(exc: BaseException) -> ssl.SSLError | ssl.CertificateError | None:

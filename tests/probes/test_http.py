@@ -1488,6 +1488,13 @@ async def test_closed_port_is_refused(resources: Resources) -> None:
             False,
             id="not-http",
         ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nX-Huge: " + b"a" * (100 * 1024) + b"\r\n\r\n",
+            {},
+            "invalid HTTP response: a header line longer than 64 KiB",
+            False,
+            id="header-line-over-64KiB",
+        ),
     ],
 )
 async def test_broken_answers_are_connection_errors(
