@@ -51,9 +51,9 @@ MAX_REDIRECTS = 10
 #: At most this many bytes of the decompressed body are read for a body check.
 BODY_LIMIT = 10 * 1024
 #: A check that reads no body still reads the rest of the answer, to tell a
-#: whole answer from one cut short, but stops waiting once nothing has arrived
-#: for this long (seconds): a stream that stays open is judged on its status.
-BODY_QUIET = 0.25
+#: whole answer from one cut short, for at most this long (seconds) after its
+#: head: a stream that stays open or a slow body is judged on its status.
+BODY_GRACE = 0.2
 USER_AGENT = "health-adapter"
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -414,14 +414,14 @@ class HttpProbe(Probe):
         With a body check, the body is decoded and read until what has arrived
         matches, it ends, or BODY_LIMIT decoded bytes (probes.reading's rule).
         Without one it is read as sent, never decoded, until it ends, the cap,
-        or BODY_QUIET of silence, only to catch an answer cut short.
+        or BODY_GRACE, only to catch an answer cut short.
         """
         contains, pattern = self.config.body_contains, self.config.body_regex
         looking = contains is not None or pattern is not None
         body = _Body(response)
         try:
             if not looking:
-                await read_until(body.read_raw, BODY_LIMIT, quiet=BODY_QUIET)
+                await read_until(body.read_raw, BODY_LIMIT, within=BODY_GRACE)
                 return None
             body.decoder = decoder_for(response.headers.get(aiohttp.hdrs.CONTENT_ENCODING))
             reading = await read_until(body.read, BODY_LIMIT, text_matcher(contains, pattern))

@@ -36,7 +36,7 @@ class Ended(enum.Enum):
     MATCH = "match"  # what has arrived matches
     END = "end"  # the peer sent everything it had (EOF, the end of the body)
     CAP = "cap"  # the byte cap is reached with more to come
-    QUIET = "quiet"  # nothing arrived for the quiet period, nothing was looked for
+    TIME = "time"  # the time allowed for a reading that looks for nothing is up
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -52,22 +52,24 @@ async def read_until(
     limit: int,
     matches: Matcher | None = None,
     *,
-    quiet: float | None = None,
+    within: float | None = None,
 ) -> Reading:
     """Read from `source` until `matches` holds, the end, or `limit` bytes.
 
-    `matches` is tried on everything read so far after each chunk. `quiet`
-    (seconds) ends a reading that looks for nothing once no byte has arrived
-    for that long; with a matcher it is ignored, since only the deadline may
-    end a wait for evidence. Errors of `source` propagate.
+    `matches` is tried on everything read so far after each chunk. `within`
+    (seconds) bounds a reading that looks for nothing; with a matcher it is
+    ignored, since only the runner's deadline may end a wait for evidence.
+    Errors of `source` propagate.
     """
+    loop = asyncio.get_running_loop()
+    deadline = None if matches is not None or within is None else loop.time() + within
     buffer = bytearray()
-    wait = quiet if matches is None else None
     while len(buffer) < limit:
+        wait = None if deadline is None else max(0.0, deadline - loop.time())
         try:
             chunk = await asyncio.wait_for(source(limit - len(buffer)), wait)
         except TimeoutError:
-            return Reading(bytes(buffer), Ended.QUIET)
+            return Reading(bytes(buffer), Ended.TIME)
         if not chunk:
             return Reading(bytes(buffer), Ended.END)
         buffer += chunk[: limit - len(buffer)]

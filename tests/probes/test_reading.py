@@ -1,5 +1,5 @@
 """The one read-until rule: a match as soon as it has arrived, else the end, the cap
-or a quiet spell. The sources here hand out scripted chunks: the rule is about
+or, when nothing is looked for, a time limit. The sources here hand out scripted chunks: the rule is about
 where chunk boundaries fall, which a real socket does not let a test choose."""
 
 from __future__ import annotations
@@ -114,16 +114,16 @@ async def test_a_match_in_a_stream_that_stays_open_needs_no_end() -> None:
     assert reading.ended is Ended.MATCH
 
 
-async def test_nothing_looked_for_stops_after_a_quiet_spell() -> None:
+async def test_nothing_looked_for_stops_when_its_time_is_up() -> None:
     source = scripted(b"data: 1\n\n", then_wait=True)
-    reading = await asyncio.wait_for(read_until(source, 100, quiet=0.05), WAIT)
-    assert reading == Reading(b"data: 1\n\n", Ended.QUIET)
+    reading = await asyncio.wait_for(read_until(source, 100, within=0.05), WAIT)
+    assert reading == Reading(b"data: 1\n\n", Ended.TIME)
 
 
-async def test_a_quiet_spell_never_ends_a_wait_for_evidence() -> None:
+async def test_a_time_limit_never_ends_a_wait_for_evidence() -> None:
     # Only the runner's deadline ends a wait for a match.
     source = scripted(b"data: 1\n\n", then_wait=True)
-    task = asyncio.create_task(read_until(source, 100, text_matcher("ok"), quiet=0.01))
+    task = asyncio.create_task(read_until(source, 100, text_matcher("ok"), within=0.01))
     done, _ = await asyncio.wait({task}, timeout=0.2)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
