@@ -473,8 +473,10 @@ def _broken_body(exc: aiohttp.ClientPayloadError, response: aiohttp.ClientRespon
         return (
             f"body cut short: the chunked body ended without its last chunk after {received} bytes"
         )
-    if isinstance(cause, TransferEncodingError | BadFraming):
-        return f"body badly framed: {cause if isinstance(cause, BadFraming) else 'invalid chunked encoding'}"
+    if isinstance(cause, BadFraming):
+        return f"body badly framed: {cause}"
+    if isinstance(cause, TransferEncodingError):
+        return "body badly framed: invalid chunked encoding"
     return "response body broken off or badly framed"
 
 
