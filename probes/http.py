@@ -3,8 +3,10 @@
 A run is one request, plus the same-host redirects it leads to, on a fresh
 connection (or, with `keep_alive`, on one kept open from an earlier run). The status must be one of `expect_status`; when a body check is
 configured, the first 10 KiB of the (decompressed) body must contain the text
-or match the pattern. The runner owns the deadline: nothing here times out on
-its own, and every await is a clean cancellation point.
+or match the pattern, judged as soon as what has arrived matches (the rule of
+probes.reading). Answers are framed by probes.framing and decoded by
+probes.codings, only for a body check. The runner owns the deadline: nothing
+here times out on its own, and every await is a clean cancellation point.
 """
 
 from __future__ import annotations
@@ -24,8 +26,12 @@ import aiohttp
 import msgspec
 import yarl
 from aiohttp.client_exceptions import UnixClientConnectorError
+from aiohttp.http_exceptions import ContentLengthError, LineTooLong, TransferEncodingError
 
 from probes.base import Probe, Reason, Result, Status
+from probes.codings import Decoder, UndecodableBody, accept_encoding, decoder_for
+from probes.framing import MAX_FIELD_SIZE, MAX_LINE_SIZE, BadFraming, FramedRequest
+from probes.reading import Ended, read_until, text_matcher
 from probes.tls import CaFile, KeyFile, PemPath, TlsSettings, TlsSetupError
 from probes.types import option_error
 
@@ -44,6 +50,10 @@ __all__ = [
 MAX_REDIRECTS = 10
 #: At most this many bytes of the decompressed body are read for a body check.
 BODY_LIMIT = 10 * 1024
+#: A check that reads no body still reads the rest of the answer, to tell a
+#: whole answer from one cut short, for at most this long (seconds) after its
+#: head: a stream that stays open or a slow body is judged on its status.
+BODY_GRACE = 0.2
 USER_AGENT = "health-adapter"
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -324,10 +334,14 @@ class HttpProbe(Probe):
         return self._session().request(
             hop.method,
             hop.url,
-            headers=hop.headers,
+            headers=_with_accept_encoding(hop.headers),
             data=hop.body,
             allow_redirects=False,
             ssl=self._tls_context() if hop.url.scheme == "https" else True,
+            # The body is decoded here, and only when a check reads it.
+            auto_decompress=False,
+            max_line_size=MAX_LINE_SIZE,
+            max_field_size=MAX_FIELD_SIZE,
         )
 
     def _session(self) -> aiohttp.ClientSession:
@@ -382,29 +396,88 @@ class HttpProbe(Probe):
             wanted = ", ".join(str(accepted) for accepted in expected)
             output = _with_note(f"HTTP {response.status}, expected {wanted}", note)
             return Result(Status.FAIL, output, *_elapsed(started), reason=Reason.STATUS)
-        mismatch = await self._body_mismatch(response)
-        value, unit = _elapsed(started)
-        if mismatch is not None:
-            return Result(Status.FAIL, mismatch, value, unit, reason=Reason.BODY_MISMATCH)
+        looking = self.config.body_contains is not None or self.config.body_regex is not None
+        timed = None if looking else _elapsed(started)
+        problem = await self._read_body(response)
+        value, unit = timed or _elapsed(started)
+        if problem is not None:
+            reason, why = problem
+            return Result(Status.FAIL, why, value, unit, reason=reason)
         output = f"HTTP {response.status} in {value} ms"
         if redirects:
             output += f" after {redirects} redirect{'s' if redirects > 1 else ''}"
         return Result(Status.PASS, _with_note(output, note), value, unit)
 
-    async def _body_mismatch(self, response: aiohttp.ClientResponse) -> str | None:
-        """Why the body fails the configured checks, or None when it passes (or
-        when nothing about the body is checked, in which case it is never read)."""
+    async def _read_body(self, response: aiohttp.ClientResponse) -> tuple[Reason, str] | None:
+        """Why the body fails the check, or None when it passes.
+
+        With a body check, the body is decoded and read until what has arrived
+        matches, it ends, or BODY_LIMIT decoded bytes (probes.reading's rule).
+        Without one it is read as sent, never decoded, until it ends, the cap,
+        or BODY_GRACE, only to catch an answer cut short.
+        """
         contains, pattern = self.config.body_contains, self.config.body_regex
-        if contains is None and pattern is None:
+        looking = contains is not None or pattern is not None
+        body = _Body(response)
+        try:
+            if not looking:
+                await read_until(body.read_raw, BODY_LIMIT, within=BODY_GRACE)
+                return None
+            body.decoder = decoder_for(response.headers.get(aiohttp.hdrs.CONTENT_ENCODING))
+            reading = await read_until(body.read, BODY_LIMIT, text_matcher(contains, pattern))
+        except UndecodableBody as exc:
+            return Reason.BODY_MISMATCH, str(exc)
+        except aiohttp.ClientPayloadError as exc:
+            return Reason.CONNECTION_ERROR, _broken_body(exc, response)
+        if reading.ended is Ended.MATCH:
             return None
-        raw, truncated = await _read_prefix(response.content, BODY_LIMIT)
-        text = raw.decode("utf-8", errors="replace")
-        where = " in the first 10 KiB" if truncated else ""
-        if contains is not None and contains not in text:
-            return f"body does not contain the expected text{where}"
-        if pattern is not None and pattern.search(text) is None:
-            return f"body does not match /{_one_line(pattern.pattern)}/{where}"
-        return None
+        where = " in the first 10 KiB" if reading.ended is Ended.CAP else ""
+        if contains is not None and contains not in reading.data.decode("utf-8", "replace"):
+            return Reason.BODY_MISMATCH, f"body does not contain the expected text{where}"
+        assert pattern is not None
+        return Reason.BODY_MISMATCH, f"body does not match /{_one_line(pattern.pattern)}/{where}"
+
+
+class _Body:
+    """The body of one answer as a probes.reading source: as sent, or decoded."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._content = response.content
+        self.decoder: Decoder | None = None
+
+    async def read_raw(self, most: int) -> bytes:
+        return await self._content.read(most)
+
+    async def read(self, most: int) -> bytes:
+        """At most `most` decoded bytes; b"" at the end of the body."""
+        assert self.decoder is not None
+        while True:
+            chunk = await self._content.read(most)
+            if not chunk:
+                return b""
+            decoded = self.decoder.decompress_sync(chunk, most)
+            if decoded:
+                return decoded
+
+
+def _broken_body(exc: aiohttp.ClientPayloadError, response: aiohttp.ClientResponse) -> str:
+    """What went wrong with a body whose status line and headers arrived intact."""
+    cause = exc.__cause__
+    received = response.content.total_bytes
+    if isinstance(cause, ContentLengthError):
+        declared = response.content_length
+        if declared is not None:
+            return f"body cut short: {received} of {declared} bytes"
+        return f"body cut short after {received} bytes"
+    if isinstance(cause, TransferEncodingError) and "Not enough data" in str(cause.message):
+        return (
+            f"body cut short: the chunked body ended without its last chunk after {received} bytes"
+        )
+    if isinstance(cause, BadFraming):
+        return f"body badly framed: {cause}"
+    if isinstance(cause, TransferEncodingError):
+        return "body badly framed: invalid chunked encoding"
+    return "response body broken off or badly framed"
 
 
 def classify_error(exc: BaseException, *, over_tls: bool = False) -> tuple[Reason, str]:
@@ -431,6 +504,11 @@ def classify_error(exc: BaseException, *, over_tls: bool = False) -> tuple[Reaso
         return Reason.CONNECTION_ERROR, "response body broken off or badly encoded"
     if isinstance(exc, aiohttp.ClientResponseError):
         # Its message may quote the malformed bytes the server sent.
+        if _caused_by(exc, LineTooLong):
+            return (
+                Reason.CONNECTION_ERROR,
+                f"invalid HTTP response: a header line longer than {MAX_FIELD_SIZE // 1024} KiB",
+            )
         return Reason.CONNECTION_ERROR, "invalid HTTP response"
     if isinstance(exc, aiohttp.ClientConnectionResetError):
         return Reason.CONNECTION_ERROR, "connection reset by the server"
@@ -459,6 +537,17 @@ def _classify_connect_error(
             "TLS error: the server closed the connection during the handshake",
         )
     return Reason.CONNECTION_ERROR, f"cannot connect to {where}: {_os_reason(error)}"
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _ssl_error_in(exc: BaseException) -> ssl.SSLError | ssl.CertificateError | None:
@@ -510,6 +599,7 @@ def _new_session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
     # still accepts them.
     return aiohttp.ClientSession(
         connector=connector,
+        request_class=FramedRequest,  # complete answers framed as curl frames them
         trust_env=False,  # proxies and netrc from the environment never apply
         timeout=aiohttp.ClientTimeout(),  # the runner owns the deadline
         cookie_jar=aiohttp.DummyCookieJar(),  # runs and checks share no state
@@ -583,15 +673,11 @@ def _redirected_hop(hop: _Hop, status: int, target: yarl.URL) -> _Hop:
     return _Hop(target, method, headers, None)
 
 
-async def _read_prefix(content: aiohttp.StreamReader, limit: int) -> tuple[bytes, bool]:
-    """Up to `limit` bytes of the body, and whether more was left unread."""
-    prefix = bytearray()
-    while len(prefix) < limit:
-        chunk = await content.read(limit - len(prefix))
-        if not chunk:
-            return bytes(prefix), False
-        prefix += chunk
-    return bytes(prefix), not content.at_eof()
+def _with_accept_encoding(headers: Mapping[str, str]) -> Mapping[str, str]:
+    # Offer what can be decoded; a check's own Accept-Encoding wins.
+    if any(name.lower() == "accept-encoding" for name in headers):
+        return headers
+    return {**headers, aiohttp.hdrs.ACCEPT_ENCODING: accept_encoding()}
 
 
 def _elapsed(started: float) -> tuple[float, str]:

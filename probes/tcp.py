@@ -3,7 +3,7 @@
 A run is one connection. With nothing else configured, a completed connect
 (and TLS handshake, with `tls: true`) passes. `send` writes text once the
 connection is up; `expect` reads the reply until the pattern matches, the
-peer closes, or 4 KiB have been read. The runner owns the deadline: nothing
+peer closes, or 4 KiB have been read (the rule of probes.reading). The runner owns the deadline: nothing
 here times out on its own, and the connection is closed however the run ends.
 """
 
@@ -21,6 +21,7 @@ from typing import Annotated
 import msgspec
 
 from probes.base import Probe, Reason, Result, Status
+from probes.reading import Ended, read_until, text_matcher
 from probes.tls import CaFile, TlsSettings, TlsSetupError, describe_ssl_error
 from probes.types import option_error
 
@@ -134,15 +135,11 @@ class TcpProbe(Probe):
             await writer.drain()
         if config.expect is None:
             return None
-        reply = bytearray()
-        while len(reply) < EXPECT_LIMIT:
-            chunk = await reader.read(EXPECT_LIMIT - len(reply))
-            if not chunk:
-                ended = f"the connection was closed after {len(reply)} bytes"
-                break
-            reply += chunk
-            if config.expect.search(reply.decode("utf-8", "replace")):
-                return None
+        reading = await read_until(reader.read, EXPECT_LIMIT, text_matcher(pattern=config.expect))
+        if reading.ended is Ended.MATCH:
+            return None
+        if reading.ended is Ended.END:
+            ended = f"the connection was closed after {len(reading.data)} bytes"
         else:
             ended = f"no match in the first {EXPECT_LIMIT} bytes"
         # The reply itself is not quoted: it is the target's, and may be anything.
