@@ -79,9 +79,28 @@ def own_username() -> str:
         ),
         pytest.param(
             {"name": "celery-worker-main"},
-            "name 'celery-worker-main' is 18 characters long, but Linux cuts process "
-            "names to 15: match it with cmdline instead - at `$.name`",
+            "name 'celery-worker-main' is 18 bytes long, but Linux cuts process "
+            "names to 15 bytes (it shows 'celery-worker-m'): match it with cmdline instead "
+            "- at `$.name`",
             id="name-longer-than-the-kernel-keeps",
+        ),
+        pytest.param(
+            {"name": "überwachungsjob"},
+            "name 'überwachungsjob' is 16 bytes long, but Linux cuts process names to 15 "
+            "bytes (it shows 'überwachungsjo'): match it with cmdline instead",
+            id="15-characters-16-bytes",
+        ),
+        pytest.param(
+            {"name": "ääääääää"},
+            "name 'ääääääää' is 16 bytes long, but Linux cuts process names to 15 bytes "
+            "(it keeps 'äääääää' and half of 'ä'): match it with cmdline instead",
+            id="8-characters-cut-mid-character",
+        ),
+        pytest.param(
+            {"name": "監視ジョブ名前"},
+            "name '監視ジョブ名前' is 21 bytes long, but Linux cuts process names to 15 bytes "
+            "(it shows '監視ジョブ'): match it with cmdline instead",
+            id="7-cjk-characters-21-bytes",
         ),
         pytest.param({"name": ""}, "length >= 1 - at `$.name`", id="empty-name"),
         pytest.param(
