@@ -85,34 +85,41 @@ class ProcessRecord:
 
     def __post_init__(self) -> None:
         if self.command is None and self.cmdline is not None:
-            object.__setattr__(self, "command", _joined(self.cmdline, self.name))
+            object.__setattr__(self, "command", _joined(self.cmdline, self.name, self.zombie))
 
 
-def command_line(raw: bytes, name: str | None) -> str:
+def command_line(raw: bytes, name: str | None, zombie: bool = False) -> str:
     """The text `cmdline` patterns are searched in, from /proc/PID/cmdline's bytes.
 
     procps' rule (`read_unvectored`, what `ps -o args` and `pgrep -f` show):
     trailing NULs are dropped (a rewritten title pads the old argument area
     with them), every other NUL and newline becomes a space, and without a
     trailing NUL one trailing space is dropped. An empty command line (a
-    kernel thread, a zombie) is the process name, as `pgrep -f` matches it.
+    kernel thread, a zombie) is the name in brackets, `[kthreadd]`, and a
+    zombie's is followed by ` <defunct>`, as ps shows them.
     """
     body = raw.rstrip(b"\0")
     if not body:
-        return name or ""
+        return _bracketed(name, zombie)
     text = body.replace(b"\0", b" ").replace(b"\n", b" ")
     if len(body) == len(raw) and text.endswith(b" "):
         text = text[:-1]
     return text.decode("utf-8", "surrogateescape")
 
 
-def _joined(arguments: Sequence[str], name: str | None) -> str:
+def _bracketed(name: str | None, zombie: bool) -> str:
+    if name is None:
+        return ""
+    return f"[{name}] <defunct>" if zombie else f"[{name}]"
+
+
+def _joined(arguments: Sequence[str], name: str | None, zombie: bool) -> str:
     """`command_line` for an argument list that was split already (psutil's)."""
     arguments = list(arguments)
     while arguments and not arguments[-1]:
         arguments.pop()  # the NUL padding of a rewritten title
     if not arguments:
-        return name or ""
+        return _bracketed(name, zombie)
     return " ".join(arguments).replace("\n", " ")
 
 
@@ -272,7 +279,7 @@ def _read_proc(
         uid=uid,
         zombie=zombie,
         started=_boot_time(proc) + stat.start_ticks / _CLOCK_TICKS,
-        command=None if raw is None else command_line(raw, stat.name),
+        command=None if raw is None else command_line(raw, stat.name, zombie),
     )
 
 
