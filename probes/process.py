@@ -336,7 +336,7 @@ class ProcessProbe(Probe):
         if selector.pid is not None:
             # A reused pid shows: the pass names the process that holds it.
             names = {record.pid: record.name for record in snapshot.processes}
-            shown = ", ".join(f"{names.get(pid) or '?'}, pid {pid}" for pid in tally.running)
+            shown = ", ".join(f"{_printable(names.get(pid))}, pid {pid}" for pid in tally.running)
             return self._result(Status.PASS, f"{matched} ({shown})", count)
         return self._result(Status.PASS, f"{matched}{_pid_list(tally.running)}", count)
 
@@ -375,10 +375,17 @@ def _reused(holder: ProcessRecord, selector: _Selector) -> str:
     assert holder.started is not None and selector.written is not None
     late = holder.started - selector.written
     return (
-        f"pid {holder.pid} now belongs to {holder.name or '?'!r}, which started "
+        f"pid {holder.pid} now belongs to {_printable(holder.name)!r}, which started "
         f"{_duration(late)} after the pidfile was last written "
         f"({_timestamp(selector.written)}): it cannot be the process that wrote it"
     )
+
+
+def _printable(name: str | None) -> str:
+    """A kernel name for output: half a character cut off by the kernel shows as �."""
+    if name is None:
+        return "?"
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _duration(seconds: float) -> str:

@@ -325,7 +325,7 @@ def _parse_stat(stat: bytes) -> _Stat:
     fields = stat[close_paren + 2 :].split()
     name = stat[open_paren + 1 : close_paren].decode("utf-8", "surrogateescape")
     # Fields 3 (state), 4 (ppid), 9 (flags), 20 (num_threads), 22 (starttime), man 5 proc.
-    if len(fields) < 20:  # a shortened stat, as tests write it
+    if len(fields) < 20:  # a stat without the later fields: nothing known of them
         return _Stat(name, fields[0], int(fields[1]), 0, 1, 0)
     return _Stat(name, fields[0], int(fields[1]), int(fields[6]), int(fields[17]), int(fields[19]))
 
