@@ -861,3 +861,19 @@ async def test_hidepid_is_named_when_too_few_processes_are_seen() -> None:
         "no process matches name 'nginx', expected at least 1; /proc is mounted with "
         "hidepid=invisible: processes the adapter may not inspect are hidden from it"
     )
+
+
+async def test_a_pass_names_a_process_whose_name_the_kernel_cut_in_half_a_character(
+    spawn: Spawn, tmp_path: Path
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    program = tmp_path / f"x{tag}-ääää"  # 16 bytes: the kernel keeps half of the last ä
+    shutil.copy(SLEEP, program)
+    pid = spawn(str(program), "60").pid
+    pidfile = tmp_path / "app.pid"
+    pidfile.write_text(f"{pid}\n")
+
+    result = await check({"pidfile": str(pidfile)})
+
+    assert result.output.endswith(f"(x{tag}-äää\ufffd, pid {pid})")
+    result.output.encode("utf-8")  # printable everywhere: no lone surrogate
