@@ -31,6 +31,7 @@ from adapter.config import (
 )
 from adapter.formats import nagios
 from adapter.health import Verdict, in_group, judge
+from adapter.reaper import OrphanReaper
 from adapter.registry import PLUGIN_KEY, ProbeType, Registry, RegistryError
 from adapter.runner import describe_exception
 from adapter.scheduler import Scheduler
@@ -332,10 +333,16 @@ def connect_error(error: OSError) -> str:
 async def _run_once(checks: list[CheckConfig]) -> Verdict:
     store = StateStore(check.name for check in checks)
     scheduler = Scheduler(checks, store)
+    # The leftovers of its commands come back to `check` too, not to a PID 1 that may not reap.
+    reaper = OrphanReaper() if OrphanReaper.needed() else None
+    if reaper is not None:
+        reaper.start()
     try:
         await scheduler.run_once()
     finally:
         await scheduler.stop()
+        if reaper is not None:
+            await reaper.stop()
     return judge(checks, store.states(), time.monotonic())
 
 

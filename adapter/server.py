@@ -402,8 +402,17 @@ async def serve(
     listening socket closes, and requests in flight get `shutdown_timeout`
     seconds to finish.
     """
-    app = make_app(config)
-    runner = await start_listening(app, config, listen, shutdown_timeout=shutdown_timeout)
+    # First, so that the leftovers of the very first commands come back here too.
+    reaper = OrphanReaper() if OrphanReaper.needed() else None
+    if reaper is not None:
+        reaper.start()
+    try:
+        app = make_app(config)
+        runner = await start_listening(app, config, listen, shutdown_timeout=shutdown_timeout)
+    except BaseException:
+        if reaper is not None:
+            await reaper.stop()
+        raise
     logger = logging.getLogger("health_adapter")
     reloader = reloader_for(app, config_path) if config_path is not None else None
     stop = asyncio.Event()
@@ -436,9 +445,6 @@ async def serve(
     # Everything made so far (modules, config, probes) lives as long as the
     # process: keep it out of the collector's scans, which otherwise grow with it.
     gc.freeze()
-    reaper = OrphanReaper() if OrphanReaper.needed() else None
-    if reaper is not None:
-        reaper.start()
     event(
         logger,
         "started",

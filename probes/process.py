@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
+import os
 import re
 from collections.abc import Sequence
 from typing import Annotated, ClassVar
@@ -18,10 +20,16 @@ import msgspec
 
 from probes.base import Probe, Reason, Result, Status
 from probes.file import NotARegularFile, read_head
-from probes.process_table import KERNEL_NAME_MAX, ProcessRecord, ProcessTable, Snapshot
+from probes.process_table import (
+    KERNEL_NAME_MAX,
+    ProcessRecord,
+    ProcessTable,
+    Snapshot,
+    kernel_name,
+)
 from probes.types import option_error
 
-__all__ = ["PidfileProblem", "ProcessProbe", "read_pidfile"]
+__all__ = ["PIDFILE_START_TOLERANCE", "Pidfile", "PidfileProblem", "ProcessProbe", "read_pidfile"]
 
 # Only the first line is used; a pidfile is a few bytes.
 _PIDFILE_LIMIT = 4096
@@ -29,6 +37,12 @@ _PIDFILE_LIMIT = 4096
 _PID_LIMIT = 4_194_304
 # Pass output names the pids, up to this many.
 _PIDS_SHOWN = 5
+#: Seconds a process may seem to have started after its pidfile was last written
+#: and still be its writer. The writer starts before it writes, but the two
+#: clocks differ: the start is boot time (whole seconds, cut down) plus clock
+#: ticks, the mtime comes from the kernel's coarse clock and is cut to the file
+#: system's granularity (2 s on FAT, 1 s on ext3 and some NFS servers).
+PIDFILE_START_TOLERANCE = 2.0
 _ONLY_ADAPTER_VISIBLE = (
     "only the adapter's own processes are visible; in a pod set shareProcessNamespace: true"
 )
@@ -42,10 +56,20 @@ class PidfileProblem(Exception):
         super().__init__(message)
 
 
-def read_pidfile(path: str) -> int:
-    """The pid written in `path`, or PidfileProblem. Blocking: call it in a thread."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pidfile:
+    """What a pidfile says: the pid, and when the file was last written (epoch seconds)."""
+
+    pid: int
+    written: float
+
+
+def read_pidfile(path: str) -> Pidfile:
+    """The pid written in `path` and the file's mtime, or PidfileProblem.
+    Blocking: call it in a thread."""
     try:
         head = read_head(path, _PIDFILE_LIMIT)
+        written = os.stat(path).st_mtime
     except FileNotFoundError:
         raise PidfileProblem(Reason.FILE_MISSING, f"pidfile {path} does not exist") from None
     except PermissionError:
@@ -66,7 +90,7 @@ def read_pidfile(path: str) -> int:
         raise PidfileProblem(
             Reason.FILE_INVALID, f"pidfile {path} does not hold a process id on its first line"
         )
-    return int(first_line)
+    return Pidfile(int(first_line), written)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -78,11 +102,19 @@ class _Selector:
     user: str | int | None = None
     pid: int | None = None
     pidfile: str | None = None
+    #: When the pidfile was last written: a process that started later is not its writer.
+    written: float | None = None
+
+    def written_before(self, record: ProcessRecord) -> bool:
+        """False when `record` started after the pidfile was written (a reused pid)."""
+        if self.written is None or record.started is None:
+            return True
+        return record.started <= self.written + PIDFILE_START_TOLERANCE
 
     def matches(self, record: ProcessRecord) -> bool | None:
         """True or False; None when a field it needs could not be read and
         every readable one matched."""
-        if self.pid is not None and record.pid != self.pid:
+        if self.pid is not None and (record.pid != self.pid or not self.written_before(record)):
             return False
         verdicts = (
             self._name_matches(record),
@@ -96,6 +128,8 @@ class _Selector:
     def _name_matches(self, record: ProcessRecord) -> bool | None:
         if self.name is None:
             return True
+        # Exact, as the kernel keeps it: names longer than it keeps are refused
+        # by the options, so no prefix rule is needed (and none is guessed).
         return None if record.name is None else record.name == self.name
 
     def _cmdline_matches(self, record: ProcessRecord) -> bool | None:
@@ -119,7 +153,7 @@ class _Selector:
         event loop, a method call per process and check is what would cost."""
         records: Sequence[ProcessRecord] = snapshot.processes
         if self.pid is not None:
-            records = [record for record in records if record.pid == self.pid]
+            records = [r for r in records if r.pid == self.pid and self.written_before(r)]
         if self.name is not None:
             name = self.name
             records = [r for r in records if r.name is None or r.name == name]
@@ -147,9 +181,15 @@ class _Tally:
     running: tuple[int, ...]  # pids of the matching processes, zombies left out
     zombies: int
     unreadable: int  # processes that might match, had the adapter been allowed to read them
+    reused: ProcessRecord | None = None  # holds the pidfile's pid, started after it was written
 
 
 def _tally(snapshot: Snapshot, selector: _Selector) -> _Tally:
+    reused = None
+    if selector.pid is not None:
+        holder = next((r for r in snapshot.processes if r.pid == selector.pid), None)
+        if holder is not None and not holder.zombie and not selector.written_before(holder):
+            reused = holder
     running: list[int] = []
     zombies = unreadable = 0
     # The adapter is never a candidate: a `cmdline: python` check must not find itself.
@@ -161,7 +201,7 @@ def _tally(snapshot: Snapshot, selector: _Selector) -> _Tally:
             zombies += 1
         elif verdict:
             running.append(record.pid)
-    return _Tally(tuple(running), zombies, unreadable)
+    return _Tally(tuple(running), zombies, unreadable, reused)
 
 
 def _count(number: int, singular: str, plural: str) -> str:
@@ -174,6 +214,23 @@ def _matched(count: int, selection: str) -> str:
     return f"{_count(count, 'process matches', 'processes match')} {selection}"
 
 
+def _check_name(name: str) -> None:
+    """Refuse a name that can never match: longer than the bytes Linux keeps."""
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if size <= KERNEL_NAME_MAX:
+        return
+    shown = kernel_name(name)
+    if "\udc80" <= shown[-1:] <= "\udcff":
+        shows = f"it keeps {shown[:-1]!r} and half of {name[len(shown) - 1]!r}"
+    else:
+        shows = f"it shows {shown!r}"
+    raise option_error(
+        "name",
+        f"name {name!r} is {size} bytes long, but Linux cuts process names to "
+        f"{KERNEL_NAME_MAX} bytes ({shows}): match it with cmdline instead",
+    )
+
+
 class ProcessProbe(Probe):
     """Counts the running processes that match, and checks the count."""
 
@@ -181,20 +238,25 @@ class ProcessProbe(Probe):
         name: Annotated[
             Annotated[str, msgspec.Meta(min_length=1)] | None,
             msgspec.Meta(
-                description="the kernel's process name, matched exactly "
-                f"(Linux keeps {KERNEL_NAME_MAX} characters; use cmdline for longer names)"
+                description="the kernel's process name (comm), matched exactly "
+                f"(Linux keeps {KERNEL_NAME_MAX} bytes of it, fewer characters for "
+                "non-ASCII names; use cmdline for longer names)"
             ),
         ] = None
         cmdline: Annotated[
             re.Pattern | None,  # type: ignore[type-arg]  # msgspec decodes the bare class only
             msgspec.Meta(
-                description="regular expression searched in the command line, "
-                "arguments joined with spaces"
+                description="regular expression searched in the command line as "
+                "`ps -o args` and `pgrep -f` show it: arguments joined with spaces, "
+                "a rewritten title without its NUL padding"
             ),
         ] = None
         pidfile: Annotated[
             Annotated[str, msgspec.Meta(min_length=1)] | None,
-            msgspec.Meta(description="file holding the pid of a process that must be running"),
+            msgspec.Meta(
+                description="file holding the pid of a process that must be running; "
+                "a process that started after the file was last written is not its writer"
+            ),
         ] = None
         user: Annotated[
             str | int | None,
@@ -217,12 +279,8 @@ class ProcessProbe(Probe):
                     "process needs at least one of name, cmdline, pidfile or user "
                     "to select processes"
                 )
-            if self.name is not None and len(self.name) > KERNEL_NAME_MAX:
-                raise option_error(
-                    "name",
-                    f"name {self.name!r} is {len(self.name)} characters long, but Linux "
-                    f"cuts process names to {KERNEL_NAME_MAX}: match it with cmdline instead",
-                )
+            if self.name is not None:
+                _check_name(self.name)
             if self.max_count is not None and self.max_count < self.min_count:
                 raise option_error(
                     "max_count",
@@ -234,27 +292,28 @@ class ProcessProbe(Probe):
     jitter: ClassVar[bool] = False
     config: Options
 
-    _pidfile_read: asyncio.Task[int] | None = None
+    _pidfile_read: asyncio.Task[Pidfile] | None = None
 
     async def check(self) -> Result:
         config = self.config
-        pid = None
+        pidfile = None
         if config.pidfile is not None:
             try:
-                pid = await self._read_pidfile(config.pidfile)
+                pidfile = await self._read_pidfile(config.pidfile)
             except PidfileProblem as problem:
                 return Result(Status.FAIL, str(problem), reason=problem.reason)
         selector = _Selector(
             name=config.name,
             cmdline=config.cmdline,
             user=config.user,
-            pid=pid,
+            pid=None if pidfile is None else pidfile.pid,
             pidfile=config.pidfile,
+            written=None if pidfile is None else pidfile.written,
         )
         snapshot = await self.resources.get(ProcessTable).snapshot()
         return self._judge(_tally(snapshot, selector), selector, snapshot)
 
-    async def _read_pidfile(self, path: str) -> int:
+    async def _read_pidfile(self, path: str) -> Pidfile:
         # A read blocked on a dead network mount is awaited again by the next
         # run instead of tying up one more thread each time.
         if self._pidfile_read is None or self._pidfile_read.done():
@@ -265,7 +324,7 @@ class ProcessProbe(Probe):
         count = len(tally.running)
         matched = _matched(count, selector.describe())
         if count < self.config.min_count:
-            return self._too_few(tally, matched, snapshot)
+            return self._too_few(tally, matched, snapshot, selector)
         max_count = self.config.max_count
         if max_count is not None and count > max_count:
             return self._result(
@@ -274,10 +333,19 @@ class ProcessProbe(Probe):
                 count,
                 Reason.PROCESS_COUNT,
             )
+        if selector.pid is not None:
+            # A reused pid shows: the pass names the process that holds it.
+            names = {record.pid: record.name for record in snapshot.processes}
+            shown = ", ".join(f"{_printable(names.get(pid))}, pid {pid}" for pid in tally.running)
+            return self._result(Status.PASS, f"{matched} ({shown})", count)
         return self._result(Status.PASS, f"{matched}{_pid_list(tally.running)}", count)
 
-    def _too_few(self, tally: _Tally, matched: str, snapshot: Snapshot) -> Result:
+    def _too_few(
+        self, tally: _Tally, matched: str, snapshot: Snapshot, selector: _Selector
+    ) -> Result:
         notes = [f"{matched}, expected at least {self.config.min_count}"]
+        if tally.reused is not None and selector.written is not None:
+            notes.append(_reused(tally.reused, selector))
         if tally.zombies:
             notes.append(f"{_count(tally.zombies, 'zombie', 'zombies')} matched")
         reason = Reason.PROCESS_MISSING
@@ -289,6 +357,11 @@ class ProcessProbe(Probe):
             )
         if snapshot.only_adapter_visible():
             notes.append(_ONLY_ADAPTER_VISIBLE)
+        elif snapshot.hidepid is not None:
+            notes.append(
+                f"/proc is mounted with hidepid={snapshot.hidepid}: processes the adapter "
+                "may not inspect are hidden from it"
+            )
         return self._result(Status.FAIL, "; ".join(notes), len(tally.running), reason)
 
     @staticmethod
@@ -296,6 +369,36 @@ class ProcessProbe(Probe):
         return Result(
             status, output, observed_value=count, observed_unit="processes", reason=reason
         )
+
+
+def _reused(holder: ProcessRecord, selector: _Selector) -> str:
+    assert holder.started is not None and selector.written is not None
+    late = holder.started - selector.written
+    return (
+        f"pid {holder.pid} now belongs to {_printable(holder.name)!r}, which started "
+        f"{_duration(late)} after the pidfile was last written "
+        f"({_timestamp(selector.written)}): it cannot be the process that wrote it"
+    )
+
+
+def _printable(name: str | None) -> str:
+    """A kernel name for output: half a character cut off by the kernel shows as �."""
+    if name is None:
+        return "?"
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _timestamp(epoch: float) -> str:
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _pid_list(pids: tuple[int, ...]) -> str:

@@ -20,7 +20,7 @@ import os
 import pwd
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_AGE",
+    "command_line",
+    "kernel_name",
     "KERNEL_NAME_MAX",
     "ProcessRecord",
     "ProcessTable",
@@ -37,7 +39,8 @@ __all__ = [
     "scan_psutil",
 ]
 
-#: Linux keeps at most this many characters of a process name (TASK_COMM_LEN - 1).
+#: Linux keeps at most this many bytes of a process name (TASK_COMM_LEN - 1);
+#: a name cut there may end in half a UTF-8 character, which the kernel shows as is.
 KERNEL_NAME_MAX = 15
 
 #: How long a finished snapshot is reused: long enough to cover one scheduling
@@ -47,17 +50,26 @@ DEFAULT_MAX_AGE = 0.25
 # psutil fetches these in one pass over /proc/PID/{stat,status,cmdline}. The
 # user is read as a uid and resolved once per scan: psutil's `username` would
 # query the user database again for every process.
-_SCAN_ATTRS = ("pid", "ppid", "name", "cmdline", "uids", "status")
+_SCAN_ATTRS = ("pid", "ppid", "name", "cmdline", "uids", "status", "num_threads", "create_time")
+_REQUIRED_ATTRS = ("pid", "ppid", "name", "cmdline", "uids", "status")
 _NOT_RUNNING = frozenset({"zombie", "dead"})  # psutil.STATUS_ZOMBIE, STATUS_DEAD
 # The same states as /proc/PID/stat writes them (zombie, dead, and dead's old letter).
 _NOT_RUNNING_STATES = frozenset({b"Z", b"X", b"x"})
 _PROC_SELF_STAT = "/proc/self/stat"
 _READ_SIZE = 64 * 1024
+# /proc/PID/stat's flags bit for a kernel thread (PF_KTHREAD): no arguments, ever.
+_PF_KTHREAD = 0x00200000
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ProcessRecord:
-    """One process as the scan saw it; None marks a field it was denied."""
+    """One process as the scan saw it; None marks a field it was denied.
+
+    `name` is the kernel's name (`comm`: at most 15 bytes, undecodable bytes
+    kept as surrogates); `started` is when the process started, in seconds
+    since the epoch, as /proc gives it (boot time + start ticks).
+    """
 
     pid: int
     ppid: int | None
@@ -66,13 +78,56 @@ class ProcessRecord:
     username: str | None
     uid: int | None
     zombie: bool = False
-    #: The command line as `cmdline` patterns see it: the arguments joined with
-    #: spaces, once per scan rather than once per check.
-    command: str | None = dataclasses.field(init=False, repr=False, compare=False)
+    started: float | None = dataclasses.field(default=None, compare=False)
+    #: The command line as `cmdline` patterns see it, which is what `pgrep -f`
+    #: matches: see `command_line`. Derived from `cmdline` unless given.
+    command: str | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        command = None if self.cmdline is None else " ".join(self.cmdline)
-        object.__setattr__(self, "command", command)
+        if self.command is None and self.cmdline is not None:
+            object.__setattr__(self, "command", _joined(self.cmdline, self.name, self.zombie))
+
+
+def command_line(raw: bytes, name: str | None, zombie: bool = False) -> str:
+    """The text `cmdline` patterns are searched in, from /proc/PID/cmdline's bytes.
+
+    procps' rule (`read_unvectored`, what `ps -o args` and `pgrep -f` show):
+    trailing NULs are dropped (a rewritten title pads the old argument area
+    with them), every other NUL and newline becomes a space, and without a
+    trailing NUL one trailing space is dropped. An empty command line (a
+    kernel thread, a zombie) is the name in brackets, `[kthreadd]`, and a
+    zombie's is followed by ` <defunct>`, as ps shows them.
+    """
+    body = raw.rstrip(b"\0")
+    if not body:
+        return _bracketed(name, zombie)
+    text = body.replace(b"\0", b" ").replace(b"\n", b" ")
+    if len(body) == len(raw) and text.endswith(b" "):
+        text = text[:-1]
+    return text.decode("utf-8", "surrogateescape")
+
+
+def _bracketed(name: str | None, zombie: bool) -> str:
+    if name is None:
+        return ""
+    return f"[{name}] <defunct>" if zombie else f"[{name}]"
+
+
+def _joined(arguments: Sequence[str], name: str | None, zombie: bool) -> str:
+    """`command_line` for an argument list that was split already (psutil's)."""
+    arguments = list(arguments)
+    while arguments and not arguments[-1]:
+        arguments.pop()  # the NUL padding of a rewritten title
+    if not arguments:
+        return _bracketed(name, zombie)
+    return " ".join(arguments).replace("\n", " ")
+
+
+def kernel_name(name: str) -> str:
+    """`name` as Linux keeps it: its first 15 bytes (UTF-8), maybe half a character."""
+    return name.encode("utf-8", "surrogateescape")[:KERNEL_NAME_MAX].decode(
+        "utf-8", "surrogateescape"
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -81,6 +136,9 @@ class Snapshot:
 
     processes: tuple[ProcessRecord, ...]
     own_pid: int = dataclasses.field(default_factory=os.getpid)
+    #: /proc's `hidepid` mount option when it hides processes ("1", "2",
+    #: "invisible"…): other users' processes may be missing or unreadable.
+    hidepid: str | None = None
 
     def adapter_family(self) -> frozenset[int]:
         """The adapter, its ancestors and its descendants among the visible pids."""
@@ -133,63 +191,161 @@ def scan_processes() -> Snapshot:
     return scan_psutil()
 
 
-def scan_proc(pids: Callable[[], Iterable[int]] | None = None) -> Snapshot:
+def scan_proc(pids: Callable[[], Iterable[int]] | None = None, proc: str = "/proc") -> Snapshot:
     """Read the process table from Linux's /proc; `pids` lists the processes to
     read (default: every one)."""
     username_of = functools.cache(_username)
     records = []
-    for pid in (pids or _proc_pids)():
+    for pid in (pids or functools.partial(_proc_pids, proc))():
         try:
-            record = _read_proc(pid, username_of)
+            record = _read_proc(pid, username_of, proc=proc)
         except (FileNotFoundError, ProcessLookupError):
             continue  # it exited before or while it was read
         records.append(record)
-    return Snapshot(processes=tuple(records), own_pid=os.getpid())
+    return Snapshot(processes=tuple(records), own_pid=os.getpid(), hidepid=_hidepid(proc))
 
 
-def _proc_pids() -> list[int]:
-    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+def _proc_pids(proc: str = "/proc") -> list[int]:
+    return [int(entry) for entry in os.listdir(proc) if entry.isdigit()]
+
+
+def _hidepid(proc: str) -> str | None:
+    """The `hidepid` option /proc is mounted with, unless it hides nothing."""
+    try:
+        with open(os.path.join(proc, "self", "mounts"), "rb") as stream:
+            mounts = stream.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    hidepid = None
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[1] == proc and fields[2] == "proc":
+            options = dict(option.partition("=")[::2] for option in fields[3].split(","))
+            hidepid = options.get("hidepid")  # the last mount over /proc wins
+    return None if hidepid in (None, "0", "off") else hidepid
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Stat:
+    """What the scan uses of /proc/PID/stat."""
+
+    name: str
+    state: bytes
+    ppid: int
+    flags: int
+    threads: int
+    start_ticks: int
 
 
 def _read_proc(
-    pid: int, username_of: Callable[[int], str], read: Callable[[str], bytes] | None = None
+    pid: int,
+    username_of: Callable[[int], str],
+    read: Callable[[str], bytes] | None = None,
+    proc: str = "/proc",
 ) -> ProcessRecord:
     read = read or _read
-    base = f"/proc/{pid}"
-    name, state, ppid = _parse_stat(read(f"{base}/stat"))
-    zombie = state in _NOT_RUNNING_STATES
+    base = f"{proc}/{pid}"
     try:
-        cmdline: tuple[str, ...] | None = _split_cmdline(read(f"{base}/cmdline"))
+        stat = _parse_stat(read(f"{base}/stat"))
     except PermissionError:
-        cmdline = None
+        # /proc mounted with hidepid=1: the process is there, nothing of it is readable.
+        return ProcessRecord(pid=pid, ppid=None, name=None, cmdline=None, username=None, uid=None)
+    zombie = _not_running(stat, base, read)
+    kernel_thread = bool(stat.flags & _PF_KTHREAD)
+    try:
+        raw: bytes | None = b"" if kernel_thread else read(f"{base}/cmdline")
+    except PermissionError:
+        raw = None
+    if raw == b"" and stat.state in _NOT_RUNNING_STATES and not zombie:
+        # The main thread exited and freed the arguments; a live thread has them.
+        raw = _live_thread_cmdline(pid, base, read)
     try:
         uid: int | None = _real_uid(read(f"{base}/status"))
     except PermissionError:
         uid = None
-    if not zombie and (not cmdline or uid is None):
+    if not zombie and not kernel_thread and (not raw or uid is None):
         # A process that dies between two reads leaves no arguments (or refuses
         # its files): dying is not running, and never "access denied". Its
         # state is read once more; a vanished one raises and is left out.
-        zombie = _parse_stat(read(f"{base}/stat"))[1] in _NOT_RUNNING_STATES
-    if zombie and cmdline is None:
-        cmdline = ()  # the kernel freed a zombie's arguments: gone, not hidden
+        zombie = _not_running(_parse_stat(read(f"{base}/stat")), base, read)
+    if zombie and raw is None:
+        raw = b""  # the kernel freed a zombie's arguments: gone, not hidden
     return ProcessRecord(
         pid=pid,
-        ppid=ppid,
-        name=name[:KERNEL_NAME_MAX],
-        cmdline=cmdline,
+        ppid=stat.ppid,
+        name=stat.name,
+        cmdline=None if raw is None else _split_cmdline(raw),
         username=None if uid is None else username_of(uid),
         uid=uid,
         zombie=zombie,
+        started=_boot_time(proc) + stat.start_ticks / _CLOCK_TICKS,
+        command=None if raw is None else command_line(raw, stat.name, zombie),
     )
 
 
-def _parse_stat(stat: bytes) -> tuple[str, bytes, int]:
-    """The name, state letter and parent pid from /proc/PID/stat."""
+def _not_running(stat: _Stat, base: str, read: Callable[[str], bytes]) -> bool:
+    """A zombie has nothing left running. A process whose main thread exited while
+    other threads run shows its leader as a zombie too, yet it runs (as ps and
+    pgrep count it)."""
+    if stat.state not in _NOT_RUNNING_STATES:
+        return False
+    return stat.threads <= 1 or _live_thread(base, read) is None
+
+
+def _live_thread(base: str, read: Callable[[str], bytes]) -> str | None:
+    """The /proc path of a thread of the process that has not exited, if any."""
+    try:
+        tids = os.listdir(f"{base}/task")
+    except OSError:
+        return None
+    for tid in tids:
+        task = f"{base}/task/{tid}"
+        try:
+            if _parse_stat(read(f"{task}/stat")).state not in _NOT_RUNNING_STATES:
+                return task
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _live_thread_cmdline(pid: int, base: str, read: Callable[[str], bytes]) -> bytes:
+    task = _live_thread(base, read)
+    if task is None:
+        return b""
+    try:
+        return read(f"{task}/cmdline")
+    except (FileNotFoundError, ProcessLookupError):
+        return b""
+
+
+def _parse_stat(stat: bytes) -> _Stat:
+    """The fields the scan uses from /proc/PID/stat."""
     # "pid (comm) state ppid ...": the name may hold spaces and parentheses.
     open_paren, close_paren = stat.index(b"("), stat.rindex(b")")
-    state, ppid = stat[close_paren + 2 :].split(b" ", 2)[:2]
-    return os.fsdecode(stat[open_paren + 1 : close_paren]), state, int(ppid)
+    fields = stat[close_paren + 2 :].split()
+    name = stat[open_paren + 1 : close_paren].decode("utf-8", "surrogateescape")
+    # Fields 3 (state), 4 (ppid), 9 (flags), 20 (num_threads), 22 (starttime), man 5 proc.
+    if len(fields) < 20:  # a stat without the later fields: nothing known of them
+        return _Stat(name, fields[0], int(fields[1]), 0, 1, 0)
+    return _Stat(name, fields[0], int(fields[1]), int(fields[6]), int(fields[17]), int(fields[19]))
+
+
+@functools.lru_cache(maxsize=1)
+def _boot_time_cached(proc: str, now: int) -> float:
+    try:
+        with open(os.path.join(proc, "stat"), "rb") as stream:
+            for line in stream:
+                if line.startswith(b"btime "):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return 0.0
+
+
+def _boot_time(proc: str) -> float:
+    """When the system booted (seconds since the epoch, whole seconds), read at most
+    once a minute: a step of the wall clock moves it, so it is not read only once."""
+    return _boot_time_cached(proc, int(time.monotonic() // 60))
 
 
 def _read(path: str) -> bytes:
@@ -247,7 +403,7 @@ def _settle_unread(process: psutil.Process, info: dict[str, Any]) -> dict[str, A
     """
     import psutil
 
-    if info["status"] in _NOT_RUNNING or all(info[key] is not None for key in _SCAN_ATTRS):
+    if info["status"] in _NOT_RUNNING or all(info[key] is not None for key in _REQUIRED_ATTRS):
         return info
     try:
         status = process.status()
@@ -259,7 +415,8 @@ def _settle_unread(process: psutil.Process, info: dict[str, Any]) -> dict[str, A
 
 
 def _record(info: dict[str, Any], username_of: Callable[[int], str]) -> ProcessRecord:
-    zombie = info["status"] in _NOT_RUNNING
+    # A leader that exited while other threads run reads as a zombie, yet runs.
+    zombie = info["status"] in _NOT_RUNNING and (info["num_threads"] or 1) <= 1
     cmdline = info["cmdline"]
     if cmdline is None and zombie:
         cmdline = []  # the kernel freed a zombie's arguments: gone, not hidden
@@ -269,13 +426,14 @@ def _record(info: dict[str, Any], username_of: Callable[[int], str]) -> ProcessR
     return ProcessRecord(
         pid=info["pid"],
         ppid=info["ppid"],
-        # psutil lengthens a 15-character name from the command line; the
-        # kernel's own name is its first 15 characters.
-        name=None if name is None else name[:KERNEL_NAME_MAX],
+        # psutil lengthens a 15-byte name from the command line; the
+        # kernel's own name is its first 15 bytes.
+        name=None if name is None else kernel_name(name),
         cmdline=None if cmdline is None else tuple(cmdline),
         username=None if uid is None else username_of(uid),
         uid=uid,
         zombie=zombie,
+        started=info["create_time"],
     )
 
 

@@ -141,3 +141,39 @@ async def test_thousands_of_processes_come_and_go_during_scans(marker: str, spaw
     # (how many of the short-lived sleepers a scan catches depends on the load).
     assert scans >= 3
     await assert_nothing_left(before)
+
+
+LEADER_EXITS = """
+import ctypes, sys, threading, time
+threading.Thread(target=time.sleep, args=(3,)).start()
+ctypes.CDLL(None).pthread_exit(None)
+"""
+
+
+@pytest.mark.parametrize("selector", ["cmdline", "name"])
+async def test_a_watched_process_whose_main_thread_exits_runs_until_its_last_thread_ends(
+    selector: str, marker: str, tmp_path: Path, spawn: Spawn
+) -> None:
+    # Its main thread exits at once (ps shows it "Z", with two threads); its
+    # worker thread runs 3 s more. Running until then, a zombie after.
+    name = marker[-15:]
+    (tmp_path / name).symlink_to(sys.executable)
+    option = {
+        "cmdline": f"{{cmdline: '{marker}'}}",
+        "name": f"{{name: {name}}}",
+    }[selector]
+    config = f"checks:\n  - {{name: worker, interval: 100ms, process: {option}}}\n"
+    async with running_adapter(config) as adapter:
+        worker = spawn(str(tmp_path / name), "-c", LEADER_EXITS, marker)
+        await adapter.until(lambda status, b: status == 200, timeout=20)
+        for _ in range(500):
+            if psutil.Process(worker.pid).status() == psutil.STATUS_ZOMBIE:  # its leader
+                break
+            await asyncio.sleep(0.01)
+        # Some ten runs of the check while the leader shows "Z": every one passes.
+        polls = await adapter.poll(10, pause=0.1)
+        assert psutil.Process(worker.pid).num_threads() == 2
+        assert set(polls.statuses) == {200}, polls.statuses
+        body = await adapter.until(lambda status, b: status == 503, timeout=20)
+        assert psutil.Process(worker.pid).num_threads() == 1
+    assert check_entry(body, "worker")["reason"] == "process_missing"

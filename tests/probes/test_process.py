@@ -22,7 +22,7 @@ import pytest
 from probes import Reason, Resources, Result, Status
 from probes.process import ProcessProbe
 from probes.process_table import ProcessRecord, ProcessTable, Snapshot
-from tests.probes.conftest import Spawn
+from tests.probes.conftest import Spawn, proc_bytes, proc_state, wait_for
 
 SLEEP = shutil.which("sleep") or "/bin/sleep"
 ONLY_ADAPTER_HINT = (
@@ -79,9 +79,28 @@ def own_username() -> str:
         ),
         pytest.param(
             {"name": "celery-worker-main"},
-            "name 'celery-worker-main' is 18 characters long, but Linux cuts process "
-            "names to 15: match it with cmdline instead - at `$.name`",
+            "name 'celery-worker-main' is 18 bytes long, but Linux cuts process "
+            "names to 15 bytes (it shows 'celery-worker-m'): match it with cmdline instead "
+            "- at `$.name`",
             id="name-longer-than-the-kernel-keeps",
+        ),
+        pytest.param(
+            {"name": "überwachungsjob"},
+            "name 'überwachungsjob' is 16 bytes long, but Linux cuts process names to 15 "
+            "bytes (it shows 'überwachungsjo'): match it with cmdline instead",
+            id="15-characters-16-bytes",
+        ),
+        pytest.param(
+            {"name": "ääääääää"},
+            "name 'ääääääää' is 16 bytes long, but Linux cuts process names to 15 bytes "
+            "(it keeps 'äääääää' and half of 'ä'): match it with cmdline instead",
+            id="8-characters-cut-mid-character",
+        ),
+        pytest.param(
+            {"name": "監視ジョブ名前"},
+            "name '監視ジョブ名前' is 21 bytes long, but Linux cuts process names to 15 bytes "
+            "(it shows '監視ジョブ'): match it with cmdline instead",
+            id="7-cjk-characters-21-bytes",
         ),
         pytest.param({"name": ""}, "length >= 1 - at `$.name`", id="empty-name"),
         pytest.param(
@@ -633,3 +652,228 @@ def test_probe_gets_its_table_from_the_shared_resources() -> None:
     ProcessProbe("a", {"name": "nginx"}, resources)
 
     assert resources.get(ProcessTable) is resources.get(ProcessTable)
+
+
+# --- parity with pgrep ------------------------------------------------------------------------
+
+
+def pgrep(*args: str) -> set[int]:
+    done = subprocess.run(["pgrep", *args], capture_output=True, text=True, check=False, timeout=30)
+    assert done.returncode in (0, 1), done.stderr
+    return {int(pid) for pid in done.stdout.split()}
+
+
+@pytest.mark.skipif(shutil.which("pgrep") is None, reason="needs pgrep (procps)")
+async def test_counts_agree_with_pgrep_for_every_shape_a_daemon_takes(
+    spawn: Spawn, shapes: Path, tmp_path: Path
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+
+    def renamed(name: str) -> str:
+        program = tmp_path / name
+        shutil.copy(shapes, program)
+        return str(program)
+
+    zombie = spawn(renamed(f"zb-{tag}"), "sleep")
+    started = [
+        spawn(renamed(f"überwach-{tag}"), "sleep"),  # 16 bytes: cut after a whole character
+        spawn(renamed(f"x{tag}-ääää"), "sleep"),  # 16 bytes: cut in half a character
+        spawn(renamed(f"long-named-{tag}-daemon"), "sleep"),
+        spawn(shapes, "name", f"名前{tag}ジョブ"),  # renamed by prctl: 18 bytes, cut to 15
+        spawn(shapes, "title", f"svc-{tag}: worker process", "x" * 200),
+        spawn(shapes, "spaced", f"spc-{tag}: idle", "x" * 200),
+        spawn(renamed(f"le-{tag}"), "leader", f"argone-{tag}"),
+        spawn(sys.executable, "-c", "import time; time.sleep(60)", f"line1\nline2-{tag}"),
+        zombie,
+    ]
+    zombie.kill()  # not waited for: a zombie until the fixture reaps it
+    wait_for(lambda: proc_state(zombie.pid) == "Z", "the zombie")
+    wait_for(lambda: proc_state(started[6].pid) == "Z", "the leader to exit")
+    wait_for(lambda: proc_bytes(started[3].pid, "comm").startswith("名前".encode()), "prctl")
+    for child in started[4:6]:
+        wait_for(lambda c=child: b"-" + tag.encode() in proc_bytes(c.pid, "cmdline")[:12], "title")
+
+    cases = [
+        ("name", f"überwach-{tag[:5]}"),
+        ("name", f"x{tag}-äää"),  # what can be written of a name cut in half a character
+        ("name", f"long-named-{tag}"[:15]),
+        ("name", f"名前{tag}ジ"),
+        ("name", f"le-{tag}"),
+        ("name", f"zb-{tag}"),
+        ("cmdline", f"^svc-{tag}: worker process$"),
+        ("cmdline", f"{tag}: worker process +$"),
+        ("cmdline", f"^spc-{tag}: idle$"),
+        ("cmdline", f"^spc-{tag}: idle +$"),
+        ("cmdline", f"le-{tag}"),
+        ("cmdline", f"^zb-{tag}$"),
+        ("cmdline", rf"^\[zb-{tag}\] <defunct>$"),
+        ("cmdline", f"line1 line2-{tag}$"),
+        ("cmdline", f"x{tag}-ää"),
+    ]
+    if proc_bytes(2, "comm") == b"kthreadd\n":  # kernel threads are visible
+        cases += [("name", "kthreadd"), ("cmdline", r"^\[kthreadd\]$"), ("cmdline", "^kthreadd$")]
+    results = {}
+    for selector, value in cases:
+        flags = ["-x", value] if selector == "name" else ["-f", value]
+        expected = pgrep(*flags) - {zombie.pid}  # pgrep counts zombies; nothing runs in one
+        result = await check({selector: value, "min_count": 0})
+        results[f"{selector} {value!r}"] = (result.observed_value, len(expected))
+
+    assert {k: v for k, v in results.items() if v[0] != v[1]} == {}, results
+    # Every shape was found by someone: the table is not trivially all zeros.
+    assert sum(theirs for _, theirs in results.values()) >= 9, results
+
+
+async def test_a_process_whose_main_thread_exited_matches_its_arguments(
+    spawn: Spawn, shapes: Path
+) -> None:
+    # ps shows "[shapes] <defunct>" and pgrep -f finds only its name; its threads
+    # still run with these arguments, and the check says so.
+    word = f"argone-{uuid.uuid4().hex[:8]}"
+    child = spawn(shapes, "leader", word)
+    wait_for(lambda: proc_state(child.pid) == "Z", "the main thread to exit")
+
+    result = await check({"cmdline": f"leader {word}$"})
+
+    assert (result.status, result.observed_value) == (Status.PASS, 1)
+    assert result.output.endswith(f"(pid {child.pid})")
+
+
+# --- pidfile and a reused pid ----------------------------------------------------------------
+
+
+def started_at(pid: int) -> float:
+    return psutil.Process(pid).create_time()
+
+
+@pytest.mark.parametrize(
+    ("written", "status", "reason"),
+    [
+        pytest.param(+5.0, Status.PASS, None, id="written-after-start"),
+        pytest.param(+0.0, Status.PASS, None, id="written-at-start"),
+        pytest.param(-1.5, Status.PASS, None, id="within-clock-granularity"),
+        pytest.param(-5.0, Status.FAIL, Reason.PROCESS_MISSING, id="seconds-before-start"),
+        pytest.param(-3600.0, Status.FAIL, Reason.PROCESS_MISSING, id="an-hour-before-start"),
+    ],
+)
+async def test_a_process_that_started_after_the_pidfile_was_written_is_not_its_writer(
+    spawn: Spawn,
+    unique_sleep: str,
+    tmp_path: Path,
+    written: float,
+    status: Status,
+    reason: Reason | None,
+) -> None:
+    pid = spawn(unique_sleep, "60").pid
+    pidfile = tmp_path / "app.pid"
+    pidfile.write_text(f"{pid}\n")
+    mtime = started_at(pid) + written
+    os.utime(pidfile, (mtime, mtime))
+    name = os.path.basename(unique_sleep)
+
+    result = await check({"pidfile": str(pidfile)})
+
+    assert (result.status, result.reason) == (status, reason), result.output
+    if status is Status.PASS:
+        assert result.output == (
+            f"1 process matches pid {pid} from pidfile {pidfile} ({name}, pid {pid})"
+        )
+    else:
+        assert result.output.startswith(
+            f"no process matches pid {pid} from pidfile {pidfile}, expected at least 1; "
+            f"pid {pid} now belongs to {name!r}, which started "
+        )
+        assert result.output.endswith(
+            "after the pidfile was last written "
+            f"({time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(mtime))}): "
+            "it cannot be the process that wrote it"
+        )
+
+
+REWRITES_PIDFILE = """
+import os, sys, time
+while True:
+    with open(sys.argv[1] + ".new", "w") as stream:
+        stream.write(f"{os.getpid()}\\n")
+    os.replace(sys.argv[1] + ".new", sys.argv[1])
+    time.sleep(0.1)
+"""
+
+
+async def test_a_pidfile_rewritten_by_its_live_writer_passes(spawn: Spawn, tmp_path: Path) -> None:
+    pidfile = tmp_path / "app.pid"
+    writer = spawn(sys.executable, "-c", REWRITES_PIDFILE, str(pidfile))
+    wait_for(pidfile.exists, "the pidfile")
+    first = pidfile.stat().st_mtime
+    wait_for(lambda: pidfile.stat().st_mtime != first, "the pidfile to be rewritten")
+
+    result = await check({"pidfile": str(pidfile), "cmdline": "REWRITES|app.pid"})
+
+    assert (result.status, result.observed_value) == (Status.PASS, 1), result.output
+    name = psutil.Process(writer.pid).name()[:15]
+    assert result.output.endswith(f"({name}, pid {writer.pid})"), result.output
+
+
+def can_hand_out_pids() -> bool:
+    return os.geteuid() == 0 and os.access("/proc/sys/kernel/ns_last_pid", os.W_OK)
+
+
+@pytest.mark.skipif(
+    not can_hand_out_pids(), reason="needs root to set /proc/sys/kernel/ns_last_pid"
+)
+async def test_a_pid_reused_by_another_process_fails(
+    spawn: Spawn, unique_sleep: str, tmp_path: Path
+) -> None:
+    # The writer dies; its pid is handed to an unrelated process started later,
+    # as the kernel does once pids wrap around.
+    writer = spawn(unique_sleep, "60")
+    pidfile = tmp_path / "app.pid"
+    pidfile.write_text(f"{writer.pid}\n")
+    os.utime(pidfile, (time.time() - 600, time.time() - 600))
+    writer.kill()
+    writer.wait()
+    other = None
+    for _ in range(20):  # another process may take the pid first: try again
+        Path("/proc/sys/kernel/ns_last_pid").write_text(str(writer.pid - 1))
+        candidate = spawn(SLEEP, "60")
+        if candidate.pid == writer.pid:
+            other = candidate
+            break
+    if other is None:
+        pytest.skip("the machine is too busy to hand a chosen pid to a new process")
+
+    result = await check({"pidfile": str(pidfile)})
+
+    assert (result.status, result.reason) == (Status.FAIL, Reason.PROCESS_MISSING)
+    assert f"pid {writer.pid} now belongs to 'sleep', which started 10 min after" in result.output
+
+
+async def test_hidepid_is_named_when_too_few_processes_are_seen() -> None:
+    resources = Resources()
+    snapshot = Snapshot(
+        processes=(record(7, ppid=0), record(8, "pause", ppid=0)), own_pid=7, hidepid="invisible"
+    )
+    resources.get(lambda: ProcessTable(lambda: snapshot), key=ProcessTable)
+
+    result = await check({"name": "nginx"}, resources)
+
+    assert result.output == (
+        "no process matches name 'nginx', expected at least 1; /proc is mounted with "
+        "hidepid=invisible: processes the adapter may not inspect are hidden from it"
+    )
+
+
+async def test_a_pass_names_a_process_whose_name_the_kernel_cut_in_half_a_character(
+    spawn: Spawn, tmp_path: Path
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    program = tmp_path / f"x{tag}-ääää"  # 16 bytes: the kernel keeps half of the last ä
+    shutil.copy(SLEEP, program)
+    pid = spawn(str(program), "60").pid
+    pidfile = tmp_path / "app.pid"
+    pidfile.write_text(f"{pid}\n")
+
+    result = await check({"pidfile": str(pidfile)})
+
+    assert result.output.endswith(f"(x{tag}-äää\ufffd, pid {pid})")
+    result.output.encode("utf-8")  # printable everywhere: no lone surrogate

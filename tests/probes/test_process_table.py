@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import pwd
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -22,11 +24,14 @@ from probes.process_table import (
     ProcessRecord,
     ProcessTable,
     Snapshot,
+    command_line,
+    kernel_name,
     scan_proc,
     scan_processes,
     scan_psutil,
 )
-from tests.probes.conftest import Spawn
+from tests.conftest import ROOT
+from tests.probes.conftest import Spawn, proc_bytes, proc_state, wait_for
 
 SLEEP = shutil.which("sleep") or "/bin/sleep"
 
@@ -128,6 +133,141 @@ def test_scan_keeps_the_kernel_name_not_psutils_longer_one(
 
     assert psutil.Process(child.pid).name() == long_name  # psutil lengthens it
     assert record.name == long_name[:KERNEL_NAME_MAX]
+
+
+@pytest.mark.parametrize(
+    ("name", "kept"),
+    [
+        pytest.param("überwachungsjob", "überwachungsjo", id="cut-after-a-whole-character"),
+        pytest.param("ääääääää", "äääääää\udcc3", id="cut-in-half-a-character"),
+        pytest.param("監視ジョブ名前", "監視ジョブ", id="three-byte-characters"),
+        pytest.param("short", "short", id="short"),
+    ],
+)
+def test_scan_keeps_the_name_as_the_kernel_stores_it_in_bytes(
+    spawn: Spawn, tmp_path: Path, name: str, kept: str
+) -> None:
+    child = spawn(named_sleep(tmp_path, name), "60")
+    wait_for(lambda: proc_bytes(child.pid, "comm") != b"", "the copy of sleep to start")
+
+    record = record_of(scan_proc(lambda: [child.pid]), child.pid)
+
+    assert proc_bytes(child.pid, "comm").rstrip(b"\n") == kept.encode("utf-8", "surrogateescape")
+    assert record.name == kept == kernel_name(name)
+
+
+@pytest.mark.parametrize(
+    ("raw", "command"),
+    [
+        pytest.param(b"sleep\x0060\x00", "sleep 60", id="arguments"),
+        pytest.param(
+            b"nginx: worker process\x00\x00\x00\x00", "nginx: worker process", id="nul-padded-title"
+        ),
+        pytest.param(
+            b"postgres: checkpointer   \x00",
+            "postgres: checkpointer   ",
+            id="spaces-before-the-nul-stay",
+        ),
+        pytest.param(b"svc: idle ", "svc: idle", id="no-nul-one-trailing-space-goes"),
+        pytest.param(b"a\x00\x00b\x00", "a  b", id="an-empty-argument-in-between"),
+        pytest.param(b"sh\x00-c\x00one\ntwo\x00", "sh -c one two", id="newline-is-a-space"),
+        pytest.param(b"", "[kworker]", id="none-is-the-name-in-brackets"),
+        pytest.param(b"\x00\x00", "[kworker]", id="only-padding-is-the-name-in-brackets"),
+        pytest.param(b"caf\xe9\x00", "caf\udce9", id="not-utf-8"),
+    ],
+)
+def test_command_line_is_what_pgrep_f_matches(raw: bytes, command: str) -> None:
+    assert command_line(raw, "kworker") == command
+
+
+def test_a_zombies_command_line_is_its_name_defunct() -> None:
+    assert command_line(b"", "sleep", zombie=True) == "[sleep] <defunct>"
+
+
+@pytest.mark.parametrize(
+    ("mode", "title", "shown"),
+    [
+        # The padding is what a `$` anchor must not see.
+        pytest.param("title", "svc: worker process", "svc: worker process", id="nul-padded"),
+        # Spaces before the area's last NUL are part of the title for ps and pgrep too.
+        pytest.param("spaced", "svc: idle", "svc: idle ", id="space-padded"),
+    ],
+)
+def test_scan_sees_a_rewritten_title_as_ps_shows_it(
+    spawn: Spawn, shapes: Path, mode: str, title: str, shown: str
+) -> None:
+    child = spawn(shapes, mode, title, "x" * 180)
+    wait_for(lambda: proc_bytes(child.pid, "cmdline").startswith(title.encode()), "the new title")
+
+    record = record_of(scan_proc(lambda: [child.pid]), child.pid)
+
+    assert len(proc_bytes(child.pid, "cmdline")) > len(title) + 100  # the old area, padded
+    assert record.command is not None and record.command.startswith(shown)
+    assert record.command.strip() == title
+    if mode == "title":
+        assert record.command == title
+
+
+LEADER_EXITS_PY = (
+    "import ctypes, threading, time\n"
+    "threading.Thread(target=time.sleep, args=(60,)).start()\n"
+    "ctypes.CDLL(None).pthread_exit(None)\n"
+)
+
+
+@pytest.fixture(params=["c", "python"])
+def leader_exited(request: pytest.FixtureRequest, spawn: Spawn, tmp_path: Path) -> tuple[int, str]:
+    """A process whose main thread exited while another runs on; its pid and a
+    word of its arguments."""
+    word = f"leader-{uuid.uuid4().hex[:8]}"
+    if request.param == "c":
+        child = spawn(request.getfixturevalue("shapes"), "leader", word)
+    else:
+        child = spawn(sys.executable, "-c", LEADER_EXITS_PY, word)
+    wait_for(lambda: proc_state(child.pid) == "Z", "the main thread to exit")
+    return child.pid, word
+
+
+def test_a_process_whose_main_thread_exited_runs(leader_exited: tuple[int, str]) -> None:
+    pid, word = leader_exited
+
+    record = record_of(scan_proc(lambda: [pid]), pid)
+
+    assert proc_state(pid) == "Z"  # what ps shows for its leader
+    assert psutil.Process(pid).num_threads() > 1
+    assert record.zombie is False
+    # Its own arguments are gone with its main thread; a live thread still has them.
+    assert proc_bytes(pid, "cmdline") == b""
+    assert record.command is not None and record.command.endswith(f" {word}")
+
+
+def test_a_process_whose_last_thread_exited_is_a_zombie(spawn: Spawn, shapes: Path) -> None:
+    child = spawn(shapes, "leader")
+    wait_for(lambda: proc_state(child.pid) == "Z", "the main thread to exit")
+    child.kill()  # ends the live thread too, and nobody waits yet: nothing is left running
+    wait_for(lambda: psutil.Process(child.pid).num_threads() == 1, "the last thread to exit")
+
+    record = record_of(scan_proc(lambda: [child.pid]), child.pid)
+
+    assert record.zombie is True
+
+
+def kernel_thread_visible() -> bool:
+    return proc_bytes(2, "comm") == b"kthreadd\n"
+
+
+@pytest.mark.skipif(
+    not kernel_thread_visible(), reason="no kernel thread visible (own PID namespace)"
+)
+def test_a_kernel_thread_is_running_under_its_name() -> None:
+    record = record_of(scan_proc(lambda: [2]), 2)
+
+    assert (record.name, record.zombie, record.cmdline, record.command) == (
+        "kthreadd",
+        False,
+        (),
+        "[kthreadd]",
+    )
 
 
 @pytest.mark.parametrize("scan", SCANNERS)
@@ -470,3 +610,64 @@ def test_proc_reader_leaves_out_a_process_gone_between_reads() -> None:
 
     with pytest.raises(FileNotFoundError):
         _read_proc(4242, str, read=_DyingProcFiles(b"", FileNotFoundError(2, "gone")))
+
+
+HIDEPID_SCAN = """
+import json, sys
+from probes.process_table import scan_proc
+snapshot = scan_proc()
+records = [r for r in snapshot.processes if r.pid == int(sys.argv[1])]
+print(json.dumps([snapshot.hidepid, [(r.name, r.cmdline, r.uid) for r in records]]))
+"""
+
+
+def can_remount_proc() -> bool:
+    return os.geteuid() == 0 and shutil.which("unshare") is not None and can_run_as_nobody()
+
+
+def can_run_as_nobody() -> bool:
+    # The scan runs as another user: it must be able to read this checkout.
+    return all(os.stat(part).st_mode & 0o005 == 0o005 for part in (ROOT, ROOT.parent))
+
+
+@pytest.mark.skipif(not can_remount_proc(), reason="needs root and unshare --mount --pid")
+@pytest.mark.parametrize(
+    ("hidepid", "seen"),
+    [
+        pytest.param("noaccess", [[None, None, None]], id="noaccess-unreadable"),
+        pytest.param("invisible", [], id="invisible-hidden"),
+    ],
+)
+def test_scan_under_hidepid_reports_other_users_processes_as_unreadable_or_hidden(
+    hidepid: str, seen: list[list[None]]
+) -> None:
+    # In a PID and mount namespace of its own: /proc remounted with hidepid, a
+    # root `sleep`, and the scan run as nobody, who may not look at it.
+    script = (
+        f"mount -o remount,hidepid={hidepid} /proc && sleep 30 & "
+        "sleep 0.3; exec setpriv --reuid=65534 --regid=65534 --clear-groups "
+        f'"$0" -c "$1" "$(pgrep -x sleep | head -n 1)"'
+    )
+    done = subprocess.run(
+        [
+            "unshare",
+            "--pid",
+            "--fork",
+            "--mount",
+            "--mount-proc",
+            "--kill-child",
+            "sh",
+            "-c",
+            script,
+            sys.executable,
+            HIDEPID_SCAN,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [hidepid, seen]
