@@ -151,3 +151,107 @@ def test_daemon_pool_never_holds_more_threads_than_its_cap() -> None:
     pool.shutdown(wait=True)
     with pytest.raises(RuntimeError):
         pool.submit(print)
+
+
+# A deadline measures the run, not the queue (issue 17, kind 2): a plain-def
+# probe's deadline starts when a pool thread takes it; the wait for that
+# thread is bounded apart and reported as what it is.
+
+
+async def hold_threads(pool: DaemonThreadPool, count: int) -> list[ProbeRunner]:
+    """Leave `count` of the pool's threads stuck in probes that never return."""
+    stuck = [runner_for(sample_probes.BlockForever, pool, timeout=0.1) for _ in range(count)]
+    for run in await asyncio.gather(*(runner.run() for runner in stuck)):
+        assert run.result.reason is Reason.TIMEOUT
+    return stuck
+
+
+async def test_a_slow_probe_within_its_timeout_passes_however_long_it_waited() -> None:
+    pool = DaemonThreadPool(1)
+    try:
+        first, second = (
+            runner_for(sample_probes.SleepSync, pool, timeout=0.5, sleep=0.3) for _ in range(2)
+        )
+        before = time.time()
+        runs = await asyncio.gather(first.run(), second.run())
+        # The second waited about 0.3 s for the only thread, then ran 0.3 s:
+        # 0.6 s after it was due, but well within its own 0.5 s.
+        assert [run.result.status for run in runs] == [Status.PASS, Status.PASS]
+        waited = max(runs, key=lambda run: run.waited)
+        assert waited.waited >= 0.25
+        assert 0.25 <= waited.duration < 0.5
+        assert waited.started >= before + waited.waited - 0.01
+    finally:
+        pool.shutdown(wait=True)
+
+
+@pytest.mark.parametrize(
+    ("threads", "stuck", "patient", "output"),
+    [
+        (1, 1, 0, "not started: 1 blocking check ahead of it, no thread free within 200ms"),
+        (2, 2, 2, "not started: 4 blocking checks ahead of it, no thread free within 200ms"),
+    ],
+    ids=["one-stuck", "two-stuck-two-waiting-ahead"],
+)
+async def test_stuck_threads_make_others_queue_not_time_out(
+    threads: int, stuck: int, patient: int, output: str
+) -> None:
+    """Probes stuck in every thread: the rest are reported queued, never timed out."""
+    pool = DaemonThreadPool(threads)
+    try:
+        await hold_threads(pool, stuck)
+        waiting = [
+            ProbeRunner(sample_probes.SleepSync("w", {"sleep": 0}), 0.1, pool, max_wait=30)
+            for _ in range(patient)
+        ]
+        patient_runs = [asyncio.create_task(runner.run()) for runner in waiting]
+        for _ in range(100):
+            if pool.waiting == patient:
+                break
+            await asyncio.sleep(0.01)
+        impatient = ProbeRunner(sample_probes.SleepSync("i", {"sleep": 0}), 0.1, pool, max_wait=0.2)
+        run = await impatient.run()
+        assert (run.result.status, run.result.reason) == (Status.FAIL, Reason.QUEUED)
+        assert run.result.output == output
+        assert not impatient.stuck
+        assert pool.waiting == patient  # it withdrew: nothing of it is left to run later
+        assert not any(task.done() for task in patient_runs)
+        sample_probes.RELEASE.set()
+        for later in await asyncio.gather(*patient_runs):
+            assert later.result.status is Status.PASS  # waited long, ran well within 0.1 s
+        assert (await impatient.run()).result.status is Status.PASS
+    finally:
+        sample_probes.RELEASE.set()
+        pool.shutdown(wait=True)
+
+
+async def test_async_probes_do_not_wait_for_the_pool() -> None:
+    pool = DaemonThreadPool(1)
+    try:
+        await hold_threads(pool, 1)
+        run = await runner_for(sample_probes.SleepAsync, pool, timeout=0.5, sleep=0.05).run()
+        assert run.result.status is Status.PASS
+        assert run.waited == 0
+    finally:
+        sample_probes.RELEASE.set()
+        pool.shutdown(wait=True)
+
+
+async def test_a_queued_run_is_withdrawn_when_its_run_is_cancelled() -> None:
+    pool = DaemonThreadPool(1)
+    try:
+        await hold_threads(pool, 1)
+        runner = ProbeRunner(sample_probes.SleepSync("c", {"sleep": 0}), 5, pool, max_wait=30)
+        task = asyncio.create_task(runner.run())
+        for _ in range(100):
+            if pool.waiting:
+                break
+            await asyncio.sleep(0.01)
+        assert pool.waiting == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert pool.waiting == 0
+    finally:
+        sample_probes.RELEASE.set()
+        pool.shutdown(wait=True)
