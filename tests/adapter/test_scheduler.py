@@ -296,3 +296,32 @@ async def test_a_reload_that_changes_200_blocking_checks_times_none_out(
     failed = {s.last.result.output for s in states if s.last and s.failure_counts}
     assert failed == set()
     assert max(s.last.waited for s in states if s.last) > 0.4  # queued past the timeout
+
+
+@pytest.mark.parametrize(
+    "probe",
+    ['{class: "tests.sample_probes:Ok"}', '{class: "tests.sample_probes:SleepSync", sleep: 0.05}'],
+    ids=["async", "plain-def"],
+)
+async def test_since_is_the_time_of_the_run_that_changed_the_status(
+    probe: str, make_config: Callable[[str], Config]
+) -> None:
+    """One wall-clock reading per run: `since` never comes after that run's `time`."""
+    config = make_config(f"checks:\n  - {{name: a, interval: 100ms, plugin: {probe}}}\n")
+    store = StateStore(["a"])
+    changes: list[tuple[float | None, float]] = []
+    store.subscribe(
+        lambda name, old, new: (
+            changes.append((new.since, new.last.started))
+            if new.last is not None and new.status is not old.status
+            else None
+        )
+    )
+    scheduler = Scheduler(config.checks, store)
+    await scheduler.start()
+    try:
+        await wait_for(lambda: store.get("a").runs >= 3)
+    finally:
+        await scheduler.stop()
+    assert changes and all(since == started for since, started in changes)
+    assert store.get("a").since == changes[-1][1]
