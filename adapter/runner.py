@@ -135,6 +135,7 @@ class ProbeRunner:
         if not future.done():
             self._stuck = future
             future.add_done_callback(_consume)
+            self.executor.set_aside(thread_future)
             return self._timed_out(), _Span(span.began, time.perf_counter())
         return judge_outcome(future), span
 

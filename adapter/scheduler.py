@@ -104,26 +104,26 @@ class Scheduler:
             changed=tuple(name for name in new if name in old and new[name] != old[name]),
             unchanged=tuple(name for name in new if name in old and new[name] == old[name]),
         )
-        stuck = await self._stop_checks([*changes.removed, *changes.changed])
+        await self._stop_checks([*changes.removed, *changes.changed])
         self.checks = list(checks)
         blocking = sum(1 for check in self.checks if check.probe_class.is_blocking())
-        # Threads still stuck in dropped probes keep their slots: make room beside them.
-        self.pool.max_workers = max(self.pool.max_workers, min(self.max_threads, blocking + stuck))
+        # Threads still stuck in dropped probes were set aside by their runners
+        # and do not take the new checks' places.
+        self.pool.max_workers = max(self.pool.max_workers, min(self.max_threads, blocking))
         self._restarted.update(changes.changed)
         if self._started and not self._stopped:
             for name in (*changes.changed, *changes.added):
                 self._start(new[name])
         return changes
 
-    async def _stop_checks(self, names: Iterable[str]) -> int:
-        """Stop these checks' tasks and close their probes; return how many are stuck."""
+    async def _stop_checks(self, names: Iterable[str]) -> None:
+        """Stop these checks' tasks and close their probes."""
         tasks = [task for name in names if (task := self._tasks.pop(name, None)) is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         runners = [runner for name in names if (runner := self.runners.pop(name, None)) is not None]
         await asyncio.gather(*(self._close(runner.probe) for runner in runners))
-        return sum(1 for runner in runners if runner.stuck)
 
     def _start(self, check: CheckConfig) -> None:
         runner = self._runner(check)

@@ -9,6 +9,11 @@ Calls wait in submission order. The pool can say how many calls are ahead of
 a waiting one and can withdraw a call that has not started, so that a run that
 never got a thread is reported as queued, not as a probe that took too long,
 and leaves nothing behind in the queue.
+
+A thread stuck in a call its caller gave up on (`set_aside`) does not count
+against `max_workers`, so stuck probes never starve the others; there are
+never more stuck threads than blocking checks, since a check whose thread is
+stuck starts no other. Threads beyond the cap end once they are free again.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ class DaemonThreadPool(concurrent.futures.Executor):
         self._changed = threading.Condition()
         self._idle = 0  # threads waiting for a call
         self._running = 0  # calls being run
+        self._aside = 0  # threads stuck in calls given up on
+        self._named = 0
         self._shutdown = False
 
     def submit(
@@ -47,14 +54,39 @@ class DaemonThreadPool(concurrent.futures.Executor):
             future: concurrent.futures.Future[Any] = concurrent.futures.Future()
             self._waiting[future] = (fn, args, kwargs)
             # Start a thread only when the idle ones cannot take every waiting call.
-            if len(self._waiting) > self._idle and len(self._threads) < self.max_workers:
-                thread = threading.Thread(
-                    target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
-                )
-                self._threads.append(thread)
-                thread.start()
+            if len(self._waiting) > self._idle and len(self._threads) < self._cap:
+                self._start_thread()
             self._changed.notify()
             return future
+
+    @property
+    def _cap(self) -> int:
+        return self.max_workers + self._aside
+
+    def _start_thread(self) -> None:
+        thread = threading.Thread(
+            target=self._work, name=f"{self._name}-{self._named}", daemon=True
+        )
+        self._named += 1
+        self._threads.append(thread)
+        thread.start()
+
+    def set_aside(self, future: concurrent.futures.Future[Any]) -> None:
+        """Stop counting the thread running `future` against the cap until it returns.
+
+        For a call whose caller gave up on it (a probe past its deadline):
+        another thread may start in its place, for the calls waiting.
+        """
+        with self._changed:
+            self._aside += 1
+            if len(self._waiting) > self._idle and len(self._threads) < self._cap:
+                self._start_thread()
+
+        def returned(_: concurrent.futures.Future[Any]) -> None:
+            with self._changed:
+                self._aside -= 1
+
+        future.add_done_callback(returned)
 
     def withdraw(self, future: concurrent.futures.Future[Any]) -> bool:
         """Cancel `future` if no thread has taken it yet; False when one has."""
@@ -102,6 +134,10 @@ class DaemonThreadPool(concurrent.futures.Executor):
                 with self._changed:
                     self._running -= 1
             del future, fn, args, kwargs
+            with self._changed:
+                if len(self._threads) > self._cap and not self._waiting:
+                    self._threads.remove(threading.current_thread())
+                    return
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._changed:
@@ -125,5 +161,5 @@ class DaemonThreadPool(concurrent.futures.Executor):
 
     @property
     def threads(self) -> int:
-        """Threads started so far (never more than max_workers)."""
+        """Threads alive or started (never more than max_workers plus those set aside)."""
         return len(self._threads)
