@@ -195,16 +195,16 @@ async def test_a_slow_probe_within_its_timeout_passes_however_long_it_waited() -
     pool = DaemonThreadPool(1)
     try:
         first, second = (
-            runner_for(sample_probes.SleepSync, pool, timeout=0.5, sleep=0.3) for _ in range(2)
+            runner_for(sample_probes.SleepSync, pool, timeout=1.0, sleep=0.6) for _ in range(2)
         )
         before = time.time()
         runs = await asyncio.gather(first.run(), second.run())
-        # The second waited about 0.3 s for the only thread, then ran 0.3 s:
-        # 0.6 s after it was due, but well within its own 0.5 s.
+        # The second waited about 0.6 s for the only thread, then ran 0.6 s:
+        # 1.2 s after it was due, but well within its own 1 s.
         assert [run.result.status for run in runs] == [Status.PASS, Status.PASS]
         waited = max(runs, key=lambda run: run.waited)
-        assert waited.waited >= 0.25
-        assert 0.25 <= waited.duration < 0.5
+        assert waited.waited >= 0.55
+        assert 0.55 <= waited.duration < 1.0
         assert waited.started >= before + waited.waited - 0.01
     finally:
         pool.shutdown(wait=True)

@@ -210,7 +210,7 @@ async def test_a_stuck_probe_in_the_only_thread_does_not_starve_the_others(
     config = make_config("""
 checks:
   - {name: stuck, interval: 100ms, timeout: 200ms, plugin: {class: "tests.sample_probes:BlockForever"}}
-  - {name: other, interval: 100ms, timeout: 200ms,
+  - {name: other, interval: 100ms, timeout: 1s,
      plugin: {class: "tests.sample_probes:SleepSync", sleep: 0}}
 """)
     store = StateStore(["stuck", "other"])
