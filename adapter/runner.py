@@ -2,7 +2,8 @@
 
 The runner, not the probe, owns the timing, the deadline and the errors: an
 exception becomes `fail` "ExcType: message", an overrun becomes `fail`
-"timed out after 2s", anything that is not a Result becomes `fail` too. A
+"timed out after 2s" (the deadline counts from the probe's start, not from
+the wait for a thread), anything that is not a Result becomes `fail` too. A
 plain-`def` probe whose thread outlives its deadline cannot be stopped; until
 that thread returns, the check reports "previous run still running" instead
 of piling up more threads.
@@ -11,12 +12,13 @@ of piling up more threads.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import dataclasses
 import time
 from collections.abc import Awaitable
 from typing import Any, cast
 
 from adapter.state import Run
+from adapter.threads import DaemonThreadPool
 from probes import Probe, Reason, Result, Status
 from probes.types import format_duration
 
@@ -26,9 +28,27 @@ CANCEL_GRACE = 1.0
 
 
 class ProbeRunner:
-    def __init__(self, probe: Probe, timeout: float, executor: concurrent.futures.Executor) -> None:
+    """Runs one check's probe, one run at a time.
+
+    `timeout` (seconds) bounds the probe's own work, from the moment it
+    starts: an async probe starts at once, a plain-`def` one when a pool
+    thread takes it. Waiting for that thread is bounded apart, by `max_wait`
+    (seconds, default `timeout`); a run that waited that long without
+    starting is withdrawn and reported `fail` "not started: …" (reason
+    `queued`), never "timed out", since the target was never asked.
+    """
+
+    def __init__(
+        self,
+        probe: Probe,
+        timeout: float,
+        executor: DaemonThreadPool,
+        *,
+        max_wait: float | None = None,
+    ) -> None:
         self.probe = probe
         self.timeout = timeout
+        self.max_wait = timeout if max_wait is None else max_wait
         self.executor = executor
         self.blocking = probe.is_blocking()
         self._stuck: asyncio.Future[Any] | None = None
@@ -38,59 +58,102 @@ class ProbeRunner:
         return self._stuck is not None and not self._stuck.done()
 
     async def run(self) -> Run:
-        started = time.time()
-        # Not loop.time(): uvloop's clock moves in whole milliseconds.
-        begin = time.perf_counter()
+        # The run's one wall-clock reading, for people; every span is measured
+        # on perf_counter (monotonic, and finer than uvloop's loop.time()).
+        wall = time.time()
+        submitted = time.perf_counter()
         if self.stuck:
             result = Result(
                 Status.FAIL,
                 f"previous run still running (timed out after {format_duration(self.timeout)})",
                 reason=Reason.STUCK,
             )
+            span = _Span(submitted, time.perf_counter())
         else:
-            result = await self._attempt()
-        duration = time.perf_counter() - begin
-        return Run(sanitize(result), started=started, duration=duration, finished=time.monotonic())
+            result, span = await self._attempt(submitted)
+        return Run(
+            sanitize(result),
+            started=wall + (span.began - submitted),
+            duration=span.ended - span.began,
+            finished=time.monotonic(),
+            waited=span.began - submitted,
+        )
 
-    async def _attempt(self) -> Result:
-        thread_future: concurrent.futures.Future[Any] | None = None
+    async def _attempt(self, submitted: float) -> tuple[Result, _Span]:
         if self.blocking:
-            thread_future = self.executor.submit(self.probe.check)
-            future: asyncio.Future[Any] = asyncio.wrap_future(thread_future)
-        else:
-            future = asyncio.ensure_future(cast(Awaitable[Result], self.probe.check()))
+            return await self._attempt_in_thread(submitted)
+        task = asyncio.ensure_future(cast(Awaitable[Result], self.probe.check()))
         try:
-            done, _ = await asyncio.wait({future}, timeout=self.timeout)
+            await asyncio.wait({task}, timeout=self.timeout)
         except asyncio.CancelledError:
-            # The run itself is cancelled (shutdown, reload): an async probe gets
-            # its cancellation and a moment to act on it (an exec probe kills its
-            # process group) before this returns; a thread cannot be stopped.
-            if thread_future is not None:
-                thread_future.cancel()
-                future.cancel()
-            else:
-                await self._abandon_task(future)
+            # The run itself is cancelled (shutdown, reload): the probe gets its
+            # cancellation and a moment to act on it (an exec probe kills its
+            # process group) before this returns.
+            await self._abandon_task(task)
             raise
-        if not done:
-            if thread_future is not None:
-                self._abandon_thread(thread_future, future)
-            else:
-                await self._abandon_task(future)
-            return Result(
-                Status.FAIL,
-                f"timed out after {format_duration(self.timeout)}",
-                reason=Reason.TIMEOUT,
-            )
-        return judge_outcome(future)
+        ended = time.perf_counter()
+        if not task.done():
+            await self._abandon_task(task)
+            return self._timed_out(), _Span(submitted, ended)
+        return judge_outcome(task), _Span(submitted, ended)
 
-    def _abandon_thread(
-        self, thread_future: concurrent.futures.Future[Any], future: asyncio.Future[Any]
-    ) -> None:
-        if thread_future.cancel():  # still queued: it never started, nothing is stuck
+    async def _attempt_in_thread(self, submitted: float) -> tuple[Result, _Span]:
+        loop = asyncio.get_running_loop()
+        began: asyncio.Future[float] = loop.create_future()
+        span = _Span(submitted, submitted)
+        check = self.probe.check
+
+        def call() -> Any:
+            span.began = time.perf_counter()
+            _tell(loop, began, span.began)
+            try:
+                return check()
+            finally:
+                span.ended = time.perf_counter()
+
+        thread_future = self.executor.submit(call)
+        future: asyncio.Future[Any] = asyncio.wrap_future(thread_future)
+        try:
+            wait = self.max_wait - (time.perf_counter() - submitted)
+            await asyncio.wait({began, future}, timeout=max(0.0, wait))
+            if not began.done() and not future.done():
+                running, queued = self.executor.ahead_of(thread_future)
+                if self.executor.withdraw(thread_future):
+                    future.cancel()
+                    now = time.perf_counter()
+                    return self._queued(running + queued), _Span(now, now)
+                # A thread took it in the meantime: its start is a moment away.
+                await asyncio.wait({began, future})
+            if began.done():
+                deadline = span.began + self.timeout
+                await asyncio.wait({future}, timeout=max(0.0, deadline - time.perf_counter()))
+        except asyncio.CancelledError:
+            # A thread cannot be stopped; a call still waiting for one is dropped.
+            self.executor.withdraw(thread_future)
             future.cancel()
-            return
-        self._stuck = future
-        future.add_done_callback(_consume)
+            raise
+        if not future.done():
+            self._stuck = future
+            future.add_done_callback(_consume)
+            self.executor.set_aside(thread_future)
+            return self._timed_out(), _Span(span.began, time.perf_counter())
+        return judge_outcome(future), span
+
+    def _timed_out(self) -> Result:
+        return Result(
+            Status.FAIL,
+            f"timed out after {format_duration(self.timeout)}",
+            reason=Reason.TIMEOUT,
+        )
+
+    def _queued(self, ahead: int) -> Result:
+        checks = "check" if ahead == 1 else "checks"
+        return Result(
+            Status.FAIL,
+            f"not started: {ahead} blocking {checks} ahead of it, "
+            f"no thread free within {format_duration(self.max_wait)}",
+            reason=Reason.QUEUED,
+        )
 
     async def _abandon_task(self, task: asyncio.Future[Any]) -> None:
         task.cancel()
@@ -102,6 +165,25 @@ class ProbeRunner:
         else:
             self._stuck = task
             task.add_done_callback(_consume)
+
+
+@dataclasses.dataclass(slots=True)
+class _Span:
+    """When the probe itself began and ended, on the perf_counter clock."""
+
+    began: float
+    ended: float
+
+
+def _tell(loop: asyncio.AbstractEventLoop, future: asyncio.Future[float], value: float) -> None:
+    def settle() -> None:
+        if not future.done():
+            future.set_result(value)
+
+    try:
+        loop.call_soon_threadsafe(settle)
+    except RuntimeError:  # the loop is closed: nobody is waiting any more
+        pass
 
 
 def judge_outcome(future: asyncio.Future[Any]) -> Result:

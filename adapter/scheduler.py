@@ -3,6 +3,18 @@
 One task per check: the first run at start-up, each later run due one
 interval (with up to ±10 % jitter) after the previous one ended, so runs of one
 check never overlap. Requests never run probes; they read the store.
+
+First runs, at start-up and for the checks a reload starts again, are spread
+at random over `STAGGER` of the interval, at most `MAX_STAGGER` seconds (after
+Consul's stagger and Envoy's initial_jitter): checks that share an interval
+would otherwise all come due at one instant, and the blocking ones would queue
+for the thread pool together, every round after. The cap keeps "first run at
+start-up" true: a check's first result is never more than a second away.
+
+A plain-`def` run waits for a free pool thread at most the longer of its
+check's interval and timeout before it is reported as not started (reason
+`queued`): by then it has missed its turn, and the wait alone never turns
+into "timed out".
 """
 
 from __future__ import annotations
@@ -23,6 +35,9 @@ from probes import Probe, Resources
 log = logging.getLogger("health_adapter.scheduler")
 
 JITTER = 0.1
+#: First runs are spread over this fraction of the interval, at most MAX_STAGGER seconds.
+STAGGER = 0.1
+MAX_STAGGER = 1.0
 MAX_BLOCKING_THREADS = 32
 #: How long one probe's close() may take at shutdown before it is abandoned.
 CLOSE_TIMEOUT = 2.0
@@ -36,15 +51,17 @@ class Scheduler:
         *,
         resources: Resources | None = None,
         rng: random.Random | None = None,
+        max_threads: int = MAX_BLOCKING_THREADS,
     ) -> None:
         self.checks = list(checks)
         self.store = store
         self.resources = resources or Resources()
         self.rng = rng or random.Random()
+        self.max_threads = max_threads
         blocking = sum(1 for check in self.checks if check.probe_class.is_blocking())
         # One thread per blocking check at most (a stuck check holds only its own),
         # so up to the cap one stuck probe cannot starve another.
-        self.pool = DaemonThreadPool(max(1, min(MAX_BLOCKING_THREADS, blocking)))
+        self.pool = DaemonThreadPool(max(1, min(max_threads, blocking)))
         self.runners: dict[str, ProbeRunner] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._started = False
@@ -58,11 +75,14 @@ class Scheduler:
         runner = self.runners.get(check.name)
         if runner is None:
             probe = check.make_probe(self.resources)
-            runner = self.runners[check.name] = ProbeRunner(probe, check.timeout, self.pool)
+            runner = self.runners[check.name] = ProbeRunner(
+                probe, check.timeout, self.pool, max_wait=max(check.interval, check.timeout)
+            )
         return runner
 
     async def start(self) -> None:
-        """Start one background task per check; the first runs begin at once."""
+        """Start one background task per check; the first runs begin within
+        `STAGGER` of their interval (at most `MAX_STAGGER` seconds)."""
         self._started = True
         for check in self.checks:
             self._start(check)
@@ -74,6 +94,7 @@ class Scheduler:
         schedule, with no gap. A removed one is stopped (its run cancelled,
         its probe closed); a changed one is stopped and started again, and its
         first new run is reported as a first run; a new one starts at once.
+        First runs of changed and new checks are staggered as at start-up.
         """
         old = {check.name: check for check in self.checks}
         new = {check.name: check for check in checks}
@@ -83,28 +104,26 @@ class Scheduler:
             changed=tuple(name for name in new if name in old and new[name] != old[name]),
             unchanged=tuple(name for name in new if name in old and new[name] == old[name]),
         )
-        stuck = await self._stop_checks([*changes.removed, *changes.changed])
+        await self._stop_checks([*changes.removed, *changes.changed])
         self.checks = list(checks)
         blocking = sum(1 for check in self.checks if check.probe_class.is_blocking())
-        # Threads still stuck in dropped probes keep their slots: make room beside them.
-        self.pool.max_workers = max(
-            self.pool.max_workers, min(MAX_BLOCKING_THREADS, blocking + stuck)
-        )
+        # Threads still stuck in dropped probes were set aside by their runners
+        # and do not take the new checks' places.
+        self.pool.max_workers = max(self.pool.max_workers, min(self.max_threads, blocking))
         self._restarted.update(changes.changed)
         if self._started and not self._stopped:
             for name in (*changes.changed, *changes.added):
                 self._start(new[name])
         return changes
 
-    async def _stop_checks(self, names: Iterable[str]) -> int:
-        """Stop these checks' tasks and close their probes; return how many are stuck."""
+    async def _stop_checks(self, names: Iterable[str]) -> None:
+        """Stop these checks' tasks and close their probes."""
         tasks = [task for name in names if (task := self._tasks.pop(name, None)) is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         runners = [runner for name in names if (runner := self.runners.pop(name, None)) is not None]
         await asyncio.gather(*(self._close(runner.probe) for runner in runners))
-        return sum(1 for runner in runners if runner.stuck)
 
     def _start(self, check: CheckConfig) -> None:
         runner = self._runner(check)
@@ -119,9 +138,15 @@ class Scheduler:
             self._record(check, run)
         return {check.name: run for check, run in zip(selected, runs, strict=True)}
 
+    def first_delay(self, check: CheckConfig, probe: Probe) -> float:
+        """Seconds from start-up (or reload) to the check's first run."""
+        if not probe.jitter:  # runs together with its kind, e.g. one process-table scan
+            return 0.0
+        return self.rng.uniform(0.0, min(STAGGER * check.interval, MAX_STAGGER))
+
     async def _loop(self, check: CheckConfig, runner: ProbeRunner) -> None:
         loop = asyncio.get_running_loop()
-        due = loop.time()
+        due = loop.time() + self.first_delay(check, runner.probe)
         while True:
             delay = due - loop.time()
             if delay > 0:

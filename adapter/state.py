@@ -24,12 +24,19 @@ HISTORY_FAILED = 50
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Run:
-    """One finished run of a probe."""
+    """One finished run of a probe.
+
+    `started` is the run's only wall-clock time, for people: when the probe
+    began (after any wait for a thread). Everything the adapter measures for
+    itself is monotonic: `duration` (the probe's own work), `finished`
+    (staleness) and `waited` (for a free probe thread, before `started`).
+    """
 
     result: Result
     started: float  # wall-clock seconds since the epoch
     duration: float  # seconds
     finished: float  # monotonic seconds, for staleness
+    waited: float = 0.0  # seconds
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -40,13 +47,13 @@ class CheckState:
     last: Run | None = None
     consecutive_failures: int = 0
     consecutive_successes: int = 0
-    since: float | None = None  # wall-clock time the status last changed
+    since: float | None = None  # `started` of the run that last changed the status
     failure_reason: Reason | None = None  # of the latest failed run
     runs: int = 0
     history: tuple[Run, ...] = ()  # recent runs, oldest first (see HISTORY_*)
     run_counts: Mapping[Status, int] = dataclasses.field(default_factory=dict)
     failure_counts: Mapping[Reason, int] = dataclasses.field(default_factory=dict)
-    started_at: float | None = None  # wall-clock time it first reported pass or warn
+    started_at: float | None = None  # `started` of the run that first reported pass or warn
 
 
 def advance(
@@ -71,14 +78,15 @@ def advance(
         status = observed if successes >= success_threshold else Status.FAIL
     else:
         status = observed
-    finished_at = run.started + run.duration
     reason = run.result.reason or Reason.FAILED
     return CheckState(
         status=status,
         last=run,
         consecutive_failures=failures,
         consecutive_successes=successes,
-        since=finished_at if status is not state.status else state.since,
+        # The run's own timestamp, not a later reading: a change is never
+        # reported after the run that made it.
+        since=run.started if status is not state.status else state.since,
         failure_reason=reason if failed else state.failure_reason,
         runs=state.runs + 1,
         history=remember(state.history, run),
@@ -87,7 +95,7 @@ def advance(
         started_at=(
             state.started_at
             if state.started_at is not None or status is Status.FAIL
-            else finished_at
+            else run.started
         ),
     )
 

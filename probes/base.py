@@ -50,6 +50,7 @@ class Reason(enum.StrEnum):
 
     TIMEOUT = "timeout"
     STUCK = "stuck"  # the previous run's thread is still blocked
+    QUEUED = "queued"  # the run never started: no probe thread was free in time
     CONNECTION_REFUSED = "connection_refused"
     CONNECTION_ERROR = "connection_error"
     DNS = "dns"

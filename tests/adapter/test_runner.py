@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from adapter.runner import MAX_OUTPUT_BYTES, ProbeRunner, sanitize
+from adapter.state import Run
 from adapter.threads import DaemonThreadPool
 from probes import Probe, Reason, Result, Status
 from tests import sample_probes
@@ -151,3 +153,155 @@ def test_daemon_pool_never_holds_more_threads_than_its_cap() -> None:
     pool.shutdown(wait=True)
     with pytest.raises(RuntimeError):
         pool.submit(print)
+
+
+# A deadline measures the run, not the queue (issue 17, kind 2): a plain-def
+# probe's deadline starts when a pool thread takes it; the wait for that
+# thread is bounded apart and reported as what it is.
+
+
+async def hold_threads(pool: DaemonThreadPool, count: int, timeout: float = 0.1) -> list[Run]:
+    """Occupy `count` threads with probes that block until the test releases them.
+
+    With a short `timeout` the probes are given up on (stuck) before this
+    returns their runs; with a long one they are still running, and this
+    returns once every thread is taken, leaving their runs unfinished ([]).
+    """
+    runners = [runner_for(sample_probes.BlockForever, pool, timeout=timeout) for _ in range(count)]
+    runs = asyncio.gather(*(runner.run() for runner in runners))
+    if timeout < 1:
+        return list(await runs)
+    for _ in range(200):
+        if pool.ahead_of(concurrent.futures.Future())[0] == count:
+            break
+        await asyncio.sleep(0.01)
+    HELD.append(runs)
+    return []
+
+
+#: Runs left holding threads, gathered by the tests that release them.
+HELD: list[asyncio.Future[list[Run]]] = []
+
+
+async def release(pool: DaemonThreadPool) -> None:
+    sample_probes.RELEASE.set()
+    held = asyncio.gather(*HELD)
+    HELD.clear()
+    await asyncio.wait_for(held, 10)
+    pool.shutdown(wait=True)
+
+
+async def test_a_slow_probe_within_its_timeout_passes_however_long_it_waited() -> None:
+    pool = DaemonThreadPool(1)
+    try:
+        first, second = (
+            runner_for(sample_probes.SleepSync, pool, timeout=1.0, sleep=0.6) for _ in range(2)
+        )
+        before = time.time()
+        runs = await asyncio.gather(first.run(), second.run())
+        # The second waited about 0.6 s for the only thread, then ran 0.6 s:
+        # 1.2 s after it was due, but well within its own 1 s.
+        assert [run.result.status for run in runs] == [Status.PASS, Status.PASS]
+        waited = max(runs, key=lambda run: run.waited)
+        assert waited.waited >= 0.55
+        assert 0.55 <= waited.duration < 1.0
+        assert waited.started >= before + waited.waited - 0.01
+    finally:
+        pool.shutdown(wait=True)
+
+
+@pytest.mark.parametrize(
+    ("threads", "patient", "output"),
+    [
+        (1, 0, "not started: 1 blocking check ahead of it, no thread free within 200ms"),
+        (2, 2, "not started: 4 blocking checks ahead of it, no thread free within 200ms"),
+    ],
+    ids=["one-busy", "two-busy-two-waiting-ahead"],
+)
+async def test_a_run_that_gets_no_thread_is_reported_queued_not_timed_out(
+    threads: int, patient: int, output: str
+) -> None:
+    """Every thread busy with probes well within their (30 s) timeout."""
+    pool = DaemonThreadPool(threads)
+    try:
+        await hold_threads(pool, threads, timeout=30)
+        waiting = [
+            ProbeRunner(sample_probes.SleepSync("w", {"sleep": 0}), 0.1, pool, max_wait=30)
+            for _ in range(patient)
+        ]
+        patient_runs = [asyncio.create_task(runner.run()) for runner in waiting]
+        for _ in range(100):
+            if pool.waiting == patient:
+                break
+            await asyncio.sleep(0.01)
+        impatient = ProbeRunner(sample_probes.SleepSync("i", {"sleep": 0}), 0.1, pool, max_wait=0.2)
+        run = await impatient.run()
+        assert (run.result.status, run.result.reason) == (Status.FAIL, Reason.QUEUED)
+        assert run.result.output == output
+        assert run.waited >= 0.2 and run.duration == 0
+        assert not impatient.stuck
+        assert pool.waiting == patient  # it withdrew: nothing of it is left to run later
+        assert not any(task.done() for task in patient_runs)
+        sample_probes.RELEASE.set()
+        for held in await asyncio.gather(*HELD):
+            assert [r.result.status for r in held] == [Status.PASS] * threads
+        HELD.clear()
+        for later in await asyncio.gather(*patient_runs):
+            assert later.result.status is Status.PASS  # waited long, ran well within 0.1 s
+        assert (await impatient.run()).result.status is Status.PASS
+    finally:
+        await release(pool)
+
+
+@pytest.mark.parametrize("stuck", [1, 3], ids=["one-stuck", "three-stuck"])
+async def test_stuck_threads_do_not_take_the_places_of_others(stuck: int) -> None:
+    """A one-thread pool: each probe given up on is set aside, another thread runs the rest."""
+    pool = DaemonThreadPool(1)
+    try:
+        await hold_threads(pool, 1)
+        for _ in range(stuck - 1):
+            await hold_threads(pool, 1)
+        quick = runner_for(sample_probes.SleepSync, pool, timeout=2, sleep=0.01)
+        for _ in range(3):
+            run = await quick.run()
+            assert run.result.status is Status.PASS and run.waited < 1
+        assert pool.threads == stuck + 1
+        sample_probes.RELEASE.set()
+        for _ in range(200):  # the extra threads end once their probes return
+            if pool.threads == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert pool.threads == 1
+    finally:
+        sample_probes.RELEASE.set()
+        pool.shutdown(wait=True)
+
+
+async def test_async_probes_do_not_wait_for_the_pool() -> None:
+    pool = DaemonThreadPool(1)
+    try:
+        await hold_threads(pool, 1, timeout=30)
+        run = await runner_for(sample_probes.SleepAsync, pool, timeout=0.5, sleep=0.05).run()
+        assert run.result.status is Status.PASS
+        assert run.waited == 0
+    finally:
+        await release(pool)
+
+
+async def test_a_queued_run_is_withdrawn_when_its_run_is_cancelled() -> None:
+    pool = DaemonThreadPool(1)
+    try:
+        await hold_threads(pool, 1, timeout=30)
+        runner = ProbeRunner(sample_probes.SleepSync("c", {"sleep": 0}), 5, pool, max_wait=30)
+        task = asyncio.create_task(runner.run())
+        for _ in range(100):
+            if pool.waiting:
+                break
+            await asyncio.sleep(0.01)
+        assert pool.waiting == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert pool.waiting == 0
+    finally:
+        await release(pool)

@@ -68,11 +68,28 @@ def test_thresholds(
 
 def test_since_moves_only_on_a_change_of_status() -> None:
     state = advance(CheckState(), run("pass", at=10))
-    assert state.since == pytest.approx(10.1)
+    assert state.since == 10
     state = advance(state, run("pass", at=20))
-    assert state.since == pytest.approx(10.1)
+    assert state.since == 10
     state = advance(state, run("fail", at=30))
-    assert state.since == pytest.approx(30.1)
+    assert state.since == 30
+
+
+@pytest.mark.parametrize(
+    "outcomes",
+    ["p", "pf", "pwp", "fffp"],
+    ids=["first-run", "to-fail", "to-warn-and-back", "recovery"],
+)
+def test_since_is_the_time_of_the_run_that_changed_the_status(outcomes: str) -> None:
+    """Never later than that run's `time`: one timestamp per run (issue 12)."""
+    state = CheckState()
+    for i, letter in enumerate(outcomes):
+        changing = run({"p": "pass", "w": "warn", "f": "fail"}[letter], at=1000.0 + i)
+        before = state.status
+        state = advance(state, changing)
+        if state.status is not before:
+            assert state.since == changing.started
+        assert state.last is changing
 
 
 def test_counters_and_failure_reason() -> None:
@@ -190,5 +207,5 @@ def test_started_at_marks_the_first_pass_or_warn(
     if started_by is None:
         assert seen == [None] * len(runs)
     else:
-        first = pytest.approx((started_by - 1) * 10 + 0.1)
+        first = (started_by - 1) * 10
         assert seen == [None] * (started_by - 1) + [first] * (len(runs) - started_by + 1)
