@@ -9,12 +9,13 @@ from tests.adapter.formats.samples import NOW, check, sample_verdict, state
 
 
 def test_one_line_per_check_then_the_summary() -> None:
+    # Failing first, then warning, then passing; config order within each.
     assert verbose_text(sample_verdict(), "readyz").splitlines() == [
-        "[+]api ok",
-        "[+]heartbeat warn: modified 4.25s ago",
         "[-]worker failed: no <b>process</b> matches a|b",
         "[-]cache failed (non-critical): down",
         "[-]fresh failed: no result yet",
+        "[+]heartbeat warn: modified 4.25s ago",
+        "[+]api ok",
         "readyz check failed",
     ]
 
