@@ -6,13 +6,10 @@ page, the JSON answers and both log formats.
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 
 import pytest
 
-from adapter import logs
 from adapter.formats.health_json import health_json
 from adapter.formats.html import status_page
 from adapter.formats.nagios import nagios_text
@@ -147,18 +144,3 @@ def test_health_json_keeps_the_output_and_writes_it_printable(output: str) -> No
     entry = json.loads(body)["checks"]["forger"][0]
     assert entry["output"] == output
     assert entry["observedUnit"] == "\x1b[31mitems"
-
-
-@pytest.mark.parametrize("fmt", logs.FORMATS)
-@pytest.mark.parametrize("output", list(HOSTILE.values()), ids=list(HOSTILE))
-def test_logs(fmt: str, output: str) -> None:
-    stream = io.StringIO()
-    logs.configure(fmt, "info", stream)
-    try:
-        logs.event(logging.getLogger("health_adapter.test"), "check_transition", output=output)
-    finally:
-        logs.configure("text", "info")
-    (line,) = stream.getvalue().splitlines()
-    assert line.isprintable()
-    if fmt == "json":
-        assert json.loads(line)["output"] == output
