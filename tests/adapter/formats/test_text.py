@@ -38,3 +38,11 @@ def test_shutdown_comes_first() -> None:
         "[+]a ok",
         "readyz check failed",
     ]
+
+
+def test_names_asked_to_exclude_are_printed_escaped() -> None:
+    # ?exclude= comes from the request: it must not reach a terminal raw either.
+    verdict = judge([check("a")], {"a": state(Result("pass"))}, NOW, exclude=["\x1b[2Jx\u202e"])
+    assert verbose_text(verdict, "livez").splitlines()[1] == (
+        'warn: some health checks cannot be excluded: no matches for "\\x1b[2Jx\\u202e"'
+    )

@@ -22,6 +22,7 @@ from probes.perfdata import UOMS
         (2, "processes", (2, "processes")),
         (7, "c", (7, "c")),
         (7, "\x1b[31m", (7, "\\x1b[31m")),
+        (7, "caf\udce9", (7, "caf\\udce9")),
         (7, None, (7, "")),
     ],
     ids=[
@@ -36,6 +37,7 @@ from probes.perfdata import UOMS
         "other-unit-kept",
         "counter",
         "escape-sequence-made-printable",
+        "lone-surrogate-made-printable",
         "no-unit",
     ],
 )
