@@ -30,6 +30,7 @@ from adapter.config import (
     load_config,
 )
 from adapter.formats import nagios
+from adapter.formats.printable import one_line
 from adapter.health import Verdict, in_group, judge
 from adapter.reaper import OrphanReaper
 from adapter.registry import PLUGIN_KEY, ProbeType, Registry, RegistryError
@@ -157,7 +158,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         "probes": cmd_probes,
         "schema": cmd_schema,
     }[args.command]
-    return handler(args)
+    code: int | None = None
+    try:
+        code = handler(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _reader_gone()
+    return EXIT_READER_GONE if code is None else code
+
+
+#: The exit status when stdout's reader went away before the command was done
+#: (128 + SIGPIPE, as the shell reports a writer that SIGPIPE ended).
+EXIT_READER_GONE = 141
+
+
+def _reader_gone() -> None:
+    """Stdout's reader went away (`| head -1`): what it read stands; write nothing more,
+    and no traceback or "Exception ignored" when Python flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _answer(text: str, code: int) -> int:
+    """Write a Nagios answer and return its exit status, even when the reader stops early:
+    `check | head -1` still exits with the state it printed."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _reader_gone()
+    return code
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -230,8 +261,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             )
             return EXIT_NAGIOS_UNKNOWN
     verdict = loop.run(_run_once(checks))
-    print(formats.nagios_text(verdict, config.service), end="")
-    return formats.exit_code(verdict.status)
+    return _answer(formats.nagios_text(verdict, config.service), formats.exit_code(verdict.status))
 
 
 #: Read at most this much of a remote answer; the adapter's is within 8 KiB.
@@ -295,10 +325,9 @@ def check_url(args: argparse.Namespace) -> int:
         print(nagios.plain(f"HEALTH UNKNOWN - {url}: {describe_exception(exc)}"))
         return EXIT_NAGIOS_UNKNOWN
     text = body.decode("utf-8", "replace")
-    lines = text.splitlines()
-    match = nagios.FIRST_LINE.match(lines[0]) if lines else None
-    if match is None:
-        seen = " ".join(text[:120].split()) or "an empty body"
+    relayed = nagios.relay(text)
+    if relayed is None:
+        seen = one_line(text[:120]) if text.strip() else "an empty body"
         print(
             nagios.plain(
                 f"HEALTH UNKNOWN - {url} did not answer like health-adapter "
@@ -306,8 +335,8 @@ def check_url(args: argparse.Namespace) -> int:
             )
         )
         return EXIT_NAGIOS_UNKNOWN
-    print(nagios.fit(lines[0], lines[1:]), end="")
-    return nagios.EXIT_CODES[match[1]]
+    answer, state = relayed
+    return _answer(answer, nagios.EXIT_CODES[state])
 
 
 async def _ask(url: str, timeout: float, headers: dict[str, str]) -> tuple[int, str, bytes]:

@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from adapter.formats.printable import json_escaped, printable
+
 FORMATS = ("text", "json")
 
 
@@ -49,7 +51,8 @@ class JsonFormatter(logging.Formatter):
         fields = _fields(record)
         if record.exc_info and record.levelno >= logging.ERROR:
             fields["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(fields, default=str, ensure_ascii=False)
+        # Non-ASCII text stays readable; what is not printable (U+202E, U+2028) is escaped.
+        return json_escaped(json.dumps(fields, default=str, ensure_ascii=False))
 
 
 def _logfmt_value(value: Any) -> str:
@@ -58,22 +61,11 @@ def _logfmt_value(value: Any) -> str:
     text = value if isinstance(value, str) else str(value)
     if text and not any(c in text for c in ' ="\\') and text.isprintable():
         return text
-    # Every control character escaped: a value (a URL, a probe's output) must
-    # never start a line of its own or rewrite the terminal's line.
-    escaped = "".join(_escape(char) for char in text)
-    return f'"{escaped}"'
-
-
-def _escape(char: str) -> str:
-    if char in _ESCAPES:
-        return _ESCAPES[char]
-    if char.isprintable() or char == " ":
-        return char
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    # Every character that is not printable escaped (adapter.formats.printable, the
+    # rule of every answer too): a value (a URL, a probe's output) must never start
+    # a line of its own or rewrite the terminal's line.
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{printable(quoted)}"'
 
 
 def configure(fmt: str = "text", level: str | int = "INFO", stream: TextIO | None = None) -> None:

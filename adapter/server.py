@@ -101,6 +101,7 @@ def make_app(
         reloads=lambda: app[LIVE].reloads,
     )
     app[STORE].subscribe(_log_transition)
+    app.on_response_prepare.append(_nosniff)
     if run_checks:
         app.cleanup_ctx.append(_scheduler_context)
     app.router.add_get("/", checks_view(_all_checks, default=Format.HTML))
@@ -119,6 +120,11 @@ def make_app(
     )
     app.router.add_get("/metrics", metrics)
     return app
+
+
+async def _nosniff(_request: web.Request, response: web.StreamResponse) -> None:
+    # Every answer, errors included: a check's output is never sniffed into HTML or script.
+    response.headers["X-Content-Type-Options"] = "nosniff"
 
 
 def current_config(app: web.Application) -> Config:

@@ -23,8 +23,9 @@ How a command is run:
   counted, which the output then notes as "captured x of y bytes".
 - Output is decoded as UTF-8, invalid bytes replaced. Nagios performance data
   (after `|` on the first line, and in the long output) is taken out of the
-  text: its first value becomes the observed value and unit, and all of it is
-  shown on a last `perfdata:` line of the output.
+  text (probes.perfdata): its first item's value becomes the observed value and
+  unit (none when that value is `U` or unreadable: never the next one's), and
+  all of it, as written, is shown on a last `perfdata:` line of the output.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ import asyncio
 import codecs
 import dataclasses
 import errno
-import math
 import os
 import re
 import signal
@@ -44,6 +44,7 @@ from typing import Annotated
 import msgspec
 
 from probes.base import Probe, Reason, Result, Status
+from probes.perfdata import PerfValue, PluginOutput, parse_perfdata, parse_plugin_output
 from probes.types import option_error
 
 __all__ = [
@@ -215,12 +216,13 @@ def judge(returncode: int, stdout: _Capture, stderr: _Capture) -> Result:
         for name, capture in (("stdout", stdout), ("stderr", stderr))
         if capture.cut
     ]
-    observed = next((item for item in plugin.perfdata if item.value is not None), None)
+    observed = plugin.observed
+    value = observed.value if observed else None
     return Result(
         status,
         _fit("\n".join(lines), f" ({'; '.join(notes)})" if notes else ""),
-        observed_value=observed.value if observed else None,
-        observed_unit=(observed.unit or None) if observed else None,
+        observed_value=value,
+        observed_unit=(observed.unit or None) if observed and value is not None else None,
         reason=reason,
     )
 
@@ -242,93 +244,6 @@ def _fit(text: str, note: str) -> str:
     if len(encoded) + len(note.encode()) <= OUTPUT_LIMIT:
         return text + note
     return encoded[:room].decode("utf-8", "ignore") + " …" + note
-
-
-# --- Nagios plugin output ---------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class PerfValue:
-    """One performance-data item: `'label'=value[UOM];warn;crit;min;max`."""
-
-    label: str
-    value: int | float | None  # None when the plugin wrote U (undetermined)
-    unit: str
-    raw: str  # as the plugin wrote it
-    warn: str = ""
-    crit: str = ""
-    min: str = ""
-    max: str = ""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class PluginOutput:
-    """A plugin's output split into its text and its performance data."""
-
-    text: str
-    perfdata: tuple[PerfValue, ...]
-
-
-def parse_plugin_output(output: str) -> PluginOutput:
-    """Split Nagios plugin output into text and perfdata.
-
-    The first line is `TEXT | PERFDATA`; later lines are long text, until one
-    holds a `|`: what follows it, and every line after, is more perfdata.
-    """
-    first, _, rest = output.partition("\n")
-    text, _, perfdata = first.partition("|")
-    texts = [text.rstrip()]
-    long_text, bar, long_perfdata = rest.partition("|")
-    texts.append(long_text.rstrip())
-    items = parse_perfdata(perfdata)
-    if bar:
-        items += parse_perfdata(long_perfdata)
-    return PluginOutput("\n".join(t for t in texts if t), tuple(items))
-
-
-_PERF_ITEM = re.compile(
-    r"(?P<raw>(?P<label>'(?:[^']|'')+'|[^\s'=]+)=(?P<value>[^;\s]*)(?P<thresholds>;\S*)?)"
-)
-_PERF_VALUE = re.compile(
-    r"^(?P<number>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)(?P<unit>[A-Za-z%]*)$"
-)
-
-
-def parse_perfdata(text: str) -> list[PerfValue]:
-    """The items of a perfdata string; items that do not parse are skipped."""
-    values = []
-    for match in _PERF_ITEM.finditer(text):
-        label = match["label"]
-        if label.startswith("'"):
-            label = label[1:-1].replace("''", "'")
-        value_text = match["value"]
-        value: int | float | None
-        unit = ""
-        if value_text == "U":
-            value = None
-        else:
-            number = _PERF_VALUE.match(value_text)
-            if number is None:
-                continue
-            value = _number(number["number"])
-            if value is None:
-                continue
-            unit = number["unit"]
-        limits = (match["thresholds"] or "").split(";")[1:] + ["", "", "", ""]
-        values.append(PerfValue(label, value, unit, match["raw"], *limits[:4]))
-    return values
-
-
-def _number(text: str) -> int | float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    if not math.isfinite(value):
-        return None
-    if re.fullmatch(r"[-+]?\d+", text):
-        return int(text)
-    return value
 
 
 # --- running the command ---------------------------------------------------------------

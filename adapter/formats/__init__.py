@@ -2,7 +2,10 @@
 
 One module per consumer: `health_json` (the IETF health+json draft), `text`
 (kube-apiserver style), `nagios` (monitoring-plugins output), `html` (the
-status page) and `prometheus` (text exposition and OpenMetrics).
+status page) and `prometheus` (text exposition and OpenMetrics). What they
+share, each in one place: `printable` (the escaping of text from a target),
+`units` (the conversion of observed units), `order` (failing checks first)
+and `wording` (counted nouns).
 """
 
 from adapter.formats.health_json import (

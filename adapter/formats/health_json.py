@@ -7,11 +7,13 @@ runs and its run counts.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import msgspec
 
+from adapter.formats.printable import json_escaped
 from adapter.health import CheckVerdict, Verdict
 from adapter.state import Run
 from probes import Status
@@ -96,4 +98,21 @@ def health_document(
 
 
 def health_json(verdict: Verdict, service: str | None, *, detailed: bool = False) -> bytes:
-    return _json.encode(health_document(verdict, service, detailed=detailed))
+    return json_bytes(health_document(verdict, service, detailed=detailed))
+
+
+def json_bytes(document: dict[str, Any]) -> bytes:
+    """`document` as JSON, with what is not printable escaped (adapter.formats.printable).
+
+    The decoded values are exactly the outputs as observed; only their
+    spelling changes: U+202E is written `\\u202e`, and a byte that was not
+    UTF-8 (a lone surrogate, which no UTF-8 encoder takes) `\\udcff`.
+    """
+    try:
+        body = _json.encode(document)
+    except UnicodeEncodeError:
+        text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+        return json_escaped(text).encode()
+    if body.isascii() and b"\x7f" not in body:
+        return body
+    return json_escaped(body.decode()).encode()

@@ -1,9 +1,20 @@
 """The status page for people: one self-contained HTML page, no external assets.
 
 A banner with the verdict, a row per check (status colour, output, observed
-value, since when, and a strip of its recent runs), and for a single check a
-table of its recent runs. It refreshes itself with a meta refresh, so it
-needs no script. Every text from a check is escaped.
+value, since when, and a strip of its recent runs), failing checks first, then
+warning, then passing (adapter.formats.order), and for a single check a table
+of its recent runs. It refreshes itself with a meta refresh, so it needs no
+script. Every text from a check is made printable (adapter.formats.printable:
+no bidi override can reorder the page) and HTML-escaped.
+
+With more than `COMPACT_ABOVE` checks the page is compact: rows only for the
+checks that fail or warn (their outputs cut to `COMPACT_OUTPUT` characters,
+their strips without per-run outputs), and the passing checks as a list of
+names, each linking to its own page; 2,000 checks make a page of about 200 KB
+instead of several MB, reloaded every few seconds.
+
+On a narrow screen (a phone, a split window) each row becomes a card: name
+and status on top, the output below, without sideways scrolling.
 """
 
 from __future__ import annotations
@@ -14,6 +25,9 @@ import time
 from importlib import resources
 
 from adapter.formats.health_json import rfc3339
+from adapter.formats.order import worst_first
+from adapter.formats.printable import printable
+from adapter.formats.wording import unit_for
 from adapter.health import CheckVerdict, Verdict
 from adapter.state import Run
 from probes import Status
@@ -24,6 +38,14 @@ TEMPLATE = string.Template(
 REFRESH_SECONDS = 5
 #: Runs shown in each check's strip, oldest on the left.
 STRIP_LENGTH = 20
+#: Above this many checks, the page is compact (see the module's docstring).
+COMPACT_ABOVE = 50
+#: Characters of a check's output shown in a compact page's row.
+COMPACT_OUTPUT = 300
+#: Characters of a passing check's output shown when pointing at its name.
+CHIP_TITLE = 120
+#: Characters of a run's output in its mark's tooltip.
+RUN_TITLE = 200
 
 _VERDICT_WORDS = {Status.PASS: "Healthy", Status.WARN: "Degraded", Status.FAIL: "Failing"}
 _COLOURS = {Status.PASS: "1a7f37", Status.WARN: "b35900", Status.FAIL: "cf222e"}
@@ -40,9 +62,15 @@ def status_page(
     """The page for `verdict`; `now` (wall-clock seconds) dates it and the "since" column."""
     word = "Shutting down" if verdict.draining else _VERDICT_WORDS[verdict.status]
     title = f"{word} · {service}" if service else f"{word} · health-adapter"
-    rows = "\n".join(_row(check, now) for check in verdict.checks)
+    checks = worst_first(verdict.checks)
+    compact = len(checks) > COMPACT_ABOVE
+    shown = [c for c in checks if c.own_status is not Status.PASS] if compact else checks
+    rows = "\n".join(_row(check, now, compact=compact) for check in shown)
     if not verdict.checks:
         rows = '<tr><td colspan="6" class="muted">No checks here.</td></tr>'
+    elif not rows:
+        rows = '<tr><td colspan="6" class="muted">Every check passes.</td></tr>'
+    passing = _passing(checks) if compact else ""
     detail = "".join(_runs_table(check) for check in verdict.checks) if detailed else ""
     return TEMPLATE.substitute(
         title=_e(title),
@@ -53,6 +81,7 @@ def status_page(
         counts=_counts(verdict),
         notes=_notes(verdict),
         rows=rows,
+        passing=passing,
         detail=detail,
         updated=_clock(now),
         refresh=REFRESH_SECONDS,
@@ -61,7 +90,9 @@ def status_page(
 
 
 def _e(text: str) -> str:
-    return html.escape(text, quote=True)
+    """Text from anywhere, printable and HTML-escaped; line breaks and tabs are kept
+    (outputs are shown with `white-space: pre-wrap`)."""
+    return html.escape(printable(text, keep="\n\r\t"), quote=True)
 
 
 def _counts(verdict: Verdict) -> str:
@@ -69,7 +100,7 @@ def _counts(verdict: Verdict) -> str:
     for check in verdict.checks:
         tally[check.own_status] += 1
     words = {Status.PASS: "passing", Status.WARN: "warning", Status.FAIL: "failing"}
-    parts = [f"<span>{count} {words[status]}</span>" for status, count in tally.items() if count]
+    parts = [f"<span>{count:,} {words[status]}</span>" for status, count in tally.items() if count]
     return "".join(parts) or "<span>no checks</span>"
 
 
@@ -84,7 +115,7 @@ def _notes(verdict: Verdict) -> str:
     return "".join(f'<div class="notes">{_e(note)}</div>' for note in notes)
 
 
-def _row(check: CheckVerdict, now: float) -> str:
+def _row(check: CheckVerdict, now: float, *, compact: bool = False) -> str:
     status = check.own_status.value
     tags = [check.probe_type, ", ".join(check.groups)]
     if not check.critical:
@@ -97,34 +128,59 @@ def _row(check: CheckVerdict, now: float) -> str:
         since = (
             f'<span class="num" title="{rfc3339(check.since)}">{_e(ago(now - check.since))}</span>'
         )
+    output = _cut(check.output, COMPACT_OUTPUT) if compact else check.output
     return (
         f'<tr class="{status}">'
         f'<td class="check"><div class="name">'
         f'<a href="/health/{_e(check.name)}?format=html">{_e(check.name)}</a></div>'
         f'<div class="tags">{_e(" · ".join(tags))}</div></td>'
-        f'<td><span class="pill {status}">{status}</span></td>'
-        f'<td><div class="output">{_e(check.output)}</div>{reason}</td>'
+        f'<td class="status"><span class="pill {status}">{status}</span></td>'
+        f'<td class="out"><div class="output">{_e(output)}</div>{reason}</td>'
         f'<td class="num observed">{_e(observed(check.observed_value, check.observed_unit))}'
         "</td>"
-        f"<td>{since}</td>"
-        f"<td>{_strip(check.history)}</td>"
+        f'<td class="since">{since}</td>'
+        f'<td class="runs">{_strip(check.history, titled=not compact)}</td>'
         "</tr>"
     )
 
 
-def _strip(history: tuple[Run, ...]) -> str:
+def _passing(checks: list[CheckVerdict]) -> str:
+    """The passing checks of a compact page: their names, their outputs on pointing."""
+    names = [
+        f'<a href="/health/{_e(c.name)}?format=html" title="{_e(_cut(c.output, CHIP_TITLE))}">'
+        f"{_e(c.name)}</a>"
+        for c in checks
+        if c.own_status is Status.PASS
+    ]
+    if not names:
+        return ""
+    return (
+        f"<h2>{len(names):,} passing check{'' if len(names) == 1 else 's'}</h2>"
+        f'<div class="chips">{" ".join(names)}</div>'
+    )
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _strip(history: tuple[Run, ...], *, titled: bool = True) -> str:
     recent = history[-STRIP_LENGTH:]
     empty = "<i></i>" * (STRIP_LENGTH - len(recent))
-    marks = "".join(
-        f'<i class="{run.result.status.value}" title="{_e(_run_title(run))}"></i>' for run in recent
-    )
+    if titled:
+        marks = "".join(
+            f'<i class="{run.result.status.value}" title="{_e(_run_title(run))}"></i>'
+            for run in recent
+        )
+    else:
+        marks = "".join(f'<i class="{run.result.status.value}"></i>' for run in recent)
     return f'<div class="strip">{empty}{marks}</div>'
 
 
 def _run_title(run: Run) -> str:
     text = f"{rfc3339(run.started)} {run.result.status.value}"
     if run.result.output:
-        text += f": {run.result.output[:200]}"
+        text += f": {_cut(run.result.output, RUN_TITLE)}"
     return text
 
 
@@ -140,7 +196,7 @@ def _runs_table(check: CheckVerdict) -> str:
         f"{_reason_of(run)}</td></tr>"
         for run in reversed(check.history)
     )
-    counts = ", ".join(f"{check.run_counts.get(s, 0)} {s.value}" for s in Status)
+    counts = ", ".join(f"{check.run_counts.get(s, 0):,} {s.value}" for s in Status)
     return (
         f'<p><a href="/">&larr; every check</a></p>'
         f"<h2>Recent runs of {_e(check.name)} ({_e(counts)} since start)</h2>"
@@ -162,7 +218,10 @@ def _reason_of(run: Run) -> str:
 
 
 def observed(value: float | None, unit: str | None) -> str:
-    """A number for people: 12.3 ms, 2 processes, 1,024 items."""
+    """A number for people: 12.3 ms, 2 processes, 1 process, 1,024 items.
+
+    The unit as observed (its scale kept: 4,838 MiB), in the singular for one.
+    """
     if value is None:
         return "—"
     if isinstance(value, int):
@@ -171,7 +230,7 @@ def observed(value: float | None, unit: str | None) -> str:
         magnitude = abs(value)
         decimals = 0 if magnitude >= 100 else 1 if magnitude >= 10 else 2
         text = f"{value:,.{decimals}f}"
-    return f"{text} {unit}" if unit else text
+    return f"{text} {unit_for(value, unit)}" if unit else text
 
 
 def ago(seconds: float) -> str:

@@ -6,18 +6,38 @@
     [PASS] worker: 2 processes
 
 The first line is the state, a summary and the performance data of every check
-that has a numeric observed value; one line per check follows (the "long
-output"). The whole stays within 8 KiB, what Nagios reads of a plugin's output:
-check lines that do not fit are cut, never the first line.
+that has a numeric observed value (adapter.formats.units converts its unit);
+one line per check follows (the "long output"), failing, then warning, then
+passing checks. The whole stays within 8 KiB, what Nagios reads of a plugin's
+output: what does not fit is cut from the end, so passing lines go first and
+the performance data gives way before a failing line would.
 """
 
 from __future__ import annotations
 
 import re
 
-from adapter.formats.text import one_line
+from adapter.formats.order import worst_first
+from adapter.formats.printable import one_line, printable
+from adapter.formats.units import nagios_unit
+from adapter.formats.wording import counted
 from adapter.health import CheckVerdict, Verdict
 from probes import Status
+from probes.perfdata import format_item, number
+
+__all__ = [
+    "EXIT_CODES",
+    "FIRST_LINE",
+    "MAX_BYTES",
+    "exit_code",
+    "fit",
+    "nagios_text",
+    "number",
+    "perfdata",
+    "plain",
+    "relay",
+    "state_of",
+]
 
 STATES = {Status.PASS: "OK", Status.WARN: "WARNING", Status.FAIL: "CRITICAL"}
 EXIT_CODES = {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}
@@ -30,10 +50,10 @@ MAX_FIRST_LINE = 4096
 MAX_CHECK_LINE = 300
 #: How many failing names the summary spells out before "and N more".
 MAX_NAMED = 5
-
-#: The units of measurement the guidelines allow; any other unit is left off the value.
-UOMS = frozenset({"s", "ms", "us", "%", "B", "KB", "MB", "TB", "c"})
-_UOM_ALIASES = {"seconds": "s", "second": "s", "sec": "s", "µs": "us", "bytes": "B", "percent": "%"}
+#: Room kept for the "… N more lines cut" line when sizing the performance data.
+_MARKER_ROOM = 64
+#: Long-output lines by their tag: the order `relay` restores.
+_TAG_RANK = {"[FAIL]": 0, "[WARN]": 1, "[PASS]": 3}
 
 
 def state_of(status: Status) -> str:
@@ -45,54 +65,56 @@ def exit_code(status: Status) -> int:
 
 
 def nagios_text(verdict: Verdict, service: str | None = None) -> str:
-    first = _first_line(verdict, service)
-    lines = [_check_line(check) for check in verdict.checks]
+    checks = worst_first(verdict.checks)
+    notes = []
     if verdict.unmatched:
-        lines.append(f"no check to exclude named {', '.join(verdict.unmatched)}")
-    return fit(first, lines)
+        notes.append(plain(printable(f"no check to exclude named {', '.join(verdict.unmatched)}")))
+    lines = [_check_line(check) for check in checks]
+    # What must never be crowded out by performance data: the notes, and every
+    # line of a check that does not pass.
+    urgent = notes + [
+        line
+        for check, line in zip(checks, lines, strict=True)
+        if check.own_status is not Status.PASS
+    ]
+    room = MAX_BYTES - sum(len(line.encode()) + 1 for line in urgent) - _MARKER_ROOM
+    first = _first_line(verdict, service, checks, min(MAX_FIRST_LINE, room))
+    return fit(first, notes + lines)
 
 
 def perfdata(label: str, value: float, unit: str | None) -> str:
-    """`'label'=value[UOM];;;;`: no thresholds, since the verdict is already decided."""
-    uom = _UOM_ALIASES.get(unit, unit) if unit else ""
-    if uom not in UOMS:
-        uom = ""
-    quoted = "'" + label.replace("'", "''") + "'"
-    return f"{quoted}={number(value)}{uom};;;;"
+    """`'label'=value[UOM];;;;`, the unit converted to one of the guidelines' (or left off)."""
+    value, uom = nagios_unit(value, unit)
+    return format_item(label, value, uom)
 
 
-def number(value: float) -> str:
-    """A value in the guidelines' character class [-0-9.]: no exponent, no locale."""
-    if isinstance(value, int):
-        return str(value)
-    text = f"{value:.6f}".rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
-
-
-def _first_line(verdict: Verdict, service: str | None) -> str:
+def _first_line(
+    verdict: Verdict, service: str | None, checks: list[CheckVerdict], limit: int
+) -> str:
     total = len(verdict.checks)
-    failing = [c.name for c in verdict.checks if c.own_status is Status.FAIL]
-    warning = [c.name for c in verdict.checks if c.own_status is Status.WARN]
+    failing = [c.name for c in checks if c.own_status is Status.FAIL]
+    warning = [c.name for c in checks if c.own_status is Status.WARN]
+    # "1 of 1 checks": partitive, plural whatever the count.
     if failing:
         summary = f"{len(failing)} of {total} checks failing: {_names(failing)}"
     elif warning:
         summary = f"{len(warning)} of {total} checks warning: {_names(warning)}"
     else:
-        summary = f"{total} check{'s' if total != 1 else ''} passing"
+        summary = f"{counted(total, 'check')} passing"
     if verdict.draining:
         summary = f"shutting down; {summary}"
     if service:
         summary = f"{service}: {summary}"
-    head = plain(f"HEALTH {STATES[verdict.status]} - {summary}")
+    head = plain(one_line(f"HEALTH {STATES[verdict.status]} - {summary}"))
     entries = [
         perfdata(check.name, check.observed_value, check.observed_unit)
-        for check in verdict.checks
+        for check in checks
         if check.observed_value is not None
     ]
     line = head
-    for number_, entry in enumerate(entries):
-        extended = f"{line} {entry}" if number_ else f"{line} | {entry}"
-        if len(extended.encode()) > MAX_FIRST_LINE:
+    for index, entry in enumerate(entries):
+        extended = f"{line} {entry}" if index else f"{line} | {entry}"
+        if len(extended.encode()) > limit:
             break
         line = extended
     return line
@@ -125,7 +147,7 @@ def fit(first: str, lines: list[str]) -> str:
     for index, line in enumerate(lines):
         size = len(line.encode()) + 1
         left = len(lines) - index
-        marker = f"… {left} more line{'s' if left != 1 else ''} cut (8 KiB limit)"
+        marker = f"… {counted(left, 'more line')} cut (8 KiB limit)"
         # Keep room for the marker unless this is the last line.
         reserve = 0 if index == len(lines) - 1 else len(marker.encode()) + 1
         if size + reserve > budget:
@@ -134,3 +156,25 @@ def fit(first: str, lines: list[str]) -> str:
         kept.append(line)
         budget -= size
     return "\n".join([first, *kept]) + "\n"
+
+
+def relay(text: str) -> tuple[str, str] | None:
+    """Another adapter's answer (`check --url`) as this one prints it, and its state.
+
+    Every line made printable, the check lines in the order failing, warning,
+    other notes, passing (an older adapter wrote them in config order), and the
+    whole fitted to 8 KiB again. None when the first line is not an answer.
+    """
+    # Split at line feeds only: any other line break inside a line is escaped.
+    lines = [printable(line) for line in text.rstrip("\n").split("\n")] if text else []
+    match = FIRST_LINE.match(lines[0]) if lines else None
+    if match is None:
+        return None
+    rest = sorted(lines[1:], key=_relay_rank)
+    return fit(lines[0], rest), match[1]
+
+
+def _relay_rank(line: str) -> int:
+    if line.startswith("… ") and line.endswith("(8 KiB limit)"):
+        return 4
+    return _TAG_RANK.get(line[:6], 2)

@@ -26,6 +26,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
+from adapter.formats.units import base_unit
 from adapter.health import Verdict
 from probes import Status
 
@@ -33,39 +34,6 @@ PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_TEXT = openmetrics.exposition.CONTENT_TYPE_LATEST
 
 STATUS_VALUE = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
-
-#: Observed values are exposed in base units where the unit says which.
-_BASE_UNITS: dict[str, tuple[str, float]] = {
-    "ns": ("seconds", 1e-9),
-    "us": ("seconds", 1e-6),
-    "µs": ("seconds", 1e-6),
-    "ms": ("seconds", 1e-3),
-    "s": ("seconds", 1.0),
-    "sec": ("seconds", 1.0),
-    "seconds": ("seconds", 1.0),
-    "m": ("seconds", 60.0),
-    "min": ("seconds", 60.0),
-    "h": ("seconds", 3600.0),
-    "B": ("bytes", 1.0),
-    "bytes": ("bytes", 1.0),
-    "KiB": ("bytes", 1024.0),
-    "MiB": ("bytes", 1024.0**2),
-    "GiB": ("bytes", 1024.0**3),
-    "KB": ("bytes", 1e3),
-    "kB": ("bytes", 1e3),
-    "MB": ("bytes", 1e6),
-    "GB": ("bytes", 1e9),
-    "%": ("ratio", 0.01),
-    "percent": ("ratio", 0.01),
-}
-
-
-def base_unit(value: float, unit: str | None) -> tuple[float, str]:
-    """The value in a base unit (ms -> seconds, KiB -> bytes, % -> ratio), and that unit."""
-    if not unit:
-        return value, ""
-    name, factor = _BASE_UNITS.get(unit, (unit, 1.0))
-    return value * factor, name
 
 
 def check_metrics(verdict: Verdict) -> list[Metric]:

@@ -1,18 +1,23 @@
-"""kube-apiserver style text: `[+]name ok` / `[-]name failed: why`, then the summary line."""
+"""kube-apiserver style text: `[-]name failed: why` / `[+]name ok`, then the summary line.
+
+Checks that fail come first, then those that warn, then those that pass (each
+in config order), so that a person reading `curl …/readyz?verbose | head` sees
+what is wrong. Every output is one line, made printable (adapter.formats.printable).
+"""
 
 from __future__ import annotations
 
+from adapter.formats.order import worst_first
+from adapter.formats.printable import one_line, printable
 from adapter.health import Verdict
 from probes import Status
 
-
-def one_line(text: str) -> str:
-    return " ".join(text.split()) or "no details"
+__all__ = ["one_line", "verbose_text"]
 
 
 def verbose_text(verdict: Verdict, label: str) -> str:
     lines = ["[-]shutdown in progress"] if verdict.draining else []
-    for check in verdict.checks:
+    for check in worst_first(verdict.checks):
         if check.own_status is Status.PASS:
             lines.append(f"[+]{check.name} ok")
         elif check.own_status is Status.WARN:
@@ -22,7 +27,7 @@ def verbose_text(verdict: Verdict, label: str) -> str:
             lines.append(f"[-]{check.name} failed{note}: {one_line(check.output)}")
     lines.extend(f"[+]{name} excluded: ok" for name in verdict.excluded)
     if verdict.unmatched:
-        names = ", ".join(f'"{name}"' for name in verdict.unmatched)
+        names = ", ".join(f'"{printable(name)}"' for name in verdict.unmatched)
         lines.append(f"warn: some health checks cannot be excluded: no matches for {names}")
     passed = verdict.status is not Status.FAIL
     lines.append(f"{label} check {'passed' if passed else 'failed'}")

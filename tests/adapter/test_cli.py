@@ -407,3 +407,56 @@ def test_serve_reports_an_invalid_listen_option_without_traceback(
     assert done.returncode == 1
     assert "invalid listen address 'nonsense'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+FAILING = "checks: [{name: down, plugin: {class: 'tests.sample_probes:Raises'}}]\n"
+
+
+@pytest.mark.parametrize(
+    ("command", "code"),
+    [(["check"], 2), (["probes"], 141), (["schema", "--builtin"], 141)],
+    ids=["check-keeps-its-state", "probes", "schema"],
+)
+def test_a_reader_gone_before_the_output_ends_the_command_quietly(
+    config_file: Callable[..., Path], command: list[str], code: int
+) -> None:
+    args = [*command, "--config", str(config_file(FAILING))] if command == ["check"] else command
+    with subprocess.Popen(
+        [sys.executable, "-m", "adapter", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()  # as `| head -1` does once it has its line; here before any
+        stderr = process.stderr.read().decode()
+        assert process.wait(timeout=30) == code
+    assert stderr == ""
+
+
+def test_check_piped_into_head_prints_its_first_line_without_a_traceback(
+    config_file: Callable[..., Path],
+) -> None:
+    checks = "".join(
+        f"  - {{name: c{i:03d}, plugin: {{class: 'tests.sample_probes:Ok'}}}}\n" for i in range(150)
+    )
+    path = config_file("checks:\n" + checks)
+    done = subprocess.run(
+        [
+            "bash",
+            "-c",
+            '"$0" -m adapter check -c "$1" | head -1; exit "${PIPESTATUS[0]}"',
+            sys.executable,
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert done.stdout.startswith("HEALTH OK - 150 checks passing | ")
+    assert done.stdout.count("\n") == 1
+    assert (done.returncode, done.stderr) == (0, "")

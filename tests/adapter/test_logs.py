@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from adapter import logs
+from tests.adapter.formats.test_printable import HOSTILE
 
 
 @pytest.mark.parametrize(
@@ -63,3 +64,18 @@ def test_one_line_per_event_in_both_formats() -> None:
         else:
             assert lines[0].endswith('event=check_transition check=api output="a\\nb"')
     logs.configure("text", "info")
+
+
+@pytest.mark.parametrize("fmt", logs.FORMATS)
+@pytest.mark.parametrize("output", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_no_output_can_forge_or_rewrite_a_log_line(fmt: str, output: str) -> None:
+    stream = io.StringIO()
+    logs.configure(fmt, "info", stream)
+    try:
+        logs.event(logging.getLogger("health_adapter.test"), "check_transition", output=output)
+    finally:
+        logs.configure("text", "info")
+    (line,) = stream.getvalue().splitlines()
+    assert line.isprintable()
+    if fmt == "json":
+        assert json.loads(line)["output"] == output

@@ -418,3 +418,37 @@ async def test_draining_shows_in_every_format(client: TestClient[Any, Any]) -> N
     body = await (await client.get("/readyz")).json(content_type=None)
     assert body["status"] == "fail" and body["notes"] == ["shutting down"]
     assert "Shutting down" in await (await client.get("/readyz?format=html")).text()
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/health", None),
+        ("/", None),
+        ("/readyz?verbose", None),
+        ("/health?format=nagios", None),
+        ("/metrics", 200),
+        ("/health/api?format=html", None),
+        ("/health/nope", 404),
+        ("/nowhere", 404),
+        ("/health?format=nope", 400),
+    ],
+    ids=[
+        "json",
+        "page",
+        "verbose",
+        "nagios",
+        "metrics",
+        "one-check",
+        "no-check",
+        "no-route",
+        "bad",
+    ],
+)
+async def test_no_answer_is_ever_sniffed_into_another_type(
+    client: TestClient[Any, Any], path: str, status: int | None
+) -> None:
+    response = await client.get(path)
+    if status is not None:  # the others answer 200 or 503 as the checks go
+        assert response.status == status
+    assert response.headers["X-Content-Type-Options"] == "nosniff"

@@ -121,9 +121,9 @@ async def test_a_config_uses_them_by_entry_point_name(
 
     assert code == 2, stdout + stderr
     assert stdout.splitlines() == [
-        "HEALTH CRITICAL - 1 of 2 checks failing: outbox | 'orders'=12;;;; 'outbox'=3;;;;",
-        "[WARN] orders: 12 messages wait in orders",
+        "HEALTH CRITICAL - 1 of 2 checks failing: outbox | 'outbox'=3;;;; 'orders'=12;;;;",
         f"[FAIL] outbox: 3 files in {spool}, more than 2 (failed)",
+        "[WARN] orders: 12 messages wait in orders",
     ]
 
 

@@ -79,11 +79,12 @@ def test_check_runs_tcp_and_exec_probes(config_file: Callable[..., Path], banner
         r"'smtp'=[\d.]+ms;;;; 'load'=[\d.]+;;;;",
         lines[0],
     ), lines[0]
-    assert lines[1].startswith(f"[PASS] smtp: connected to 127.0.0.1:{banner_port} in ")
-    assert lines[2] == (
+    # Failing, then warning, then passing lines.
+    assert lines[1] == (
         f"[FAIL] gone (non-critical): connection refused by 127.0.0.1:{closed} (connection_refused)"
     )
-    assert lines[3] == "[WARN] dummy: WARNING: so-so"
+    assert lines[2] == "[WARN] dummy: WARNING: so-so"
+    assert lines[3].startswith(f"[PASS] smtp: connected to 127.0.0.1:{banner_port} in ")
     assert lines[4].startswith("[PASS] load: LOAD OK - total load average: ")
     assert " perfdata: load1=" in lines[4]
 

@@ -27,10 +27,8 @@ from probes.exec import (
     DEFAULT_PATH,
     KILL_GRACE,
     ExecProbe,
-    PerfValue,
     command_environment,
     parse_perfdata,
-    parse_plugin_output,
 )
 from tests.leaks import no_leaks, zombie_children
 
@@ -356,41 +354,22 @@ async def test_perfdata_in_the_long_output() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "values"),
+    ("perfdata", "observed"),
     [
-        (
-            "time=0.002s;1;2;0;",
-            [PerfValue("time", 0.002, "s", "time=0.002s;1;2;0;", "1", "2", "0", "")],
-        ),
-        (
-            "'free space'=80% used=12B",
-            [
-                PerfValue("free space", 80, "%", "'free space'=80%"),
-                PerfValue("used", 12, "B", "used=12B"),
-            ],
-        ),
-        ("'it''s'=1c", [PerfValue("it's", 1, "c", "'it''s'=1c")]),
-        ("x=U;1;2", [PerfValue("x", None, "", "x=U;1;2", "1", "2")]),
-        ("broken=abc ok=-1.5e3ms", [PerfValue("ok", -1500.0, "ms", "ok=-1.5e3ms")]),
-        ("", []),
+        ("'disk'=4838MiB;;;; used=7", (4838, "MiB")),
+        ("time=1.5µs other=2s", (1.5, "µs")),
+        ("'load'=abc;1;2 next=5s", (None, None)),
+        ("first=U next=5s", (None, None)),
+        ("first=1,5s next=5s", (None, None)),
     ],
-    ids=[
-        "thresholds",
-        "quoted-label-and-units",
-        "escaped-quote",
-        "undetermined",
-        "garbage",
-        "empty",
-    ],
+    ids=["mib", "micro-sign", "unreadable-first", "undetermined-first", "comma-decimal"],
 )
-def test_parse_perfdata(text: str, values: list[PerfValue]) -> None:
-    assert parse_perfdata(text) == values
-
-
-def test_the_first_determined_value_is_observed() -> None:
-    plugin = parse_plugin_output("OK | a=U b=7KB\n")
-    assert plugin.text == "OK"
-    assert [value.label for value in plugin.perfdata] == ["a", "b"]
+async def test_the_first_item_is_the_observed_one_and_all_are_shown_as_written(
+    perfdata: str, observed: tuple[float | None, str | None]
+) -> None:
+    result = await check(["printf", "%s\\n", f"OK - fine | {perfdata}"])
+    assert (result.observed_value, result.observed_unit) == observed
+    assert result.output == f"OK - fine\nperfdata: {perfdata}"
 
 
 # --- timeouts, process groups and zombies ---------------------------------------------

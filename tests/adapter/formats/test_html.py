@@ -7,8 +7,10 @@ import re
 
 import pytest
 
+from adapter.config import CheckConfig
 from adapter.formats.html import ago, observed, status_page
 from adapter.health import judge, judge_alone, shutting_down
+from adapter.state import CheckState
 from probes import Result
 from tests.adapter.formats.samples import (
     CHECKS,
@@ -51,15 +53,16 @@ def test_the_page_shows_every_check_with_its_state() -> None:
     for name in ["api", "heartbeat", "worker", "cache", "fresh"]:
         assert name in text
     rows = [attrs.get("class") for tag, attrs in elements.tags if tag == "tr"]
-    assert rows[1:] == ["pass", "warn", "fail", "fail", "fail"]  # rows[0] is the header
+    # rows[0] is the header; failing first, then warning, then passing.
+    assert rows[1:] == ["fail", "fail", "fail", "warn", "pass"]
     assert "Failing" in text and "orders-api" in text and "health-adapter 1.2.3" in text
     assert "2 failing" not in text and "3 failing" in text
     assert "12.5 ms" in text and "reason: process_missing" in text
     # The strip shows each recorded run, oldest first, the rest of it empty.
     strips = re.findall(r'<div class="strip">(.*?)</div>', page)
     assert len(strips) == 5
-    assert re.findall(r'class="(\w+)" title', strips[2]) == ["pass", "fail"]
-    assert strips[4].count("<i></i>") == 20
+    assert re.findall(r'class="(\w+)" title', strips[0]) == ["pass", "fail"]
+    assert strips[2].count("<i></i>") == 20
 
 
 def test_check_output_is_escaped() -> None:
@@ -118,8 +121,35 @@ def test_notes_for_exclusions_and_shutdown() -> None:
         (1234.5, None, "1,234"),
         (42.25, "s", "42.2 s"),
         (1048576, "B", "1,048,576 B"),
+        (1, "processes", "1 process"),
+        (1, "items", "1 item"),
+        (1, "queries", "1 query"),
+        (1, "matches", "1 match"),
+        (1, "bytes", "1 byte"),
+        (1, "ms", "1 ms"),
+        (1, "iops", "1 iops"),
+        (1, "%", "1 %"),
+        (4838, "MiB", "4,838 MiB"),
+        (0, "processes", "0 processes"),
     ],
-    ids=["none", "ms", "count", "thousands", "tens", "int-thousands"],
+    ids=[
+        "none",
+        "ms",
+        "count",
+        "thousands",
+        "tens",
+        "int-thousands",
+        "one-process",
+        "one-item",
+        "one-query",
+        "one-match",
+        "one-byte",
+        "one-ms",
+        "abbreviation",
+        "percent",
+        "scale-kept",
+        "zero-is-plural",
+    ],
 )
 def test_observed(value: float | None, unit: str | None, expected: str) -> None:
     assert observed(value, unit) == expected
@@ -144,3 +174,62 @@ def test_an_empty_group_says_so() -> None:
     page = status_page(judge([], {}, NOW), service=None, now=WALL_NOW, version="1")
     text = " ".join(parse(page).text)
     assert "Healthy" in text and "No checks here." in text and "no checks" in text
+
+
+def many(total: int, failing: set[int]) -> tuple[list[CheckConfig], dict[str, CheckState]]:
+    """field-cases/20 at scale: `total` sentinel checks with 20 runs each, a few failing."""
+    checks = [check(f"svc{i:04d}", probe_type="file") for i in range(total)]
+    states = {}
+    for i, c in enumerate(checks):
+        if i in failing:
+            result = Result("fail", f"/srv/{c.name} does not exist", reason="file_missing")
+        else:
+            result = Result("pass", "modified 0.3s ago", 0.3, "s")
+        states[c.name] = state(*[result] * 20)
+    return checks, states
+
+
+def test_failing_rows_come_first() -> None:
+    checks, states = many(40, {15, 18, 39})
+    page = status_page(judge(checks, states, NOW), service=None, now=WALL_NOW, version="1")
+    rows = re.findall(
+        r'<tr class="(\w+)"><td class="check"><div class="name"><a [^>]*>(\w+)<', page
+    )
+    assert rows[:4] == [
+        ("fail", "svc0015"),
+        ("fail", "svc0018"),
+        ("fail", "svc0039"),
+        ("pass", "svc0000"),
+    ]
+    assert len(rows) == 40
+
+
+def test_thousands_of_checks_make_a_compact_page() -> None:
+    checks, states = many(2000, {150, 1800, 1999})
+    page = status_page(judge(checks, states, NOW), service=None, now=WALL_NOW, version="1")
+    # Full rows (20 runs with their outputs each) made 3.9 MB; the compact page:
+    assert len(page.encode()) < 250_000
+    elements = parse(page)
+    rows = [attrs.get("class") for tag, attrs in elements.tags if tag == "tr"]
+    assert rows[1:] == ["fail", "fail", "fail"]
+    text = " ".join(elements.text)
+    assert "/srv/svc1999 does not exist" in text and "1,997 passing checks" in text
+    links = {attrs["href"] for tag, attrs in elements.tags if tag == "a"}
+    assert all(f"/health/{c.name}?format=html" in links for c in checks)
+    # The rows come before the list of passing names.
+    assert page.index("svc1999 does not exist") < page.index(">svc0000<")
+
+
+def test_a_compact_page_with_nothing_failing_says_so() -> None:
+    checks, states = many(100, set())
+    text = " ".join(
+        parse(status_page(judge(checks, states, NOW), service=None, now=WALL_NOW, version="1")).text
+    )
+    assert "Every check passes." in text and "100 passing checks" in text
+
+
+def test_a_compact_page_cuts_long_outputs_in_rows() -> None:
+    checks, states = many(100, set())
+    states["svc0007"] = state(Result("fail", "y" * 4000))
+    page = status_page(judge(checks, states, NOW), service=None, now=WALL_NOW, version="1")
+    assert "y" * 299 + "…" in page and "y" * 300 not in page

@@ -11,7 +11,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapter.formats.prometheus import AdapterMetrics, base_unit, exposition_bytes
+from adapter.formats.prometheus import AdapterMetrics, exposition_bytes
 from adapter.health import Verdict, judge
 from probes import Result
 from tests.adapter.formats.samples import NOW, STARTED, check, sample_verdict, state
@@ -101,21 +101,3 @@ def test_promtool_finds_nothing_to_lint() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == b"" and done.stderr.strip() == b""
-
-
-@pytest.mark.parametrize(
-    ("value_", "unit", "expected"),
-    [
-        (12.5, "ms", (0.0125, "seconds")),
-        (3, "s", (3, "seconds")),
-        (2, "m", (120, "seconds")),
-        (1, "KiB", (1024, "bytes")),
-        (50, "%", (0.5, "ratio")),
-        (2, "processes", (2, "processes")),
-        (7, None, (7, "")),
-    ],
-    ids=["ms", "s", "minutes", "kib", "percent", "other-unit-kept", "no-unit"],
-)
-def test_base_units(value_: float, unit: str | None, expected: tuple[float, str]) -> None:
-    converted, name = base_unit(value_, unit)
-    assert (pytest.approx(converted), name) == expected
