@@ -20,8 +20,17 @@ from typing import Annotated
 
 import msgspec
 
+from probes.address import Host, format_endpoint
 from probes.base import Probe, Reason, Result, Status
-from probes.tls import CaFile, TlsSettings, TlsSetupError, describe_ssl_error
+from probes.material import Reread
+from probes.tls import (
+    CaFile,
+    ServerName,
+    TlsSettings,
+    TlsSetupError,
+    describe_ssl_error,
+    tls_failure,
+)
 from probes.types import option_error
 
 __all__ = ["EXPECT_LIMIT", "TcpProbe", "TlsSetupError", "classify_connect_error"]
@@ -42,8 +51,12 @@ class TcpProbe(Probe):
 
     class Options(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
         host: Annotated[
-            _NonEmpty, msgspec.Meta(description="host name or address to connect to")
-        ] = "127.0.0.1"
+            Host,
+            msgspec.Meta(
+                description="host name or address to connect to; an IPv6 address with "
+                "or without brackets"
+            ),
+        ] = Host("127.0.0.1")
         port: Annotated[Port, msgspec.Meta(description="TCP port to connect to")]
         send: Annotated[
             _NonEmpty | None,
@@ -66,12 +79,7 @@ class TcpProbe(Probe):
             msgspec.Meta(description="verify the server's certificate and host name (with tls)"),
         ] = True
         ca_file: CaFile = None
-        server_name: Annotated[
-            _NonEmpty | None,
-            msgspec.Meta(
-                description="name sent as SNI and verified in the certificate (default: host)"
-            ),
-        ] = None
+        server_name: ServerName = None
 
         def __post_init__(self) -> None:
             if not self.tls:
@@ -93,8 +101,8 @@ class TcpProbe(Probe):
 
     async def check(self) -> Result:
         config = self.config
-        where = f"{config.host}:{config.port}"
-        context = self._tls_context if config.tls else None
+        where = format_endpoint(config.host, config.port)
+        context = self._tls_context.get() if config.tls else None
         started = time.perf_counter()
         try:
             reader, writer = await asyncio.open_connection(
@@ -149,19 +157,16 @@ class TcpProbe(Probe):
         return Reason.BODY_MISMATCH, f"reply does not match /{config.expect.pattern}/ ({ended})"
 
     @functools.cached_property
-    def _tls_context(self) -> ssl.SSLContext:
-        return TlsSettings(verify=self.config.tls_verify, ca_file=self.config.ca_file).build()
+    def _tls_context(self) -> Reread[ssl.SSLContext]:
+        return TlsSettings(verify=self.config.tls_verify, ca_file=self.config.ca_file).reread()
 
 
 def classify_connect_error(
     exc: BaseException, where: str, *, tls: bool = False
 ) -> tuple[Reason, str]:
     """The reason and a one-line output for a connection that could not be made."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        detail = exc.verify_message or "certificate verify failed"
-        return Reason.TLS, f"TLS error with {where}: certificate verify failed ({detail})"
     if isinstance(exc, ssl.CertificateError | ssl.SSLError):
-        return Reason.TLS, f"TLS error with {where}: {describe_ssl_error(exc)}"
+        return Reason.TLS, tls_failure(where, exc)
     if isinstance(exc, socket.gaierror):
         host = where.rpartition(":")[0]
         return Reason.DNS, f"cannot resolve {host}: {exc.strerror or exc}"
@@ -169,9 +174,7 @@ def classify_connect_error(
     if numbers and all(number == errno.ECONNREFUSED for number in numbers):
         return Reason.CONNECTION_REFUSED, f"connection refused by {where}"
     if tls and isinstance(exc, ConnectionResetError | ConnectionAbortedError | EOFError):
-        return Reason.TLS, (
-            f"TLS error with {where}: the server closed the connection during the handshake"
-        )
+        return Reason.TLS, tls_failure(where, exc)
     return Reason.CONNECTION_ERROR, f"cannot connect to {where}: {describe_ssl_error(exc)}"
 
 

@@ -824,7 +824,10 @@ async def test_redirect_status_decides_the_next_method(
             "localhost",
             {},
             Reason.TLS,
-            "TLS error: certificate verify failed (unable to get local issuer certificate)",
+            re.compile(
+                r"TLS error with localhost:\d+: certificate verify failed "
+                r"\(unable to get local issuer certificate\)"
+            ),
             id="system-trust-fails",
         ),
         pytest.param("localhost", {"ca_file": "CA"}, None, PASSED_200, id="ca-file-passes"),
@@ -833,7 +836,9 @@ async def test_redirect_status_decides_the_next_method(
             "127.0.0.1",
             {"ca_file": "CA"},
             Reason.TLS,
-            re.compile(r"TLS error: certificate verify failed \(IP address mismatch.*\)"),
+            re.compile(
+                r"TLS error with 127\.0\.0\.1:\d+: certificate verify failed \(IP address mismatch.*\)"
+            ),
             id="host-name-mismatch-fails",
         ),
         pytest.param(
@@ -863,7 +868,12 @@ async def test_https_to_a_plain_http_port_is_a_tls_failure(
     server: TestServer, resources: Resources
 ) -> None:
     result = await run(resources, f"https://127.0.0.1:{server.port}/ok")
-    assert_result(result, Status.FAIL, Reason.TLS, "TLS error: wrong version number")
+    assert_result(
+        result,
+        Status.FAIL,
+        Reason.TLS,
+        f"TLS error with 127.0.0.1:{server.port}: wrong version number",
+    )
     assert result.observed_value is None
 
 
@@ -1247,7 +1257,7 @@ def caused(exc: BaseException, cause: BaseException) -> BaseException:
             aiohttp.ClientConnectorError(connection_key(), ConnectionResetError(104, "reset")),
             True,
             Reason.TLS,
-            "TLS error: the server closed the connection during the handshake",
+            "TLS error with app.example:8080: the server closed the connection during the handshake",
             id="reset-during-tls-handshake",
         ),
         pytest.param(
@@ -1264,7 +1274,7 @@ def caused(exc: BaseException, cause: BaseException) -> BaseException:
             ),
             True,
             Reason.TLS,
-            "TLS error: certificate verify failed (certificate has expired)",
+            "TLS error with app.example:8080: certificate verify failed (certificate has expired)",
             id="certificate",
         ),
         pytest.param(
@@ -1275,7 +1285,7 @@ def caused(exc: BaseException, cause: BaseException) -> BaseException:
             ),
             True,
             Reason.TLS,
-            "TLS error: tlsv13 alert certificate required",
+            "TLS error with app.example:8080: tlsv13 alert certificate required",
             id="tls-alert-later",
         ),
         pytest.param(
@@ -1309,7 +1319,7 @@ def caused(exc: BaseException, cause: BaseException) -> BaseException:
     ],
 )
 def test_classify_error(exc: BaseException, over_tls: bool, reason: Reason, output: str) -> None:
-    assert classify_error(exc, over_tls=over_tls) == (reason, output)
+    assert classify_error(exc, over_tls=over_tls, where="app.example:8080") == (reason, output)
 
 
 # --- options -------------------------------------------------------------------------
