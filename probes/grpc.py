@@ -187,7 +187,9 @@ class GrpcProbe(Probe):
             # The call has ended, and with it the channel's connection attempt:
             # a new channel next run, without this one's reconnect backoff.
             await self.close()
-            reason, message = classify_rpc_error(exc, modules.grpc, target, config.service)
+            reason, message = classify_rpc_error(
+                exc, modules.grpc, target, config.service, config.server_name or config.host
+            )
             return Result(Status.FAIL, message, reason=reason)
         elapsed = round((time.perf_counter() - started) * 1000, 1)
         serving = modules.health_pb2.HealthCheckResponse.ServingStatus
@@ -230,8 +232,11 @@ async def _resolve(host: str, port: int) -> frozenset[str]:
     return frozenset(str(info[4][0]) for info in infos)
 
 
-def classify_rpc_error(exc: Any, grpc: ModuleType, target: str, service: str) -> tuple[Reason, str]:
-    """The reason and a one-line output for a failed health call."""
+def classify_rpc_error(
+    exc: Any, grpc: ModuleType, target: str, service: str, server_name: str | None = None
+) -> tuple[Reason, str]:
+    """The reason and a one-line output for a failed health call; `server_name` is
+    the name the certificate was verified against, for the wording of a mismatch."""
     code = exc.code()
     details = " ".join(str(exc.details() or "").split())
     codes = grpc.StatusCode
@@ -248,7 +253,7 @@ def classify_rpc_error(exc: Any, grpc: ModuleType, target: str, service: str) ->
         if any(
             word in lowered for word in ("ssl", "tls", "handshake", "certificate", "verification")
         ):
-            return Reason.TLS, tls_failure(target, details)
+            return Reason.TLS, tls_failure(target, details, server_name=server_name)
         return Reason.CONNECTION_ERROR, f"cannot reach {target}: {details or 'UNAVAILABLE'}"
     # Any other code comes with the server's own message, which is the target's
     # text like a response body: it is not quoted.

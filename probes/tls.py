@@ -142,16 +142,18 @@ def pem_material(
 # gRPC core's wording of the same failures the ssl module reports.
 _GRPC_VERIFY = re.compile(r"CERTIFICATE_VERIFY_FAILED(?::\s*(?P<detail>[^:;]+))?")
 _GRPC_PEER_NAME = re.compile(r"Peer name (?P<name>\S+) is not in peer certificate")
+_GRPC_NAME_CHECK = "Hostname Verification Check failed"
 _CLOSED_IN_HANDSHAKE = "the server closed the connection during the handshake"
 
 
-def tls_failure(where: str, error: BaseException | str) -> str:
+def tls_failure(where: str, error: BaseException | str, *, server_name: str | None = None) -> str:
     """One line for a failed TLS handshake with `where` (`HOST:PORT`), worded the
-    same whichever library reported it: an ssl exception, or gRPC's details."""
-    return f"TLS error with {where}: {_tls_reason(error)}"
+    same whichever library reported it: an ssl exception, or gRPC's details
+    (which do not name the server name that was verified: `server_name` does)."""
+    return f"TLS error with {where}: {_tls_reason(error, server_name)}"
 
 
-def _tls_reason(error: BaseException | str) -> str:
+def _tls_reason(error: BaseException | str, server_name: str | None = None) -> str:
     if isinstance(error, ssl.SSLCertVerificationError):
         detail = error.verify_message
         return f"certificate verify failed ({detail})" if detail else "certificate verify failed"
@@ -164,8 +166,8 @@ def _tls_reason(error: BaseException | str) -> str:
         detail = (verify["detail"] or "").strip()
         return f"certificate verify failed ({detail})" if detail else "certificate verify failed"
     peer = _GRPC_PEER_NAME.search(error)
-    if peer is not None:
-        name = peer["name"]
+    name = peer["name"] if peer is not None else server_name
+    if name is not None and (peer is not None or _GRPC_NAME_CHECK in error):
         kind = "IP address" if _is_ip(name) else "Hostname"
         return (
             f"certificate verify failed ({kind} mismatch, certificate is not valid for {name!r}.)"

@@ -35,6 +35,7 @@ from probes.http import (
     classify_error,
 )
 from probes.types import json_schema_of_custom
+from tests.rotation import SecretDir
 
 NEEDLE = "needle-7f3a"
 SECRET = "s3cret-token-value"
@@ -955,6 +956,119 @@ async def test_unloadable_tls_files_are_a_setup_error_not_a_target_failure(
     probe = make_probe(resources, f"https://localhost:{tls_server.port}/ok", ca_file=missing)
     with pytest.raises(TlsSetupError, match=f"cannot load ca_file {re.escape(missing)}: No such"):
         await probe.check()
+
+
+def named_server_tls(ca: trustme.CA, name: str, seen_sni: list[str | None]) -> ssl.SSLContext:
+    """A server context with a certificate for `name` only, recording the SNI it is sent."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(name).configure_cert(context)
+
+    def note(_: Any, server_name: str | None, __: Any) -> None:
+        seen_sni.append(server_name)
+
+    context.sni_callback = note
+    return context
+
+
+@pytest.mark.parametrize(
+    ("options", "status", "sni", "output"),
+    [
+        pytest.param(
+            {},
+            Status.FAIL,
+            None,
+            r"TLS error with 127\.0\.0\.1:\d+: certificate verify failed \(IP address mismatch, "
+            r"certificate is not valid for '127\.0\.0\.1'\.\)",
+            id="by-ip-without-server-name",
+        ),
+        pytest.param(
+            {"server_name": "app.example.test"},
+            Status.PASS,
+            "app.example.test",
+            PASSED_200.pattern,
+            id="server-name",
+        ),
+        pytest.param(
+            {"headers": {"Host": "app.example.test:8443"}},
+            Status.PASS,
+            "app.example.test",
+            PASSED_200.pattern,
+            id="host-header-names-the-server",
+        ),
+        pytest.param(
+            {"headers": {"Host": "wrong.test"}, "server_name": "app.example.test"},
+            Status.PASS,
+            "app.example.test",
+            PASSED_200.pattern,
+            id="server-name-wins-over-host-header",
+        ),
+        pytest.param(
+            {"server_name": "other.test"},
+            Status.FAIL,
+            "other.test",
+            r"TLS error with 127\.0\.0\.1:\d+: certificate verify failed \(Hostname mismatch, "
+            r"certificate is not valid for 'other\.test'\.\)",
+            id="wrong-server-name",
+        ),
+        pytest.param(
+            {"server_name": "other.test", "tls_verify": False},
+            Status.PASS,
+            "other.test",
+            PASSED_200.pattern,
+            id="verify-off-still-sends-the-name",
+        ),
+    ],
+)
+async def test_server_name_is_sent_and_verified(
+    aiohttp_server: ServerFactory,
+    app: web.Application,
+    ca: trustme.CA,
+    tls_files: TlsFiles,
+    resources: Resources,
+    options: dict[str, Any],
+    status: Status,
+    sni: str | None,
+    output: str,
+) -> None:
+    seen_sni: list[str | None] = []
+    server = await aiohttp_server(app, ssl=named_server_tls(ca, "app.example.test", seen_sni))
+
+    result = await run(
+        resources, f"https://127.0.0.1:{server.port}/ok", ca_file=tls_files.ca, **options
+    )
+
+    assert_result(result, status, None if status is Status.PASS else Reason.TLS, re.compile(output))
+    assert seen_sni == [sni]
+
+
+def test_server_name_needs_https() -> None:
+    with pytest.raises(msgspec.ValidationError, match="server_name needs an https:// url"):
+        HttpProbe.parse_options({"url": "http://127.0.0.1/", "server_name": "app.test"})
+
+
+async def test_a_rotated_ca_is_used_at_the_next_run(
+    aiohttp_server: ServerFactory, app: web.Application, resources: Resources, tmp_path: Path
+) -> None:
+    old_ca, new_ca = trustme.CA(), trustme.CA()
+    secret = SecretDir(tmp_path / "secret")
+    secret.publish({"ca.pem": old_ca.cert_pem.bytes()})
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    old_ca.issue_cert("localhost").configure_cert(server_tls)
+    server = await aiohttp_server(app, ssl=server_tls)
+    probe = make_probe(
+        resources, f"https://localhost:{server.port}/ok", ca_file=secret.path("ca.pem")
+    )
+    assert (await probe.check()).status is Status.PASS
+
+    # The server moves to a certificate of the new CA: the old bundle cannot verify it.
+    new_ca.issue_cert("localhost").configure_cert(server_tls)
+    assert (await probe.check()).reason is Reason.TLS
+    secret.publish({"ca.pem": new_ca.cert_pem.bytes()})
+    assert_result(await probe.check(), Status.PASS, None, PASSED_200)
+
+    # A bundle caught half written keeps the one in use.
+    secret.publish({"ca.pem": new_ca.cert_pem.bytes()[:100]})
+    assert_result(await probe.check(), Status.PASS, None, PASSED_200)
 
 
 # --- Unix sockets ---------------------------------------------------------------

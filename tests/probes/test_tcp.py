@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from probes import Reason, Result, Status
 from probes.tcp import EXPECT_LIMIT, TcpProbe, TlsSetupError, classify_connect_error
 from tests.conftest import free_port
 from tests.leaks import no_leaks
+from tests.rotation import SecretDir
 
 # Generous: these only tell a hung probe from a working one.
 WAIT = 5.0
@@ -484,3 +486,109 @@ def test_defaults() -> None:
         None,
         None,
     )
+
+
+# --- how the host is written -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("listen_on", "host", "printed"),
+    [
+        pytest.param("::1", "::1", "[::1]", id="ipv6"),
+        pytest.param("::1", "[::1]", "[::1]", id="ipv6-in-brackets"),
+        pytest.param("127.0.0.1", "::ffff:127.0.0.1", "[::ffff:127.0.0.1]", id="ipv4-mapped"),
+    ],
+)
+async def test_every_spelling_of_a_host_reaches_it(listen_on: str, host: str, printed: str) -> None:
+    accepted = asyncio.Event()
+
+    async def note(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        writer.close()
+
+    try:
+        server = await asyncio.start_server(note, listen_on, 0)
+    except OSError as exc:
+        pytest.skip(f"cannot listen on {listen_on}: {exc}")
+    port = server.sockets[0].getsockname()[1]
+    try:
+        config = parse_config(
+            f'checks: [{{name: t, tcp: {{host: "{host}", port: {port}}}}}]', environ={}
+        )
+        result = await check(**config.checks[0].options)
+        await asyncio.wait_for(accepted.wait(), WAIT)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert result.status is Status.PASS, result.output
+    assert result.output.startswith(f"connected to {printed}:{port} in ")
+
+
+async def test_a_refused_ipv6_endpoint_is_written_in_brackets() -> None:
+    port = free_port()
+    result = await check(host="[::1]", port=port)
+    assert result.output == f"connection refused by [::1]:{port}"
+
+
+async def test_a_rooted_name_resolves_as_the_system_resolves_it() -> None:
+    # A trailing dot is passed on as written (it turns off search domains);
+    # glibc's hosts file does not match it, DNS does: the probe agrees with getaddrinfo.
+    port = free_port()
+    try:
+        socket.getaddrinfo("localhost.", port)
+    except socket.gaierror:
+        resolves = False
+    else:
+        resolves = True
+    result = await check(host="localhost.", port=port)
+    if resolves:
+        assert result.reason is Reason.CONNECTION_REFUSED, result.output
+    else:
+        assert (result.reason, result.output.partition(":")[0]) == (
+            Reason.DNS,
+            "cannot resolve localhost.",
+        )
+
+
+@pytest.mark.parametrize(
+    ("host", "error"),
+    [
+        pytest.param(
+            "[::1]:8080",
+            "checks[0] (t).tcp.host: invalid host '[::1]:8080': give the port in the port "
+            "option, and the host as '::1'",
+            id="port-in-host",
+        ),
+        pytest.param(
+            "fe80::1%nosuch0",
+            "checks[0] (t).tcp.host: invalid host 'fe80::1%nosuch0': this host has no "
+            "network interface 'nosuch0'",
+            id="unknown-zone",
+        ),
+    ],
+)
+def test_a_host_that_cannot_work_is_refused_at_validate(host: str, error: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f'checks: [{{name: t, tcp: {{host: "{host}", port: 80}}}}]', environ={})
+    assert caught.value.errors == [error]
+
+
+async def test_a_rotated_ca_is_used_at_the_next_run(
+    serve: Callable[..., Awaitable[Server]], tmp_path: Path
+) -> None:
+    old_ca, new_ca = trustme.CA(), trustme.CA()
+    secret = SecretDir(tmp_path / "secret")
+    secret.publish({"ca.pem": old_ca.cert_pem.bytes()})
+    tls = server_tls(old_ca)
+    server = await serve(silent, tls)
+    probe = TcpProbe("t", {"port": server.port, "tls": True, "ca_file": secret.path("ca.pem")})
+    assert (await probe.check()).status is Status.PASS
+
+    new_ca.issue_cert("localhost", "127.0.0.1").configure_cert(tls)
+    assert (await probe.check()).reason is Reason.TLS
+    secret.publish({"ca.pem": new_ca.cert_pem.bytes()})
+    result = await probe.check()
+    assert result.status is Status.PASS, result.output
+
+    secret.publish({"ca.pem": b""})  # an empty replacement keeps the bundle in use
+    assert (await probe.check()).status is Status.PASS
