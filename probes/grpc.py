@@ -88,6 +88,10 @@ def load_grpc() -> _Grpc:
     # gRPC's core logs every failed handshake on stderr at INFO, once per run;
     # the adapter logs a check's state changes once. An explicit setting wins.
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    # Names are resolved by the system's resolver (getaddrinfo), as the http and
+    # tcp probes resolve them: gRPC's own c-ares resolver reads /etc/hosts its
+    # own way (one address of a name that has two) and caches on its own terms.
+    os.environ.setdefault("GRPC_DNS_RESOLVER", "native")
     try:
         return _Grpc(
             importlib.import_module("grpc"),
