@@ -168,7 +168,7 @@ class GrpcProbe(Probe):
         target = format_endpoint(config.host, config.port)
         material = self._material.get() if config.tls else None
         try:
-            addresses = await _resolve(config.host, config.port)
+            addresses = await _resolve(str(config.host), config.port)
         except socket.gaierror as exc:
             await self.close()
             return Result(
@@ -192,7 +192,7 @@ class GrpcProbe(Probe):
             # a new channel next run, without this one's reconnect backoff.
             await self.close()
             reason, message = classify_rpc_error(
-                exc, modules.grpc, target, config.service, config.server_name or config.host
+                exc, modules.grpc, target, config.service, str(config.server_name or config.host)
             )
             return Result(Status.FAIL, message, reason=reason)
         elapsed = round((time.perf_counter() - started) * 1000, 1)

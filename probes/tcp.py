@@ -106,10 +106,10 @@ class TcpProbe(Probe):
         started = time.perf_counter()
         try:
             reader, writer = await asyncio.open_connection(
-                config.host,
+                str(config.host),  # uvloop and the ssl module take an exact str
                 config.port,
                 ssl=context,
-                server_hostname=(config.server_name or config.host) if config.tls else None,
+                server_hostname=str(config.server_name or config.host) if config.tls else None,
             )
         except (OSError, ssl.SSLError, ssl.CertificateError) as exc:
             reason, message = classify_connect_error(exc, where, tls=config.tls)

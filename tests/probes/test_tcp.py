@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import ssl
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from adapter.runner import ProbeRunner
 from adapter.threads import DaemonThreadPool
 from probes import Reason, Result, Status
 from probes.tcp import EXPECT_LIMIT, TcpProbe, TlsSetupError, classify_connect_error
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port
 from tests.leaks import no_leaks
 from tests.rotation import SecretDir
 
@@ -592,3 +594,31 @@ async def test_a_rotated_ca_is_used_at_the_next_run(
 
     secret.publish({"ca.pem": b""})  # an empty replacement keeps the bundle in use
     assert (await probe.check()).status is Status.PASS
+
+
+async def test_tls_to_a_host_from_the_config_file_on_the_production_loop(
+    serve: Callable[..., Awaitable[Server]], ca: trustme.CA, ca_file: str, tmp_path: Path
+) -> None:
+    # `health-adapter check` runs on uvloop when it is installed, whose
+    # resolver and TLS take an exact str for a host name, not a subclass.
+    server = await serve(silent, server_tls(ca))
+    config = tmp_path / "health.yaml"
+    config.write_text(
+        f"checks: [{{name: t, tcp: {{host: '127.0.0.1', port: {server.port}, "
+        f"tls: true, ca_file: '{ca_file}'}}}}]\n"
+    )
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "adapter",
+        "check",
+        "-c",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+    )
+    out, err = await asyncio.wait_for(child.communicate(), 30)
+    assert child.returncode == 0, (out + err).decode()
+    assert f"TLS connected to 127.0.0.1:{server.port}" in out.decode()
