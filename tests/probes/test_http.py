@@ -35,6 +35,7 @@ from probes.http import (
     classify_error,
 )
 from probes.types import json_schema_of_custom
+from tests.conftest import free_port
 from tests.rotation import SecretDir
 
 NEEDLE = "needle-7f3a"
@@ -1171,6 +1172,33 @@ async def test_keep_alive_survives_the_app_closing_idle_connections(
         await runner.cleanup()
     assert (first.status, second.status) == (Status.PASS, Status.PASS), second
     assert len({seen.peer for seen in app[SEEN]}) == 2
+
+
+@pytest.mark.parametrize("runs_while_down", [0, 3], ids=["restart-between-runs", "long-outage"])
+async def test_keep_alive_passes_at_the_first_run_after_the_app_is_back(
+    app: web.Application, resources: Resources, runs_while_down: int
+) -> None:
+    port = free_port()
+
+    async def start() -> web.AppRunner:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return runner
+
+    runner = await start()
+    probe = make_probe(resources, f"http://127.0.0.1:{port}/ok", keep_alive=True)
+    assert (await probe.check()).status is Status.PASS
+    await runner.cleanup()  # the app goes, and its kept connection with it
+    for _ in range(runs_while_down):
+        down = await probe.check()
+        assert (down.status, down.reason) == (Status.FAIL, Reason.CONNECTION_REFUSED)
+    runner = await start()
+    try:
+        back = await probe.check()
+    finally:
+        await runner.cleanup()
+    assert_result(back, Status.PASS, None, PASSED_200)
 
 
 async def test_keep_alive_over_a_unix_socket(
