@@ -90,7 +90,8 @@ def split_host_port(value: str, *, default_host: str) -> tuple[str, int]:
     ValueError says what is wrong without repeating the value (the caller
     names it); `MissingPort` when there is no port at all. An IPv6 address
     without brackets is refused: `::1:8080` could be an address, or an
-    address and a port.
+    address and a port. An IPv4-mapped address (`[::ffff:127.0.0.1]`) is
+    given as its IPv4 address.
     """
     text = value.strip()
     if text.startswith("["):
@@ -99,7 +100,10 @@ def split_host_port(value: str, *, default_host: str) -> tuple[str, int]:
             raise ValueError("brackets hold an IPv6 address only, like [::1]:9180")
         if not after.startswith(":"):
             raise ValueError(f"give the port after the brackets, like [{inside}]:9180")
-        return inside, _port(after[1:])
+        # An IPv4-mapped address is its IPv4 address: asyncio's IPv6 sockets
+        # are IPv6-only and cannot bind it.
+        mapped = ipaddress.IPv6Address(inside.partition("%")[0]).ipv4_mapped
+        return (str(mapped) if mapped is not None else inside), _port(after[1:])
     if text.count(":") > 1:
         address, _, port_text = text.rpartition(":")
         if _is_ipv6(address) and port_text.isdigit():

@@ -88,7 +88,7 @@ def test_endpoints_print_ipv6_in_brackets(host: str, port: int, printed: str) ->
         ("localhost:65535", ("localhost", 65535)),
         (":9180", ("any", 9180)),
         ("9180", ("any", 9180)),
-        ("[::ffff:127.0.0.1]:9", ("::ffff:127.0.0.1", 9)),
+        ("[::ffff:127.0.0.1]:9", ("127.0.0.1", 9)),
     ],
 )
 def test_host_and_port(written: str, expected: tuple[str, int]) -> None:
