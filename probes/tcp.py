@@ -25,6 +25,8 @@ from probes.base import Probe, Reason, Result, Status
 from probes.material import Reread
 from probes.tls import (
     CaFile,
+    KeyFile,
+    PemPath,
     ServerName,
     TlsSettings,
     TlsSetupError,
@@ -79,15 +81,22 @@ class TcpProbe(Probe):
             msgspec.Meta(description="verify the server's certificate and host name (with tls)"),
         ] = True
         ca_file: CaFile = None
+        cert_file: Annotated[
+            PemPath | None,
+            msgspec.Meta(description="PEM client certificate, for mutual TLS (may hold the key)"),
+        ] = None
+        key_file: KeyFile = None
         server_name: ServerName = None
 
         def __post_init__(self) -> None:
             if not self.tls:
-                for key in ("ca_file", "server_name"):
+                for key in ("ca_file", "server_name", "cert_file", "key_file"):
                     if getattr(self, key) is not None:
                         raise option_error(key, f"{key} needs tls: true")
                 if not self.tls_verify:
                     raise option_error("tls_verify", "tls_verify needs tls: true")
+            if self.key_file is not None and self.cert_file is None:
+                raise option_error("key_file", "key_file requires cert_file")
             if self.send is not None and _LITERAL_ESCAPE.search(self.send):
                 # A plain or single-quoted YAML scalar keeps \r\n as two characters;
                 # no line protocol wants a backslash there.
@@ -158,7 +167,10 @@ class TcpProbe(Probe):
 
     @functools.cached_property
     def _tls_context(self) -> Reread[ssl.SSLContext]:
-        return TlsSettings(verify=self.config.tls_verify, ca_file=self.config.ca_file).reread()
+        config = self.config
+        return TlsSettings(
+            config.tls_verify, config.ca_file, config.cert_file, config.key_file
+        ).reread()
 
 
 def classify_connect_error(

@@ -466,6 +466,14 @@ def test_connect_errors_are_classified(
             ),
         ),
         ("{port: 80, sned: x}", "checks[0] (t).tcp.sned: unknown key; did you mean 'send'?"),
+        (
+            "{port: 80, cert_file: c.pem}",
+            "checks[0] (t).tcp.cert_file: cert_file needs tls: true",
+        ),
+        (
+            "{port: 80, tls: true, key_file: k.pem}",
+            "checks[0] (t).tcp.key_file: key_file requires cert_file",
+        ),
     ],
 )
 def test_invalid_options_are_located(block: str, error: str) -> None:
@@ -622,3 +630,31 @@ async def test_tls_to_a_host_from_the_config_file_on_the_production_loop(
     out, err = await asyncio.wait_for(child.communicate(), 30)
     assert child.returncode == 0, (out + err).decode()
     assert f"TLS connected to 127.0.0.1:{server.port}" in out.decode()
+
+
+@pytest.mark.parametrize("with_cert", [True, False], ids=["client-certificate", "none"])
+async def test_mutual_tls(
+    serve: Callable[..., Awaitable[Server]],
+    ca: trustme.CA,
+    ca_file: str,
+    tmp_path: Path,
+    with_cert: bool,
+) -> None:
+    tls = server_tls(ca)
+    ca.configure_trust(tls)
+    tls.verify_mode = ssl.CERT_REQUIRED
+    # With TLS 1.2 a missing client certificate fails the handshake itself.
+    tls.maximum_version = ssl.TLSVersion.TLSv1_2
+    server = await serve(silent, tls)
+    client = ca.issue_cert("probe.test")
+    client.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "client.pem"))
+    options: dict[str, Any] = {"port": server.port, "tls": True, "ca_file": ca_file}
+    if with_cert:
+        options["cert_file"] = str(tmp_path / "client.pem")
+
+    result = await run(WAIT, **options)
+
+    if with_cert:
+        assert result.status is Status.PASS, result.output
+    else:
+        assert (result.status, result.reason) == (Status.FAIL, Reason.TLS), result.output
