@@ -1234,14 +1234,17 @@ async def test_proxies_in_the_environment_are_ignored(
         assert len(proxy_connections) == 1
 
 
-async def test_closed_port_is_refused(resources: Resources) -> None:
+@pytest.mark.parametrize(
+    ("host", "printed"), [("127.0.0.1", "127.0.0.1"), ("[::1]", "[::1]")], ids=["ipv4", "ipv6"]
+)
+async def test_closed_port_is_refused(resources: Resources, host: str, printed: str) -> None:
     port = closed_port()
-    result = await run(resources, f"http://127.0.0.1:{port}/ok")
+    result = await run(resources, f"http://{host}:{port}/ok")
     assert_result(
         result,
         Status.FAIL,
         Reason.CONNECTION_REFUSED,
-        f"connection refused by 127.0.0.1:{port}",
+        f"connection refused by {printed}:{port}",
     )
     assert (result.observed_value, result.observed_unit) == (None, None)
 
