@@ -25,6 +25,7 @@ import msgspec
 from adapter.registry import PLUGIN_KEY, Registry, RegistryError, load_class
 from adapter.yaml_loader import YamlError, load_yaml
 from probes import Duration, Probe, Resources, Status
+from probes.address import MissingPort, format_endpoint, split_host_port
 from probes.types import decode_custom, format_duration, option_error
 
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -555,8 +556,7 @@ class TcpAddress:
     port: int
 
     def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return format_endpoint(self.host, self.port)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -585,16 +585,16 @@ def parse_listen(value: str) -> ListenAddress:
                 f"invalid listen address {value!r}: a Unix socket path is limited to 107 bytes"
             )
         return UnixAddress(path)
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        host, port_text = "", text
-    host = host.strip("[]")
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    try:
+        host, port = split_host_port(text, default_host="0.0.0.0")
+    except MissingPort:
         raise ValueError(
             f"invalid listen address {value!r}: write it as HOST:PORT or "
             f"unix:/path.sock, e.g. {DEFAULT_LISTEN!r}"
-        )
-    return TcpAddress(host or "0.0.0.0", int(port_text))
+        ) from None
+    except ValueError as exc:
+        raise ValueError(f"invalid listen address {value!r}: {exc}") from None
+    return TcpAddress(host, port)
 
 
 # -- error messages ---------------------------------------------------------------------

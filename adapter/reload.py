@@ -6,22 +6,33 @@ and keep their state, changed ones restart, removed ones stop, new ones
 start. An invalid one is rejected, each of its errors logged with where it
 is, and the old config keeps running. SIGHUP triggers a reload; with
 `server.watch_config` the file is also polled for changes.
+
+Plugin code is judged as it is on disk, as a restart would judge it: a
+plugin module (or another module of its package) whose file changed since
+it was imported is imported afresh for the reload, so one that no longer
+imports, or whose options schema changed, is refused by the reload exactly
+as `validate` and a restart refuse it. A refused reload leaves the modules
+in force as they were.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 from adapter.config import Config, ConfigError, load_config
 from adapter.logs import event
 from adapter.scheduler import Scheduler
 from adapter.state import StateStore
+from probes.material import FileIdentity, identity_of
 
 log = logging.getLogger("health_adapter.reload")
 
@@ -68,6 +79,8 @@ class Reloader:
         self.store = store
         self.load = load
         self._lock = asyncio.Lock()
+        self._plugins = PluginModules()
+        self._plugins.remember(live.config)
 
     async def reload(self, trigger: str = "signal") -> bool:
         """Re-read the file; True when its config is now in force."""
@@ -78,7 +91,7 @@ class Reloader:
         stats = self.live.reloads
         try:
             # Reading the file and importing plugin modules may block: not on the loop.
-            new = await asyncio.to_thread(self.load, self.path)
+            new = await asyncio.to_thread(self._load_as_on_disk)
         except ConfigError as exc:
             stats.failures += 1
             stats.last_failure = time.time()
@@ -139,6 +152,16 @@ class Reloader:
             )
         return True
 
+    def _load_as_on_disk(self) -> Config:
+        set_aside = self._plugins.set_aside_changed()
+        try:
+            new = self.load(self.path)
+        except BaseException:
+            self._plugins.put_back(set_aside)
+            raise
+        self._plugins.remember(new)
+        return new
+
     async def watch(self, interval: float = WATCH_INTERVAL) -> None:
         """Reload whenever the file's identity or content changes (runs until cancelled).
 
@@ -160,3 +183,65 @@ def _identity(path: Path) -> tuple[int, int, int, int] | None:
     except OSError:
         return None  # mid-update, or gone: keep the config in force
     return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
+class PluginModules:
+    """The plugin modules in force and the identity of their files when imported.
+
+    Built-in probes (`adapter`, `probes`) are part of the running adapter and
+    change only with a restart; a plugin's whole top-level package is watched,
+    so a helper module it imports is judged afresh too.
+    """
+
+    _BUILT_IN = ("adapter", "probes")
+
+    def __init__(self) -> None:
+        self._seen: dict[str, FileIdentity] = {}
+        self._packages: set[str] = set()
+
+    def remember(self, config: Config) -> None:
+        """Note the plugin packages of `config` and the files their modules came from."""
+        for check in config.checks:
+            package = check.probe_class.__module__.partition(".")[0]
+            if package not in self._BUILT_IN:
+                self._packages.add(package)
+        for name, module in self._modules():
+            self._seen.setdefault(name, _module_identity(module))
+
+    def set_aside_changed(self) -> dict[str, ModuleType]:
+        """Take the modules whose file changed out of sys.modules, so the next import
+        reads them from disk; returns them for `put_back`."""
+        changed = {
+            name: module
+            for name, module in self._modules()
+            if _module_identity(module) != self._seen.get(name)
+        }
+        for name in changed:
+            del sys.modules[name]
+            self._seen.pop(name, None)
+        if changed:
+            importlib.invalidate_caches()
+        return changed
+
+    def put_back(self, modules: dict[str, ModuleType]) -> None:
+        """Make `modules` the ones in force again (a refused reload)."""
+        for name, module in modules.items():
+            sys.modules[name] = module
+            # Still different from the disk: the next reload judges the file again.
+            self._seen[name] = _REFUSED
+
+    def _modules(self) -> list[tuple[str, ModuleType]]:
+        return [
+            (name, module)
+            for name, module in list(sys.modules.items())
+            if name.partition(".")[0] in self._packages
+            and getattr(module, "__file__", None) is not None
+        ]
+
+
+# No file has this identity: a module put back is judged again at the next reload.
+_REFUSED: FileIdentity = (-1, -1, -1, -1)
+
+
+def _module_identity(module: ModuleType) -> FileIdentity:
+    return identity_of(str(module.__file__))

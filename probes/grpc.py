@@ -5,22 +5,32 @@ server without the health service fail. It needs the `grpc` extra
 (`pip install 'health-adapter[grpc]'`): this module imports without it, and a
 config that uses the probe without it is refused with that hint.
 
-Each check keeps one channel, made at its first run and closed with the
-adapter: gRPC core finishes (or gives up) a connection attempt in its own
-time, up to 20 s after the channel that began it was closed, so a channel per
-run would pile sockets up against a server that accepts and never answers.
-The channel reconnects by itself after a failure; a call on a channel that
-cannot connect fails at once (UNAVAILABLE) rather than waiting for it. The
-runner owns the deadline: the call has none of its own, and a cancelled run
-cancels the call.
+Each check keeps one channel between runs and closes it with the adapter:
+gRPC core finishes (or gives up) a connection attempt in its own time, up to
+20 s after the channel that began it was closed, so a channel per run would
+pile sockets up against a server that accepts and never answers. What a kept
+channel remembers never decides a later run, though:
+
+- a call that failed drops the channel, and the next run starts a new one,
+  so the channel's reconnect backoff (which grows to minutes during a long
+  outage) never fails the first run after the server is back;
+- every run resolves the host name; when its addresses change, the channel
+  is replaced, so the check follows a name that moved, like the tcp probe;
+- the TLS files are read again when they change on disk (probes.material),
+  and the channel is replaced with one that uses them.
+
+The runner owns the deadline: the call has none of its own, and a cancelled
+run cancels the call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import importlib
 import os
+import socket
 import time
 from collections.abc import Mapping
 from types import ModuleType
@@ -28,8 +38,19 @@ from typing import Annotated, Any
 
 import msgspec
 
+from probes.address import Host, format_endpoint
 from probes.base import Probe, Reason, Result, Status
-from probes.tls import CaFile, KeyFile, PemPath, TlsSetupError, read_pem
+from probes.material import Reread
+from probes.tls import (
+    CaFile,
+    KeyFile,
+    PemMaterial,
+    PemPath,
+    ServerName,
+    TlsSetupError,
+    pem_material,
+    tls_failure,
+)
 from probes.types import option_error
 
 __all__ = [
@@ -67,6 +88,10 @@ def load_grpc() -> _Grpc:
     # gRPC's core logs every failed handshake on stderr at INFO, once per run;
     # the adapter logs a check's state changes once. An explicit setting wins.
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    # Names are resolved by the system's resolver (getaddrinfo), as the http and
+    # tcp probes resolve them: gRPC's own c-ares resolver reads /etc/hosts its
+    # own way (one address of a name that has two) and caches on its own terms.
+    os.environ.setdefault("GRPC_DNS_RESOLVER", "native")
     try:
         return _Grpc(
             importlib.import_module("grpc"),
@@ -83,8 +108,12 @@ class GrpcProbe(Probe):
 
     class Options(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
         host: Annotated[
-            _NonEmpty, msgspec.Meta(description="host name or address of the gRPC server")
-        ] = "127.0.0.1"
+            Host,
+            msgspec.Meta(
+                description="host name or address of the gRPC server; an IPv6 address "
+                "with or without brackets"
+            ),
+        ] = Host("127.0.0.1")
         port: Annotated[int, msgspec.Meta(ge=1, le=65535, description="port of the gRPC server")]
         service: Annotated[
             str,
@@ -95,10 +124,7 @@ class GrpcProbe(Probe):
         ] = ""
         tls: Annotated[bool, msgspec.Meta(description="connect with TLS")] = False
         ca_file: CaFile = None
-        server_name: Annotated[
-            _NonEmpty | None,
-            msgspec.Meta(description="name expected in the server's certificate (default: host)"),
-        ] = None
+        server_name: ServerName = None
         cert_file: Annotated[
             PemPath | None, msgspec.Meta(description="PEM client certificate, for mutual TLS")
         ] = None
@@ -117,6 +143,8 @@ class GrpcProbe(Probe):
 
     config: Options
     _open_channel: Any = None  # made at the first run, closed with the adapter
+    # What the open channel was made for: the TLS material and the host's addresses.
+    _channel_made_for: tuple[PemMaterial | None, frozenset[str]] | None = None
 
     @classmethod
     def missing_requirement(cls) -> str | None:
@@ -137,16 +165,35 @@ class GrpcProbe(Probe):
     async def check(self) -> Result:
         modules = load_grpc()
         config = self.config
-        target = f"{_host_for_target(config.host)}:{config.port}"
+        target = format_endpoint(config.host, config.port)
+        material = self._material.get() if config.tls else None
+        try:
+            addresses = await _resolve(str(config.host), config.port)
+        except socket.gaierror as exc:
+            await self.close()
+            return Result(
+                Status.FAIL,
+                f"cannot resolve {config.host}: {exc.strerror or exc}",
+                reason=Reason.DNS,
+            )
+        made_for = (material, addresses)
+        if self._open_channel is not None and self._channel_made_for != made_for:
+            await self.close()
         if self._open_channel is None:
-            self._open_channel = self._channel(modules, target)
+            self._open_channel = self._channel(modules, target, material)
+            self._channel_made_for = made_for
         started = time.perf_counter()
         stub = modules.health_pb2_grpc.HealthStub(self._open_channel)
         request = modules.health_pb2.HealthCheckRequest(service=config.service)
         try:
             response = await stub.Check(request)
         except modules.aio.AioRpcError as exc:
-            reason, message = classify_rpc_error(exc, modules.grpc, target, config.service)
+            # The call has ended, and with it the channel's connection attempt:
+            # a new channel next run, without this one's reconnect backoff.
+            await self.close()
+            reason, message = classify_rpc_error(
+                exc, modules.grpc, target, config.service, str(config.server_name or config.host)
+            )
             return Result(Status.FAIL, message, reason=reason)
         elapsed = round((time.perf_counter() - started) * 1000, 1)
         serving = modules.health_pb2.HealthCheckResponse.ServingStatus
@@ -162,7 +209,12 @@ class GrpcProbe(Probe):
         if channel is not None:
             await channel.close(grace=None)
 
-    def _channel(self, modules: _Grpc, target: str) -> Any:
+    @functools.cached_property
+    def _material(self) -> Reread[PemMaterial]:
+        config = self.config
+        return pem_material(config.ca_file, config.cert_file, config.key_file)
+
+    def _channel(self, modules: _Grpc, target: str, material: PemMaterial | None) -> Any:
         config = self.config
         # No retries: one call, one answer; the service config would retry
         # UNAVAILABLE calls and hide a server that refuses connections.
@@ -171,20 +223,24 @@ class GrpcProbe(Probe):
             return modules.aio.insecure_channel(target, options=options)
         if config.server_name is not None:
             options.append(("grpc.ssl_target_name_override", config.server_name))
+        ca, cert, key = material if material is not None else (None, None, None)
         credentials = modules.grpc.ssl_channel_credentials(
-            root_certificates=read_pem(config.ca_file, "ca_file"),
-            private_key=read_pem(config.key_file, "key_file"),
-            certificate_chain=read_pem(config.cert_file, "cert_file"),
+            root_certificates=ca, private_key=key, certificate_chain=cert
         )
         return modules.aio.secure_channel(target, credentials, options=options)
 
 
-def _host_for_target(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+async def _resolve(host: str, port: int) -> frozenset[str]:
+    """The addresses `host` names now (a literal address names itself)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return frozenset(str(info[4][0]) for info in infos)
 
 
-def classify_rpc_error(exc: Any, grpc: ModuleType, target: str, service: str) -> tuple[Reason, str]:
-    """The reason and a one-line output for a failed health call."""
+def classify_rpc_error(
+    exc: Any, grpc: ModuleType, target: str, service: str, server_name: str | None = None
+) -> tuple[Reason, str]:
+    """The reason and a one-line output for a failed health call; `server_name` is
+    the name the certificate was verified against, for the wording of a mismatch."""
     code = exc.code()
     details = " ".join(str(exc.details() or "").split())
     codes = grpc.StatusCode
@@ -201,7 +257,7 @@ def classify_rpc_error(exc: Any, grpc: ModuleType, target: str, service: str) ->
         if any(
             word in lowered for word in ("ssl", "tls", "handshake", "certificate", "verification")
         ):
-            return Reason.TLS, f"TLS error with {target}: {details}"
+            return Reason.TLS, tls_failure(target, details, server_name=server_name)
         return Reason.CONNECTION_ERROR, f"cannot reach {target}: {details or 'UNAVAILABLE'}"
     # Any other code comes with the server's own message, which is the target's
     # text like a response body: it is not quoted.

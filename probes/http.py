@@ -28,11 +28,21 @@ import yarl
 from aiohttp.client_exceptions import UnixClientConnectorError
 from aiohttp.http_exceptions import ContentLengthError, LineTooLong, TransferEncodingError
 
+from probes.address import format_endpoint
 from probes.base import Probe, Reason, Result, Status
 from probes.codings import Decoder, UndecodableBody, accept_encoding, decoder_for
 from probes.framing import MAX_FIELD_SIZE, MAX_LINE_SIZE, BadFraming, FramedRequest
+from probes.material import Reread
 from probes.reading import Ended, read_until, text_matcher
-from probes.tls import CaFile, KeyFile, PemPath, TlsSettings, TlsSetupError
+from probes.tls import (
+    CaFile,
+    KeyFile,
+    PemPath,
+    TlsSettings,
+    TlsSetupError,
+    describe_ssl_error,
+    tls_failure,
+)
 from probes.types import option_error
 
 __all__ = [
@@ -253,6 +263,13 @@ class HttpProbe(Probe):
             msgspec.Meta(description="PEM client certificate (may hold the key as well)"),
         ] = None
         key_file: KeyFile = None
+        server_name: Annotated[
+            Annotated[str, msgspec.Meta(min_length=1)] | None,
+            msgspec.Meta(
+                description="name sent as SNI and verified in the certificate (https; "
+                "default: the Host header's host if one is given, else the url's host)"
+            ),
+        ] = None
         follow_redirects: Annotated[
             bool,
             msgspec.Meta(description="follow redirects to the same host, at most 10"),
@@ -274,6 +291,8 @@ class HttpProbe(Probe):
                 raise ValueError("give the socket either in an http+unix:// url or as unix_socket")
             if self.unix_socket is not None and url.scheme == "https":
                 raise ValueError("https is not supported through unix_socket; use http://")
+            if self.server_name is not None and url.scheme != "https":
+                raise option_error("server_name", "server_name needs an https:// url")
             if self.method is HttpMethod.HEAD and (
                 self.body_contains is not None or self.body_regex is not None
             ):
@@ -311,7 +330,9 @@ class HttpProbe(Probe):
                         return await self._judge(response, started, redirects, follow)
                 hop = follow
         except aiohttp.ClientError as exc:
-            reason, message = classify_error(exc, over_tls=hop.url.scheme == "https")
+            reason, message = classify_error(
+                exc, over_tls=hop.url.scheme == "https", where=_where(hop.url)
+            )
             value, unit = _elapsed(started) if responded else (None, None)
             return Result(Status.FAIL, message, value, unit, reason=reason)
         return Result(
@@ -325,6 +346,20 @@ class HttpProbe(Probe):
     def _endpoint(self) -> _Endpoint:
         url, url_socket = _parse_target_url(self.config.url)
         return _Endpoint(url, url_socket if url_socket is not None else self.config.unix_socket)
+
+    @functools.cached_property
+    def _server_name(self) -> str | None:
+        """The name sent in SNI and verified: server_name, else the Host header's
+        host (as blackbox_exporter does), else the URL's host (None)."""
+        if self.config.server_name is not None:
+            return self.config.server_name
+        for name, value in self.config.headers.items():
+            if name.lower() == "host" and value.strip():
+                host = value.strip()
+                if host.startswith("["):
+                    return host[1:].partition("]")[0] or None
+                return host.rpartition(":")[0] if host.count(":") == 1 else host
+        return None
 
     def _first_hop(self) -> _Hop:
         config = self.config
@@ -342,6 +377,7 @@ class HttpProbe(Probe):
             auto_decompress=False,
             max_line_size=MAX_LINE_SIZE,
             max_field_size=MAX_FIELD_SIZE,
+            server_hostname=self._server_name if hop.url.scheme == "https" else None,
         )
 
     def _session(self) -> aiohttp.ClientSession:
@@ -360,7 +396,11 @@ class HttpProbe(Probe):
     def _tls_context(self) -> ssl.SSLContext:
         config = self.config
         settings = TlsSettings(config.tls_verify, config.ca_file, config.cert_file, config.key_file)
-        return self.resources.get(settings.build, (_TLS_CONTEXT_KEY, settings))
+        # Shared by the checks with the same settings; rebuilt when a file changes.
+        contexts: Reread[ssl.SSLContext] = self.resources.get(
+            settings.reread, (_TLS_CONTEXT_KEY, settings)
+        )
+        return contexts.get()
 
     def _redirect(self, hop: _Hop, response: aiohttp.ClientResponse) -> _Hop | str | None:
         """The next request when `response` is a redirect to follow; otherwise a
@@ -480,21 +520,24 @@ def _broken_body(exc: aiohttp.ClientPayloadError, response: aiohttp.ClientRespon
     return "response body broken off or badly framed"
 
 
-def classify_error(exc: BaseException, *, over_tls: bool = False) -> tuple[Reason, str]:
+def classify_error(
+    exc: BaseException, *, over_tls: bool = False, where: str | None = None
+) -> tuple[Reason, str]:
     """The reason and a short, one-line output for a failed request.
 
     `over_tls` tells whether the request was https: a connection reset while
-    connecting is then the server rejecting the TLS handshake.
+    connecting is then the server rejecting the TLS handshake. `where` is the
+    target's `HOST:PORT`, named in TLS errors as the tcp and grpc probes do.
     """
     tls_error = _ssl_error_in(exc)
     if tls_error is not None:
-        return Reason.TLS, f"TLS error: {_describe_tls(tls_error)}"
+        return Reason.TLS, _tls_message(where, tls_error)
     if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
-        return Reason.TLS, "TLS error: handshake failed"
+        return Reason.TLS, _tls_message(where, "handshake failed")
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return Reason.DNS, f"cannot resolve {exc.host}: {_os_reason(exc.os_error)}"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return _classify_connect_error(exc, over_tls)
+        return _classify_connect_error(exc, over_tls, where)
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return (
             Reason.CONNECTION_ERROR,
@@ -518,7 +561,7 @@ def classify_error(exc: BaseException, *, over_tls: bool = False) -> tuple[Reaso
 
 
 def _classify_connect_error(
-    exc: aiohttp.ClientConnectorError, over_tls: bool
+    exc: aiohttp.ClientConnectorError, over_tls: bool, target: str | None
 ) -> tuple[Reason, str]:
     error = exc.os_error
     if isinstance(exc, UnixClientConnectorError):
@@ -527,15 +570,12 @@ def _classify_connect_error(
             # No socket file is the Unix form of "nothing listens on that port".
             return Reason.CONNECTION_REFUSED, f"no socket at {where}"
     else:
-        where = f"{exc.host}:{exc.port}"
+        where = format_endpoint(exc.host, exc.port if exc.port is not None else "")
     if isinstance(error, ConnectionRefusedError):
         return Reason.CONNECTION_REFUSED, f"connection refused by {where}"
     if over_tls and isinstance(error, ConnectionResetError | ConnectionAbortedError):
         # A TCP connect is refused, not reset: a reset here ends the handshake.
-        return (
-            Reason.TLS,
-            "TLS error: the server closed the connection during the handshake",
-        )
+        return Reason.TLS, _tls_message(target or where, error)
     return Reason.CONNECTION_ERROR, f"cannot connect to {where}: {_os_reason(error)}"
 
 
@@ -568,14 +608,19 @@ def _ssl_error_in(exc: BaseException) -> ssl.SSLError | ssl.CertificateError | N
     return None
 
 
-def _describe_tls(error: ssl.SSLError | ssl.CertificateError) -> str:
+def _tls_message(where: str | None, error: BaseException | str) -> str:
+    if where is not None:
+        return tls_failure(where, error)
+    # Without a target (a caller that does not pass one), the same wording without it.
+    reason = error if isinstance(error, str) else describe_ssl_error(error)
     if isinstance(error, ssl.SSLCertVerificationError):
-        detail = error.verify_message
-        return f"certificate verify failed ({detail})" if detail else "certificate verify failed"
-    reason = getattr(error, "reason", None)
-    if isinstance(reason, str) and reason:
-        return reason.lower().replace("_", " ")
-    return _os_reason(error)
+        reason = tls_failure("", error).partition(": ")[2]
+    return f"TLS error: {reason}"
+
+
+def _where(url: yarl.URL) -> str:
+    """`HOST:PORT` of a request URL, the port filled in from the scheme."""
+    return format_endpoint(url.host or "", url.port or "")
 
 
 def _os_reason(error: BaseException) -> str:
@@ -586,7 +631,12 @@ def _os_reason(error: BaseException) -> str:
 def _new_tcp_session(keep_alive: bool) -> aiohttp.ClientSession:
     # limit=0: every check has at most one request in flight, so a pool limit
     # could only make checks wait for each other and eat into their deadlines.
-    return _new_session(aiohttp.TCPConnector(force_close=not keep_alive, limit=0))
+    # use_dns_cache=False: each run resolves the host name afresh, as the tcp
+    # probe and kubelet do; aiohttp's default would keep an address for 10 s
+    # after the name has moved.
+    return _new_session(
+        aiohttp.TCPConnector(force_close=not keep_alive, limit=0, use_dns_cache=False)
+    )
 
 
 def _new_unix_session(socket_path: str, keep_alive: bool) -> aiohttp.ClientSession:
@@ -623,6 +673,12 @@ def _parse_target_url(text: str) -> tuple[yarl.URL, str | None]:
         )
     if scheme == "http+unix":
         return _parse_unix_url(remainder)
+    authority = remainder.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    if authority.count(":") > 1 and not authority.startswith("["):
+        raise ValueError(
+            f"invalid url {_redacted(text)!r}: write an IPv6 address in brackets, "
+            f"like {scheme}://[::1]:8080/"
+        )
     try:
         url = yarl.URL(text)
     except ValueError as exc:

@@ -20,9 +20,20 @@ from typing import Annotated
 
 import msgspec
 
+from probes.address import Host, format_endpoint
 from probes.base import Probe, Reason, Result, Status
+from probes.material import Reread
 from probes.reading import Ended, read_until, text_matcher
-from probes.tls import CaFile, TlsSettings, TlsSetupError, describe_ssl_error
+from probes.tls import (
+    CaFile,
+    KeyFile,
+    PemPath,
+    ServerName,
+    TlsSettings,
+    TlsSetupError,
+    describe_ssl_error,
+    tls_failure,
+)
 from probes.types import option_error
 
 __all__ = ["EXPECT_LIMIT", "TcpProbe", "TlsSetupError", "classify_connect_error"]
@@ -43,8 +54,12 @@ class TcpProbe(Probe):
 
     class Options(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
         host: Annotated[
-            _NonEmpty, msgspec.Meta(description="host name or address to connect to")
-        ] = "127.0.0.1"
+            Host,
+            msgspec.Meta(
+                description="host name or address to connect to; an IPv6 address with "
+                "or without brackets"
+            ),
+        ] = Host("127.0.0.1")
         port: Annotated[Port, msgspec.Meta(description="TCP port to connect to")]
         send: Annotated[
             _NonEmpty | None,
@@ -67,20 +82,22 @@ class TcpProbe(Probe):
             msgspec.Meta(description="verify the server's certificate and host name (with tls)"),
         ] = True
         ca_file: CaFile = None
-        server_name: Annotated[
-            _NonEmpty | None,
-            msgspec.Meta(
-                description="name sent as SNI and verified in the certificate (default: host)"
-            ),
+        cert_file: Annotated[
+            PemPath | None,
+            msgspec.Meta(description="PEM client certificate, for mutual TLS (may hold the key)"),
         ] = None
+        key_file: KeyFile = None
+        server_name: ServerName = None
 
         def __post_init__(self) -> None:
             if not self.tls:
-                for key in ("ca_file", "server_name"):
+                for key in ("ca_file", "server_name", "cert_file", "key_file"):
                     if getattr(self, key) is not None:
                         raise option_error(key, f"{key} needs tls: true")
                 if not self.tls_verify:
                     raise option_error("tls_verify", "tls_verify needs tls: true")
+            if self.key_file is not None and self.cert_file is None:
+                raise option_error("key_file", "key_file requires cert_file")
             if self.send is not None and _LITERAL_ESCAPE.search(self.send):
                 # A plain or single-quoted YAML scalar keeps \r\n as two characters;
                 # no line protocol wants a backslash there.
@@ -94,15 +111,15 @@ class TcpProbe(Probe):
 
     async def check(self) -> Result:
         config = self.config
-        where = f"{config.host}:{config.port}"
-        context = self._tls_context if config.tls else None
+        where = format_endpoint(config.host, config.port)
+        context = self._tls_context.get() if config.tls else None
         started = time.perf_counter()
         try:
             reader, writer = await asyncio.open_connection(
-                config.host,
+                str(config.host),  # uvloop and the ssl module take an exact str
                 config.port,
                 ssl=context,
-                server_hostname=(config.server_name or config.host) if config.tls else None,
+                server_hostname=str(config.server_name or config.host) if config.tls else None,
             )
         except (OSError, ssl.SSLError, ssl.CertificateError) as exc:
             reason, message = classify_connect_error(exc, where, tls=config.tls)
@@ -146,19 +163,19 @@ class TcpProbe(Probe):
         return Reason.BODY_MISMATCH, f"reply does not match /{config.expect.pattern}/ ({ended})"
 
     @functools.cached_property
-    def _tls_context(self) -> ssl.SSLContext:
-        return TlsSettings(verify=self.config.tls_verify, ca_file=self.config.ca_file).build()
+    def _tls_context(self) -> Reread[ssl.SSLContext]:
+        config = self.config
+        return TlsSettings(
+            config.tls_verify, config.ca_file, config.cert_file, config.key_file
+        ).reread()
 
 
 def classify_connect_error(
     exc: BaseException, where: str, *, tls: bool = False
 ) -> tuple[Reason, str]:
     """The reason and a one-line output for a connection that could not be made."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        detail = exc.verify_message or "certificate verify failed"
-        return Reason.TLS, f"TLS error with {where}: certificate verify failed ({detail})"
     if isinstance(exc, ssl.CertificateError | ssl.SSLError):
-        return Reason.TLS, f"TLS error with {where}: {describe_ssl_error(exc)}"
+        return Reason.TLS, tls_failure(where, exc)
     if isinstance(exc, socket.gaierror):
         host = where.rpartition(":")[0]
         return Reason.DNS, f"cannot resolve {host}: {exc.strerror or exc}"
@@ -166,9 +183,7 @@ def classify_connect_error(
     if numbers and all(number == errno.ECONNREFUSED for number in numbers):
         return Reason.CONNECTION_REFUSED, f"connection refused by {where}"
     if tls and isinstance(exc, ConnectionResetError | ConnectionAbortedError | EOFError):
-        return Reason.TLS, (
-            f"TLS error with {where}: the server closed the connection during the handshake"
-        )
+        return Reason.TLS, tls_failure(where, exc)
     return Reason.CONNECTION_ERROR, f"cannot connect to {where}: {describe_ssl_error(exc)}"
 
 

@@ -3,17 +3,37 @@
 A CA file, a client certificate or a key that cannot be loaded is the
 adapter's own misconfiguration, not the target's fault: it is raised as
 `TlsSetupError`, which the runner reports as an error of the check.
+
+The files are read again at the first run after they change on disk
+(`TlsSettings.reread`, see probes.material), so a rotated CA or client
+certificate is used without a restart. A TLS failure is worded by
+`tls_failure` in every probe: `TLS error with HOST:PORT: certificate verify
+failed (...)`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import re
 import ssl
 from typing import Annotated
 
 import msgspec
 
-__all__ = ["CaFile", "KeyFile", "PemPath", "TlsSettings", "TlsSetupError", "describe_ssl_error"]
+from probes.material import Reread
+
+__all__ = [
+    "CaFile",
+    "KeyFile",
+    "PemPath",
+    "ServerName",
+    "TlsSettings",
+    "TlsSetupError",
+    "describe_ssl_error",
+    "pem_material",
+    "tls_failure",
+]
 
 #: A PEM file option: an empty value is a mistake (`${CA:-}`), not "the default".
 PemPath = Annotated[str, msgspec.Meta(min_length=1)]
@@ -24,6 +44,12 @@ CaFile = Annotated[
 ]
 KeyFile = Annotated[
     PemPath | None, msgspec.Meta(description="PEM private key of the client certificate")
+]
+ServerName = Annotated[
+    Annotated[str, msgspec.Meta(min_length=1)] | None,
+    msgspec.Meta(
+        description="name sent as SNI and verified in the certificate (default: the host)"
+    ),
 ]
 
 
@@ -39,6 +65,18 @@ class TlsSettings:
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
+
+    def reread(self) -> Reread[ssl.SSLContext]:
+        """The context of these settings, built again when one of its files changes."""
+        return Reread(
+            (self.ca_file, self.cert_file, self.key_file),
+            self.build,
+            what="TLS material " + ", ".join(f for f in self.files() if f),
+            errors=(TlsSetupError,),
+        )
+
+    def files(self) -> tuple[str | None, ...]:
+        return (self.ca_file, self.cert_file, self.key_file)
 
     def build(self) -> ssl.SSLContext:
         try:
@@ -71,6 +109,81 @@ def read_pem(path: str | None, key: str) -> bytes | None:
             return stream.read()
     except OSError as exc:
         raise TlsSetupError(f"cannot read {key} {path}: {exc.strerror or exc}") from None
+
+
+PemMaterial = tuple[bytes | None, bytes | None, bytes | None]
+
+
+def pem_material(
+    ca_file: str | None, cert_file: str | None, key_file: str | None
+) -> Reread[PemMaterial]:
+    """The bytes of (ca_file, cert_file, key_file), read again when one changes (gRPC)."""
+
+    def read() -> PemMaterial:
+        material = (
+            read_pem(ca_file, "ca_file"),
+            read_pem(cert_file, "cert_file"),
+            read_pem(key_file, "key_file"),
+        )
+        # A file caught half written is cut inside a PEM block.
+        for data, key in zip(material, ("ca_file", "cert_file", "key_file"), strict=True):
+            if data is not None and data.count(b"-----BEGIN") != data.count(b"-----END"):
+                raise TlsSetupError(f"{key} holds an incomplete PEM block")
+        return material
+
+    return Reread(
+        (ca_file, cert_file, key_file),
+        read,
+        what="TLS material " + ", ".join(f for f in (ca_file, cert_file, key_file) if f),
+        errors=(TlsSetupError,),
+    )
+
+
+# gRPC core's wording of the same failures the ssl module reports.
+_GRPC_VERIFY = re.compile(r"CERTIFICATE_VERIFY_FAILED(?::\s*(?P<detail>[^:;]+))?")
+_GRPC_PEER_NAME = re.compile(r"Peer name (?P<name>\S+) is not in peer certificate")
+_GRPC_NAME_CHECK = "Hostname Verification Check failed"
+_CLOSED_IN_HANDSHAKE = "the server closed the connection during the handshake"
+
+
+def tls_failure(where: str, error: BaseException | str, *, server_name: str | None = None) -> str:
+    """One line for a failed TLS handshake with `where` (`HOST:PORT`), worded the
+    same whichever library reported it: an ssl exception, or gRPC's details
+    (which do not name the server name that was verified: `server_name` does)."""
+    return f"TLS error with {where}: {_tls_reason(error, server_name)}"
+
+
+def _tls_reason(error: BaseException | str, server_name: str | None = None) -> str:
+    if isinstance(error, ssl.SSLCertVerificationError):
+        detail = error.verify_message
+        return f"certificate verify failed ({detail})" if detail else "certificate verify failed"
+    if isinstance(error, ConnectionResetError | ConnectionAbortedError | EOFError):
+        return _CLOSED_IN_HANDSHAKE
+    if isinstance(error, BaseException):
+        return describe_ssl_error(error)
+    verify = _GRPC_VERIFY.search(error)
+    if verify is not None:
+        detail = (verify["detail"] or "").strip()
+        return f"certificate verify failed ({detail})" if detail else "certificate verify failed"
+    peer = _GRPC_PEER_NAME.search(error)
+    name = peer["name"] if peer is not None else server_name
+    if name is not None and (peer is not None or _GRPC_NAME_CHECK in error):
+        kind = "IP address" if _is_ip(name) else "Hostname"
+        return (
+            f"certificate verify failed ({kind} mismatch, certificate is not valid for {name!r}.)"
+        )
+    lowered = error.lower()
+    if "connection reset" in lowered or "socket closed" in lowered or "eof" in lowered:
+        return _CLOSED_IN_HANDSHAKE
+    return f"handshake failed ({error})" if error else "handshake failed"
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def describe_ssl_error(exc: BaseException) -> str:

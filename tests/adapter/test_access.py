@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from adapter.config import ConfigError, load_config, parse_config
 from adapter.server import make_app, reloader_for
 from tests import sample_probes
+from tests.rotation import SecretDir
 
 Client = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 
@@ -211,3 +212,31 @@ async def test_a_reload_rotates_the_token(aiohttp_client: Client, tmp_path: Path
         await client.get("/health", headers={"Authorization": "Bearer another-token-abcdefghij"})
     ).json(content_type=None)
     assert "checks" not in old and "checks" in new
+
+
+async def test_a_rotated_token_file_is_used_at_the_next_request_without_a_reload(
+    aiohttp_client: Client, tmp_path: Path
+) -> None:
+    secret = SecretDir(tmp_path / "secret")
+    secret.publish({"token": f"{TOKEN}\n".encode()})
+    config = parse_config(
+        f"server: {{details: token, token_file: '{secret.path('token')}'}}\n"
+        "checks: [{name: a, interval: 100ms, plugin: {class: 'tests.sample_probes:Ok'}}]\n",
+        environ={},
+    )
+    client = await aiohttp_client(make_app(config))
+    new_auth = {"Authorization": "Bearer another-token-abcdefghij"}
+
+    async def sees_details(headers: dict[str, str]) -> bool:
+        body = await (await client.get("/health", headers=headers)).json(content_type=None)
+        return "checks" in body
+
+    assert await sees_details(AUTH) and not await sees_details(new_auth)
+
+    secret.publish({"token": b"another-token-abcdefghij\n"})  # a Secret's symlink swap
+    assert await sees_details(new_auth) and not await sees_details(AUTH)
+
+    secret.publish({"token": b"short\n"})  # not a token: the one in force stays
+    assert await sees_details(new_auth) and not await sees_details(
+        {"Authorization": "Bearer short"}
+    )

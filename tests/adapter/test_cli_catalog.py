@@ -45,7 +45,8 @@ def test_probes_name_prints_options_types_defaults_and_docs() -> None:
         "  Connect to a TCP port; optionally send text and expect a reply, over TLS if asked.",
     ]
     assert (
-        "  host: text, default 127.0.0.1\n      host name or address to connect to\n" in done.stdout
+        "  host: text, default 127.0.0.1\n      host name or address to connect to; "
+        "an IPv6 address with or without brackets\n" in done.stdout
     )
     assert "  port: integer 1-65535, required\n" in done.stdout
     assert "  expect: regular expression, optional\n" in done.stdout

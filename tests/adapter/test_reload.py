@@ -320,3 +320,88 @@ def test_sighup_reloads_a_real_process_and_a_bad_config_never_stops_it(
         ),
     ]
     assert "Traceback" not in stderr
+
+
+PLUGIN = """
+import msgspec
+from probes import Probe, Result
+
+
+class Plugin(Probe):
+    class Options(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+        word: str = "ok"
+{extra}
+    def check(self) -> Result:
+        return Result("pass", "{output} " + self.config.word)
+"""
+
+
+@pytest.mark.parametrize(
+    ("module", "accepted", "error"),
+    [
+        pytest.param(
+            PLUGIN.format(extra="", output="version two"), True, None, id="new-code-is-used"
+        ),
+        pytest.param(
+            "raise ImportError('half deployed')\n",
+            False,
+            "could not be imported: ImportError: half deployed",
+            id="no-longer-imports",
+        ),
+        pytest.param(
+            PLUGIN.format(extra="        limit: int\n", output="version two"),
+            False,
+            "plugin.limit: required",
+            id="options-schema-changed",
+        ),
+    ],
+)
+async def test_a_reload_judges_plugin_code_as_it_is_on_disk(
+    aiohttp_client: Client,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
+    module: str,
+    accepted: bool,
+    error: str | None,
+) -> None:
+    name = "reloaded_plugin_" + request.node.callspec.id.replace("-", "_")
+    (tmp_path / f"{name}.py").write_text(PLUGIN.format(extra="", output="version one"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    path = tmp_path / "health.yaml"
+    path.write_text(f"checks: [{{name: p, interval: 100ms, plugin: {{class: '{name}:Plugin'}}}}]\n")
+    client = await aiohttp_client(make_app(load_config(path)))
+    await settle(client, "/health/p", 200)
+    reloader = reloader_for(client.app, path)  # type: ignore[arg-type]
+    caplog.set_level(logging.INFO, "health_adapter")
+
+    (tmp_path / f"{name}.py").write_text(module)
+    path.write_text(path.read_text().replace("100ms", "150ms"))  # the check changes too
+    validate = subprocess.run(
+        [sys.executable, "-m", "adapter", "validate", "-c", str(path)],
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    # What a restart would say, the reload says.
+    assert (await reloader.reload("test")) is accepted
+    assert (validate.returncode == 0) is accepted, validate.stdout + validate.stderr
+    errors = [r.fields["error"] for r in caplog.records if r.getMessage() == "config_error"]  # type: ignore[attr-defined]
+    if accepted:
+        for _ in range(200):
+            output = (await body_of(client))["checks"]["p"][0]["output"]
+            if output == "version two ok":
+                break
+            await asyncio.sleep(0.02)
+        assert output == "version two ok"
+    else:
+        assert error is not None and len(errors) == 1 and error in errors[0], errors
+        assert error in validate.stdout + validate.stderr
+        # The check in force keeps running on the code it was loaded with.
+        assert (await body_of(client))["checks"]["p"][0]["output"] == "version one ok"
+        # A second reload of the same files is refused again.
+        assert not await reloader.reload("test")

@@ -23,6 +23,7 @@ from probes import grpc as grpc_probe
 from probes.grpc import INSTALL_HINT, GrpcProbe, TlsSetupError
 from tests.conftest import ROOT, free_port
 from tests.leaks import no_leaks
+from tests.rotation import SecretDir
 
 grpc = pytest.importorskip("grpc", reason="the grpc extra is not installed (CI installs it)")
 health = pytest.importorskip("grpc_health.v1.health")
@@ -64,16 +65,19 @@ async def start_server() -> AsyncIterator[ServerFactory]:
     servers: list[Any] = []
 
     async def start(
-        servicer: Any = None, credentials: Any = None, with_health: bool = True
+        servicer: Any = None,
+        credentials: Any = None,
+        with_health: bool = True,
+        address: str = "127.0.0.1:0",
     ) -> HealthServer:
         server = grpc.aio.server()
         servicer = servicer if servicer is not None else health.aio.HealthServicer()
         if with_health:
             health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
         if credentials is None:
-            port = server.add_insecure_port("127.0.0.1:0")
+            port = server.add_insecure_port(address)
         else:
-            port = server.add_secure_port("127.0.0.1:0", credentials)
+            port = server.add_secure_port(address, credentials)
         await server.start()
         servers.append(server)
         return HealthServer(server, port, servicer)
@@ -128,6 +132,44 @@ async def test_a_status_change_is_seen_on_the_next_run(start_server: ServerFacto
     assert (await run(port=server.port, service="orders")).status is Status.PASS
     await server.servicer.set("orders", NOT_SERVING)
     assert (await run(port=server.port, service="orders")).status is Status.FAIL
+
+
+@pytest.mark.parametrize("host", ["::1", "[::1]"], ids=["ipv6", "ipv6-in-brackets"])
+async def test_an_ipv6_host_with_or_without_brackets(
+    start_server: ServerFactory, host: str
+) -> None:
+    server = await start_server(address="[::1]:0")
+    config = parse_config(
+        f'checks: [{{name: g, grpc: {{host: "{host}", port: {server.port}}}}}]', environ={}
+    )
+    result = await run(**config.checks[0].options)
+    assert result.status is Status.PASS, result.output
+    assert f"([::1]:{server.port}, " in result.output
+
+
+async def test_the_first_run_after_a_long_outage_passes(start_server: ServerFactory) -> None:
+    server = await start_server()
+    port = server.port
+    pool = DaemonThreadPool(1)
+    probe = GrpcProbe("g", {"port": port})
+    runner = ProbeRunner(probe, WAIT, pool)
+    try:
+        assert (await runner.run()).result.status is Status.PASS
+        await server.server.stop(None)
+        # Several failed runs while gRPC's reconnect backoff grows (1 s, 1.6 s, ...).
+        loop = asyncio.get_running_loop()
+        outage_ends = loop.time() + 3.5
+        while loop.time() < outage_ends:
+            assert (await runner.run()).result.status is Status.FAIL
+            await asyncio.sleep(0.3)
+        await start_server(address=f"127.0.0.1:{port}")
+
+        result = (await runner.run()).result
+
+        assert result.status is Status.PASS, result.output
+    finally:
+        await probe.close()
+        pool.shutdown(wait=False)
 
 
 async def test_a_server_without_the_health_service(start_server: ServerFactory) -> None:
@@ -266,6 +308,61 @@ async def test_mutual_tls(start_server: ServerFactory, ca: trustme.CA, tls_dir: 
 
     assert with_cert.status is Status.PASS, with_cert.output
     assert without.status is Status.FAIL
+
+
+async def test_rotated_tls_files_are_used_at_the_next_run(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    old_ca, new_ca = trustme.CA(), trustme.CA()
+    secret = SecretDir(tmp_path / "secret")
+
+    def publish(ca: trustme.CA) -> None:
+        client = ca.issue_cert("probe.test")
+        secret.publish(
+            {
+                "ca.pem": ca.cert_pem.bytes(),
+                "tls.crt": client.cert_chain_pems[0].bytes(),
+                "tls.key": client.private_key_pem.bytes(),
+            }
+        )
+
+    publish(old_ca)
+    server = await start_server(credentials=server_credentials(old_ca, client_ca=True))
+    port = server.port
+    options = {
+        "port": port,
+        "tls": True,
+        "server_name": "health.test",
+        "ca_file": secret.path("ca.pem"),
+        "cert_file": secret.path("tls.crt"),
+        "key_file": secret.path("tls.key"),
+    }
+    pool = DaemonThreadPool(1)
+    probe = GrpcProbe("g", options)
+    runner = ProbeRunner(probe, WAIT, pool)
+    try:
+        assert (await runner.run()).result.status is Status.PASS
+        # Server and client both move to the new CA (a mutual-TLS rotation).
+        await server.server.stop(None)
+        await start_server(
+            credentials=server_credentials(new_ca, client_ca=True), address=f"127.0.0.1:{port}"
+        )
+        assert (await runner.run()).result.reason is Reason.TLS
+        publish(new_ca)
+        result = (await runner.run()).result
+        assert result.status is Status.PASS, result.output
+        # A key caught half written keeps the material in use.
+        secret.publish(
+            {
+                "ca.pem": new_ca.cert_pem.bytes(),
+                "tls.crt": Path(secret.path("tls.crt")).read_bytes(),
+                "tls.key": Path(secret.path("tls.key")).read_bytes()[:60],
+            }
+        )
+        assert (await runner.run()).result.status is Status.PASS
+    finally:
+        await probe.close()
+        pool.shutdown(wait=False)
 
 
 async def test_plain_text_to_a_tls_server_fails(

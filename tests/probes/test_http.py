@@ -37,6 +37,8 @@ from probes.http import (
     classify_error,
 )
 from probes.types import json_schema_of_custom
+from tests.conftest import free_port
+from tests.rotation import SecretDir
 
 try:
     from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
@@ -1201,7 +1203,10 @@ async def test_redirect_status_decides_the_next_method(
             "localhost",
             {},
             Reason.TLS,
-            "TLS error: certificate verify failed (unable to get local issuer certificate)",
+            re.compile(
+                r"TLS error with localhost:\d+: certificate verify failed "
+                r"\(unable to get local issuer certificate\)"
+            ),
             id="system-trust-fails",
         ),
         pytest.param("localhost", {"ca_file": "CA"}, None, PASSED_200, id="ca-file-passes"),
@@ -1210,7 +1215,9 @@ async def test_redirect_status_decides_the_next_method(
             "127.0.0.1",
             {"ca_file": "CA"},
             Reason.TLS,
-            re.compile(r"TLS error: certificate verify failed \(IP address mismatch.*\)"),
+            re.compile(
+                r"TLS error with 127\.0\.0\.1:\d+: certificate verify failed \(IP address mismatch.*\)"
+            ),
             id="host-name-mismatch-fails",
         ),
         pytest.param(
@@ -1240,7 +1247,12 @@ async def test_https_to_a_plain_http_port_is_a_tls_failure(
     server: TestServer, resources: Resources
 ) -> None:
     result = await run(resources, f"https://127.0.0.1:{server.port}/ok")
-    assert_result(result, Status.FAIL, Reason.TLS, "TLS error: wrong version number")
+    assert_result(
+        result,
+        Status.FAIL,
+        Reason.TLS,
+        f"TLS error with 127.0.0.1:{server.port}: wrong version number",
+    )
     assert result.observed_value is None
 
 
@@ -1322,6 +1334,119 @@ async def test_unloadable_tls_files_are_a_setup_error_not_a_target_failure(
     probe = make_probe(resources, f"https://localhost:{tls_server.port}/ok", ca_file=missing)
     with pytest.raises(TlsSetupError, match=f"cannot load ca_file {re.escape(missing)}: No such"):
         await probe.check()
+
+
+def named_server_tls(ca: trustme.CA, name: str, seen_sni: list[str | None]) -> ssl.SSLContext:
+    """A server context with a certificate for `name` only, recording the SNI it is sent."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(name).configure_cert(context)
+
+    def note(_: Any, server_name: str | None, __: Any) -> None:
+        seen_sni.append(server_name)
+
+    context.sni_callback = note
+    return context
+
+
+@pytest.mark.parametrize(
+    ("options", "status", "sni", "output"),
+    [
+        pytest.param(
+            {},
+            Status.FAIL,
+            None,
+            r"TLS error with 127\.0\.0\.1:\d+: certificate verify failed \(IP address mismatch, "
+            r"certificate is not valid for '127\.0\.0\.1'\.\)",
+            id="by-ip-without-server-name",
+        ),
+        pytest.param(
+            {"server_name": "app.example.test"},
+            Status.PASS,
+            "app.example.test",
+            PASSED_200.pattern,
+            id="server-name",
+        ),
+        pytest.param(
+            {"headers": {"Host": "app.example.test:8443"}},
+            Status.PASS,
+            "app.example.test",
+            PASSED_200.pattern,
+            id="host-header-names-the-server",
+        ),
+        pytest.param(
+            {"headers": {"Host": "wrong.test"}, "server_name": "app.example.test"},
+            Status.PASS,
+            "app.example.test",
+            PASSED_200.pattern,
+            id="server-name-wins-over-host-header",
+        ),
+        pytest.param(
+            {"server_name": "other.test"},
+            Status.FAIL,
+            "other.test",
+            r"TLS error with 127\.0\.0\.1:\d+: certificate verify failed \(Hostname mismatch, "
+            r"certificate is not valid for 'other\.test'\.\)",
+            id="wrong-server-name",
+        ),
+        pytest.param(
+            {"server_name": "other.test", "tls_verify": False},
+            Status.PASS,
+            "other.test",
+            PASSED_200.pattern,
+            id="verify-off-still-sends-the-name",
+        ),
+    ],
+)
+async def test_server_name_is_sent_and_verified(
+    aiohttp_server: ServerFactory,
+    app: web.Application,
+    ca: trustme.CA,
+    tls_files: TlsFiles,
+    resources: Resources,
+    options: dict[str, Any],
+    status: Status,
+    sni: str | None,
+    output: str,
+) -> None:
+    seen_sni: list[str | None] = []
+    server = await aiohttp_server(app, ssl=named_server_tls(ca, "app.example.test", seen_sni))
+
+    result = await run(
+        resources, f"https://127.0.0.1:{server.port}/ok", ca_file=tls_files.ca, **options
+    )
+
+    assert_result(result, status, None if status is Status.PASS else Reason.TLS, re.compile(output))
+    assert seen_sni == [sni]
+
+
+def test_server_name_needs_https() -> None:
+    with pytest.raises(msgspec.ValidationError, match="server_name needs an https:// url"):
+        HttpProbe.parse_options({"url": "http://127.0.0.1/", "server_name": "app.test"})
+
+
+async def test_a_rotated_ca_is_used_at_the_next_run(
+    aiohttp_server: ServerFactory, app: web.Application, resources: Resources, tmp_path: Path
+) -> None:
+    old_ca, new_ca = trustme.CA(), trustme.CA()
+    secret = SecretDir(tmp_path / "secret")
+    secret.publish({"ca.pem": old_ca.cert_pem.bytes()})
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    old_ca.issue_cert("localhost").configure_cert(server_tls)
+    server = await aiohttp_server(app, ssl=server_tls)
+    probe = make_probe(
+        resources, f"https://localhost:{server.port}/ok", ca_file=secret.path("ca.pem")
+    )
+    assert (await probe.check()).status is Status.PASS
+
+    # The server moves to a certificate of the new CA: the old bundle cannot verify it.
+    new_ca.issue_cert("localhost").configure_cert(server_tls)
+    assert (await probe.check()).reason is Reason.TLS
+    secret.publish({"ca.pem": new_ca.cert_pem.bytes()})
+    assert_result(await probe.check(), Status.PASS, None, PASSED_200)
+
+    # A bundle caught half written keeps the one in use.
+    secret.publish({"ca.pem": new_ca.cert_pem.bytes()[:100]})
+    assert_result(await probe.check(), Status.PASS, None, PASSED_200)
 
 
 # --- Unix sockets ---------------------------------------------------------------
@@ -1426,6 +1551,33 @@ async def test_keep_alive_survives_the_app_closing_idle_connections(
     assert len({seen.peer for seen in app[SEEN]}) == 2
 
 
+@pytest.mark.parametrize("runs_while_down", [0, 3], ids=["restart-between-runs", "long-outage"])
+async def test_keep_alive_passes_at_the_first_run_after_the_app_is_back(
+    app: web.Application, resources: Resources, runs_while_down: int
+) -> None:
+    port = free_port()
+
+    async def start() -> web.AppRunner:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return runner
+
+    runner = await start()
+    probe = make_probe(resources, f"http://127.0.0.1:{port}/ok", keep_alive=True)
+    assert (await probe.check()).status is Status.PASS
+    await runner.cleanup()  # the app goes, and its kept connection with it
+    for _ in range(runs_while_down):
+        down = await probe.check()
+        assert (down.status, down.reason) == (Status.FAIL, Reason.CONNECTION_REFUSED)
+    runner = await start()
+    try:
+        back = await probe.check()
+    finally:
+        await runner.cleanup()
+    assert_result(back, Status.PASS, None, PASSED_200)
+
+
 async def test_keep_alive_over_a_unix_socket(
     unix_socket: str, app: web.Application, resources: Resources
 ) -> None:
@@ -1459,14 +1611,17 @@ async def test_proxies_in_the_environment_are_ignored(
         assert len(proxy_connections) == 1
 
 
-async def test_closed_port_is_refused(resources: Resources) -> None:
+@pytest.mark.parametrize(
+    ("host", "printed"), [("127.0.0.1", "127.0.0.1"), ("[::1]", "[::1]")], ids=["ipv4", "ipv6"]
+)
+async def test_closed_port_is_refused(resources: Resources, host: str, printed: str) -> None:
     port = closed_port()
-    result = await run(resources, f"http://127.0.0.1:{port}/ok")
+    result = await run(resources, f"http://{host}:{port}/ok")
     assert_result(
         result,
         Status.FAIL,
         Reason.CONNECTION_REFUSED,
-        f"connection refused by 127.0.0.1:{port}",
+        f"connection refused by {printed}:{port}",
     )
     assert (result.observed_value, result.observed_unit) == (None, None)
 
@@ -1617,7 +1772,7 @@ def caused(exc: BaseException, cause: BaseException) -> BaseException:
             aiohttp.ClientConnectorError(connection_key(), ConnectionResetError(104, "reset")),
             True,
             Reason.TLS,
-            "TLS error: the server closed the connection during the handshake",
+            "TLS error with app.example:8080: the server closed the connection during the handshake",
             id="reset-during-tls-handshake",
         ),
         pytest.param(
@@ -1634,7 +1789,7 @@ def caused(exc: BaseException, cause: BaseException) -> BaseException:
             ),
             True,
             Reason.TLS,
-            "TLS error: certificate verify failed (certificate has expired)",
+            "TLS error with app.example:8080: certificate verify failed (certificate has expired)",
             id="certificate",
         ),
         pytest.param(
@@ -1645,7 +1800,7 @@ def caused(exc: BaseException, cause: BaseException) -> BaseException:
             ),
             True,
             Reason.TLS,
-            "TLS error: tlsv13 alert certificate required",
+            "TLS error with app.example:8080: tlsv13 alert certificate required",
             id="tls-alert-later",
         ),
         pytest.param(
@@ -1679,7 +1834,7 @@ def caused(exc: BaseException, cause: BaseException) -> BaseException:
     ],
 )
 def test_classify_error(exc: BaseException, over_tls: bool, reason: Reason, output: str) -> None:
-    assert classify_error(exc, over_tls=over_tls) == (reason, output)
+    assert classify_error(exc, over_tls=over_tls, where="app.example:8080") == (reason, output)
 
 
 # --- options -------------------------------------------------------------------------

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import ssl
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -18,8 +21,9 @@ from adapter.runner import ProbeRunner
 from adapter.threads import DaemonThreadPool
 from probes import Reason, Result, Status
 from probes.tcp import EXPECT_LIMIT, TcpProbe, TlsSetupError, classify_connect_error
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port
 from tests.leaks import no_leaks
+from tests.rotation import SecretDir
 
 # Generous: these only tell a hung probe from a working one.
 WAIT = 5.0
@@ -462,6 +466,14 @@ def test_connect_errors_are_classified(
             ),
         ),
         ("{port: 80, sned: x}", "checks[0] (t).tcp.sned: unknown key; did you mean 'send'?"),
+        (
+            "{port: 80, cert_file: c.pem}",
+            "checks[0] (t).tcp.cert_file: cert_file needs tls: true",
+        ),
+        (
+            "{port: 80, tls: true, key_file: k.pem}",
+            "checks[0] (t).tcp.key_file: key_file requires cert_file",
+        ),
     ],
 )
 def test_invalid_options_are_located(block: str, error: str) -> None:
@@ -484,3 +496,165 @@ def test_defaults() -> None:
         None,
         None,
     )
+
+
+# --- how the host is written -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("listen_on", "host", "printed"),
+    [
+        pytest.param("::1", "::1", "[::1]", id="ipv6"),
+        pytest.param("::1", "[::1]", "[::1]", id="ipv6-in-brackets"),
+        pytest.param("127.0.0.1", "::ffff:127.0.0.1", "[::ffff:127.0.0.1]", id="ipv4-mapped"),
+    ],
+)
+async def test_every_spelling_of_a_host_reaches_it(listen_on: str, host: str, printed: str) -> None:
+    accepted = asyncio.Event()
+
+    async def note(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        writer.close()
+
+    try:
+        server = await asyncio.start_server(note, listen_on, 0)
+    except OSError as exc:
+        pytest.skip(f"cannot listen on {listen_on}: {exc}")
+    port = server.sockets[0].getsockname()[1]
+    try:
+        config = parse_config(
+            f'checks: [{{name: t, tcp: {{host: "{host}", port: {port}}}}}]', environ={}
+        )
+        result = await check(**config.checks[0].options)
+        await asyncio.wait_for(accepted.wait(), WAIT)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert result.status is Status.PASS, result.output
+    assert result.output.startswith(f"connected to {printed}:{port} in ")
+
+
+async def test_a_refused_ipv6_endpoint_is_written_in_brackets() -> None:
+    port = free_port()
+    result = await check(host="[::1]", port=port)
+    assert result.output == f"connection refused by [::1]:{port}"
+
+
+async def test_a_rooted_name_resolves_as_the_system_resolves_it() -> None:
+    # A trailing dot is passed on as written (it turns off search domains);
+    # glibc's hosts file does not match it, DNS does: the probe agrees with getaddrinfo.
+    port = free_port()
+    try:
+        socket.getaddrinfo("localhost.", port)
+    except socket.gaierror:
+        resolves = False
+    else:
+        resolves = True
+    result = await check(host="localhost.", port=port)
+    if resolves:
+        assert result.reason is Reason.CONNECTION_REFUSED, result.output
+    else:
+        assert (result.reason, result.output.partition(":")[0]) == (
+            Reason.DNS,
+            "cannot resolve localhost.",
+        )
+
+
+@pytest.mark.parametrize(
+    ("host", "error"),
+    [
+        pytest.param(
+            "[::1]:8080",
+            "checks[0] (t).tcp.host: invalid host '[::1]:8080': give the port in the port "
+            "option, and the host as '::1'",
+            id="port-in-host",
+        ),
+        pytest.param(
+            "fe80::1%nosuch0",
+            "checks[0] (t).tcp.host: invalid host 'fe80::1%nosuch0': this host has no "
+            "network interface 'nosuch0'",
+            id="unknown-zone",
+        ),
+    ],
+)
+def test_a_host_that_cannot_work_is_refused_at_validate(host: str, error: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f'checks: [{{name: t, tcp: {{host: "{host}", port: 80}}}}]', environ={})
+    assert caught.value.errors == [error]
+
+
+async def test_a_rotated_ca_is_used_at_the_next_run(
+    serve: Callable[..., Awaitable[Server]], tmp_path: Path
+) -> None:
+    old_ca, new_ca = trustme.CA(), trustme.CA()
+    secret = SecretDir(tmp_path / "secret")
+    secret.publish({"ca.pem": old_ca.cert_pem.bytes()})
+    tls = server_tls(old_ca)
+    server = await serve(silent, tls)
+    probe = TcpProbe("t", {"port": server.port, "tls": True, "ca_file": secret.path("ca.pem")})
+    assert (await probe.check()).status is Status.PASS
+
+    new_ca.issue_cert("localhost", "127.0.0.1").configure_cert(tls)
+    assert (await probe.check()).reason is Reason.TLS
+    secret.publish({"ca.pem": new_ca.cert_pem.bytes()})
+    result = await probe.check()
+    assert result.status is Status.PASS, result.output
+
+    secret.publish({"ca.pem": b""})  # an empty replacement keeps the bundle in use
+    assert (await probe.check()).status is Status.PASS
+
+
+async def test_tls_to_a_host_from_the_config_file_on_the_production_loop(
+    serve: Callable[..., Awaitable[Server]], ca: trustme.CA, ca_file: str, tmp_path: Path
+) -> None:
+    # `health-adapter check` runs on uvloop when it is installed, whose
+    # resolver and TLS take an exact str for a host name, not a subclass.
+    server = await serve(silent, server_tls(ca))
+    config = tmp_path / "health.yaml"
+    config.write_text(
+        f"checks: [{{name: t, tcp: {{host: '127.0.0.1', port: {server.port}, "
+        f"tls: true, ca_file: '{ca_file}'}}}}]\n"
+    )
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "adapter",
+        "check",
+        "-c",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+    )
+    out, err = await asyncio.wait_for(child.communicate(), 30)
+    assert child.returncode == 0, (out + err).decode()
+    assert f"TLS connected to 127.0.0.1:{server.port}" in out.decode()
+
+
+@pytest.mark.parametrize("with_cert", [True, False], ids=["client-certificate", "none"])
+async def test_mutual_tls(
+    serve: Callable[..., Awaitable[Server]],
+    ca: trustme.CA,
+    ca_file: str,
+    tmp_path: Path,
+    with_cert: bool,
+) -> None:
+    tls = server_tls(ca)
+    ca.configure_trust(tls)
+    tls.verify_mode = ssl.CERT_REQUIRED
+    # With TLS 1.2 a missing client certificate fails the handshake itself.
+    tls.maximum_version = ssl.TLSVersion.TLSv1_2
+    server = await serve(silent, tls)
+    client = ca.issue_cert("probe.test")
+    client.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "client.pem"))
+    options: dict[str, Any] = {"port": server.port, "tls": True, "ca_file": ca_file}
+    if with_cert:
+        options["cert_file"] = str(tmp_path / "client.pem")
+
+    result = await run(WAIT, **options)
+
+    if with_cert:
+        assert result.status is Status.PASS, result.output
+    else:
+        assert (result.status, result.reason) == (Status.FAIL, Reason.TLS), result.output
