@@ -31,6 +31,10 @@ MAX_CONFIG_BYTES = 1024 * 1024
 DEFAULT_LISTEN = "0.0.0.0:9180"
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 MIN_INTERVAL = 0.1
+#: The groups an endpoint reads: /livez and /readyz (/startupz reads every check).
+ENDPOINT_GROUPS = ("live", "ready")
+#: Group names that mean an endpoint; a near miss of one is taken for a typo.
+_MEANT_GROUPS = (*ENDPOINT_GROUPS, "startup")
 MIN_TIMEOUT = 0.01
 
 Name = Annotated[str, msgspec.Meta(pattern=NAME_PATTERN, min_length=1, max_length=128)]
@@ -243,8 +247,24 @@ def parse_config(
     )
     config = builder.build(document, source)
     if errors or config is None:
-        raise ConfigError(errors, source)
+        raise ConfigError(in_file_order(errors, document), source)
     return config
+
+
+def in_file_order(errors: list[str], mapping: Mapping[Any, Any], prefix: str = "") -> list[str]:
+    """`errors` ordered by the key of `mapping` they are under, as the file orders
+    them (YAML mappings keep their order); `prefix` is the mapping's own place
+    (`checks[0] (api).`). Errors under no key keep their place after the others,
+    and errors under one key keep the order they were found in."""
+    labels = [prefix + key_label(key) for key in mapping]
+
+    def position(error: str) -> int:
+        for index, label in enumerate(labels):
+            if error.startswith(label) and error[len(label) : len(label) + 1] in (".", ":", "["):
+                return index
+        return len(labels)
+
+    return sorted(errors, key=position)
 
 
 class _Builder:
@@ -390,15 +410,19 @@ class _Builder:
         name = raw.get("name")
         where = f"checks[{index}]" + (f" ({name})" if _is_name(name) else "")
         failures_before = self.failures()
+        errors_before = len(self.errors)
         common = {key: value for key, value in raw.items() if key in _CHECK_KEYS}
         fields = self.fields(common, _CHECK_KEYS, where + ".")
         if "name" not in raw:
             self.errors.append(f"{where}.name: required")
-        blocks = [key for key in raw if key not in _CHECK_KEYS]
-        probe = self.probe_block(where, raw, blocks)
-        if self.failures() > failures_before or probe is None:
-            return None
-        probe_type, probe_class, options, probe_config = probe
+        for position, group in enumerate(fields.get("groups", ())):
+            meant = meant_group(group)
+            if meant is not None:
+                self.errors.append(
+                    f"{where}.groups[{position}]: {group_typo_message(group, meant)}"
+                )
+        # Ranges are judged with the other mistakes, not after they are fixed;
+        # a setting that is itself invalid falls back to its default here.
         timing = {key: fields.get(key, defaults[key]) for key in _TIMING_KEYS}
         if timing["interval"] < MIN_INTERVAL:
             self.errors.append(
@@ -410,8 +434,12 @@ class _Builder:
                 f"{where}.timeout: {format_duration(timing['timeout'])} is "
                 f"shorter than the minimum of {format_duration(MIN_TIMEOUT)}"
             )
-        if self.failures() > failures_before:
+        blocks = [key for key in raw if key not in _CHECK_KEYS]
+        probe = self.probe_block(where, raw, blocks)
+        self.errors[errors_before:] = in_file_order(self.errors[errors_before:], raw, where + ".")
+        if self.failures() > failures_before or probe is None:
             return None
+        probe_type, probe_class, options, probe_config = probe
         return CheckConfig(
             name=fields["name"],
             probe_type=probe_type,
@@ -589,12 +617,15 @@ def parse_listen(value: str) -> ListenAddress:
     if not sep:
         host, port_text = "", text
     host = host.strip("[]")
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not port_text.isdigit():
         raise ValueError(
             f"invalid listen address {value!r}: write it as HOST:PORT or "
             f"unix:/path.sock, e.g. {DEFAULT_LISTEN!r}"
         )
-    return TcpAddress(host or "0.0.0.0", int(port_text))
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise ValueError(f"invalid listen address {value!r}: port {port} is out of range 1-65535")
+    return TcpAddress(host or "0.0.0.0", port)
 
 
 # -- error messages ---------------------------------------------------------------------
@@ -681,11 +712,9 @@ def _option_errors(
             errors.append(f"{where}.{key_label(key)}: {_unknown_option_message(key, declared)}")
             suggested.update(difflib.get_close_matches(str(key), list(declared), n=1))
             continue
-        message = _value_error(value, field.type, f"{where}.{key}")
-        if message is None:
-            unreported += 1
-        elif message:
-            errors.append(message)
+        found, hidden = _value_errors(value, field.type, f"{where}.{key}")
+        errors += found
+        unreported += hidden
     for key, field in declared.items():
         if field.required and key not in options and key not in suggested:
             errors.append(f"{where}.{key}: required")
@@ -703,26 +732,50 @@ def _unknown_option_message(key: Any, declared: Mapping[str, OptionField]) -> st
     return unknown_key_message(key, declared)
 
 
-def _value_error(value: Any, type_: Any, where: str) -> str | None:
-    """ "" when `value` fits `type_`; else the located message (None: already reported)."""
+def _value_errors(value: Any, type_: Any, where: str) -> tuple[list[str], int]:
+    """Every located mistake in `value` against `type_`, and how many were already
+    reported (unset variables): each bad item of a mapping or a list on its own,
+    since msgspec stops at the first."""
     try:
         msgspec.convert(value, type_, strict=False, dec_hook=decode_custom)
     except msgspec.ValidationError as exc:
         error = str(exc)
     else:
-        return ""
+        return [], 0
     # msgspec does not name the key of a bad value in a mapping (`$[...]`): find it.
+    items: list[tuple[str, Any]] = []
     item_type = _mapping_value_type(type_)
     if item_type is not None and isinstance(value, dict) and "[...]" in error:
-        for key, item in value.items():
-            message = _value_error(item, item_type, f"{where}.{key_label(key)}")
-            if message != "":
-                return message
+        items = [(f"{where}.{key_label(key)}", item) for key, item in value.items()]
+    else:
+        item_type = _list_item_type(type_)
+        if item_type is not None and isinstance(value, list) and re.search(r"`\$\[\d+\]", error):
+            items = [(f"{where}[{index}]", item) for index, item in enumerate(value)]
+    if items:
+        messages: list[str] = []
+        unreported = 0
+        for item_where, item in items:
+            found, hidden = _value_errors(item, item_type, item_where)
+            messages += found
+            unreported += hidden
+        if messages or unreported:
+            return messages, unreported
     message = located_message(error, where, value)
+    if message is None:
+        return [], 1
     choices = _enum_type(type_)
-    if message is not None and choices is not None and "Invalid enum value" in message:
+    if choices is not None and "Invalid enum value" in message:
         message += f" (one of: {', '.join(str(member.value) for member in choices)})"
-    return message
+    return [message], 0
+
+
+def _list_item_type(type_: Any) -> Any:
+    for candidate in _unwrapped(type_):
+        if typing.get_origin(candidate) in (list, tuple, collections.abc.Sequence):
+            args = typing.get_args(candidate)
+            if len(args) == 1 or (len(args) == 2 and args[1] is Ellipsis):
+                return args[0]
+    return None
 
 
 def _unwrapped(type_: Any) -> list[Any]:
@@ -748,6 +801,23 @@ def _enum_type(type_: Any) -> type[enum.Enum] | None:
         if isinstance(candidate, type) and issubclass(candidate, enum.Enum):
             return candidate
     return None
+
+
+def meant_group(group: str) -> str | None:
+    """The endpoint group (`live`, `ready`, `startup`) that `group` is a near miss
+    of (`Ready`, `redy`), or None when it is one or is nothing like one."""
+    if group in _MEANT_GROUPS:
+        return None
+    close = difflib.get_close_matches(group.lower(), _MEANT_GROUPS, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def group_typo_message(group: str, meant: str) -> str:
+    return (
+        f"group {group!r} is read by no endpoint; did you mean {meant!r}? "
+        "(/readyz reads group 'ready', /livez 'live'; other names are free-form, "
+        "for check --group, and must not look like these)"
+    )
 
 
 def unknown_key_message(key: Any, valid: Any) -> str:

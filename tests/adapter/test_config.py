@@ -13,6 +13,7 @@ from adapter.config import (
     TcpAddress,
     UnixAddress,
     load_config,
+    meant_group,
     parse_config,
     parse_listen,
 )
@@ -289,3 +290,55 @@ def test_status_codes_default_and_override() -> None:
         consul.server.status_codes.warn,
         consul.server.status_codes.fail,
     ) == (200, 429, 500)
+
+
+def test_one_run_reports_every_kind_of_mistake_in_file_order() -> None:
+    text = """
+server: {access_log: 2}
+listen: "localhost:99999"
+checks:
+  - name: a
+    interval: 50ms
+    groups: [redy]
+    critical: maybe
+    http: {url: "http://127.0.0.1:1/", headers: {X-Debug: on, X-Country: NO}}
+  - name: b
+    timeout: 1ms
+    tcp: {host: 127.0.0.1, port: 1}
+service: ""
+"""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, registry=Registry.discover([]), environ={})
+    assert [error.split(":")[0] for error in caught.value.errors] == [
+        "server.access_log",
+        "listen",
+        "checks[0] (a).interval",
+        "checks[0] (a).groups[0]",
+        "checks[0] (a).critical",
+        "checks[0] (a).http.headers.X-Debug",
+        "checks[0] (a).http.headers.X-Country",
+        "checks[1] (b).timeout",
+        "service",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("group", "meant"),
+    [
+        ("redy", "ready"),
+        ("Ready", "ready"),
+        ("READY", "ready"),
+        ("lve", "live"),
+        ("Live", "live"),
+        ("startp", "startup"),
+        ("ready", None),
+        ("live", None),
+        ("db", None),
+        ("batch", None),
+        ("nightly", None),
+    ],
+)
+def test_a_group_name_close_to_an_endpoint_group_is_taken_for_a_typo(
+    group: str, meant: str | None
+) -> None:
+    assert meant_group(group) == meant
