@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from adapter import __version__
 from adapter.config import Config, parse_config
 from adapter.loop import event_loop_factory
 from adapter.server import make_app
@@ -150,6 +151,24 @@ def test_serve_refuses_an_invalid_config_before_listening(config_file: Callable[
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    "command",
+    [[sys.executable, "-m", "adapter"], [str(Path(sys.executable).parent / "health-adapter")]],
+    ids=["python-m-adapter", "console-script"],
+)
+def test_version(command: list[str]) -> None:
+    done = subprocess.run(
+        [*command, "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"health-adapter {__version__}\n"
+
+
 def test_serve_reports_a_port_in_use(config_file: Callable[..., Path]) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -242,6 +261,8 @@ def test_serve_answers_then_stops_cleanly_on_sigterm(
     names = [e["event"] for e in events]
     assert process.returncode == 0, stderr
     assert names[-2:] == ["stopping", "stopped"] and "started" in names
+    started = next(e for e in events if e["event"] == "started")
+    assert started["loop"] == ("asyncio" if "without-uvloop" in event_loop_path else "uvloop")
     # One line per transition, not one per run: each check changed state once.
     transitions = [e for e in events if e["event"] == "check_transition"]
     assert sorted(t["check"] for t in transitions) == ["flappy", "ok", "stuck"]
