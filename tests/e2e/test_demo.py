@@ -99,12 +99,30 @@ def test_demo_turns_green_then_red_three_ways(demo: dict[str, Any]) -> None:
     (flags / "stop-heartbeat").unlink()
     wait_until(f"{url}/health", lambda code, b: code == 200)
 
-    worker = [p for p in _children(demo["app"].pid) if "demo-worker" in p[1]]
-    assert len(worker) == 1
-    os.kill(worker[0][0], signal.SIGKILL)
+    # The README's way: by the pid the demo wrote, never by a pattern.
+    pidfile = flags / "worker.pid"
+    wait_for(pidfile.exists)
+    pid = int(pidfile.read_text())
+    assert [p for p, cmdline in _children(demo["app"].pid) if "demo-worker" in cmdline] == [pid]
+    os.kill(pid, signal.SIGKILL)
     _, body = wait_until(f"{url}/health", lambda code, b: statuses(b)["worker"] == "fail")
     assert body["status"] == "fail"
     assert body["checks"]["worker"][0]["reason"] == "process_missing"
+    # Reaped, not left a zombie under the app; back when the file is removed.
+    stopped = flags / "worker-stopped"
+    wait_for(stopped.exists)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).ppid() != demo["app"].pid
+    stopped.unlink()
+    wait_until(f"{url}/health", lambda code, b: code == 200)
+    wait_for(pidfile.exists)
+    assert int(pidfile.read_text()) != pid
+
+
+def wait_for(condition: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{condition} never held"
+        time.sleep(0.05)
 
 
 def _children(pid: int) -> list[tuple[int, str]]:
