@@ -278,6 +278,54 @@ def test_a_stop_signal_while_a_plugin_is_imported_is_a_clean_stop(
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
+#: Stands in for aiohttp while the adapter's own modules are imported: it waits
+#: for the test, then puts the real aiohttp in its place.
+SLOW_AIOHTTP = """
+import importlib, os, sys, time
+open(os.environ["GATE_MARK"], "a").close()
+_deadline = time.monotonic() + 60
+while not os.path.exists(os.environ["GATE_RELEASE"]) and time.monotonic() < _deadline:
+    time.sleep(0.01)
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
+del sys.modules["aiohttp"]
+sys.modules["aiohttp"] = importlib.import_module("aiohttp")
+"""
+
+
+@pytest.mark.slow
+def test_a_stop_signal_while_the_adapter_imports_its_modules_is_a_clean_stop(
+    tmp_path: Path,
+) -> None:
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "aiohttp.py").write_text(SLOW_AIOHTTP)
+    config = tmp_path / "health.yaml"
+    config.write_text("checks:\n  - {name: a, plugin: {class: 'tests.sample_probes:Ok'}}\n")
+    mark, release = tmp_path / "importing", tmp_path / "release"
+    port = free_port()
+    adapter = Adapter(
+        "-c",
+        str(config),
+        "--listen",
+        f"127.0.0.1:{port}",
+        env={
+            "PYTHONPATH": os.pathsep.join([str(shadow), str(ROOT)]),
+            "GATE_MARK": str(mark),
+            "GATE_RELEASE": str(release),
+        },
+    )
+    wait_for_file(mark, adapter.process)
+    adapter.process.send_signal(signal.SIGTERM)
+    release.touch()  # the imports go on; the signal was remembered
+    code, lines = adapter.finish()
+    assert code == 0, lines
+    assert events(lines) == ["stopping", "stopped"]
+    assert "signal=SIGTERM" in lines[0] and "during=start-up" in lines[0]
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
 @pytest.mark.slow
 def test_a_stop_signal_before_the_first_check_has_run_is_a_clean_stop(tmp_path: Path) -> None:
     mark = tmp_path / "running"
