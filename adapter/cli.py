@@ -234,8 +234,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.group:
         checks = in_group(checks, args.group)
         if not checks:
+            close = difflib.get_close_matches(args.group, sorted(config.groups), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
             print(
-                f"HEALTH UNKNOWN - no check belongs to group {args.group!r} "
+                f"HEALTH UNKNOWN - no check belongs to group {args.group!r}{hint} "
                 f"(groups: {', '.join(sorted(config.groups))})"
             )
             return EXIT_NAGIOS_UNKNOWN

@@ -113,6 +113,15 @@ def test_config_path_from_the_environment(config_file: Callable[..., Path]) -> N
             "HEALTH UNKNOWN - no check belongs to group 'live' (groups: ready)",
         ),
         (
+            "[{name: ok, groups: [ready, nightly], plugin: {class: 'tests.sample_probes:Ok'}}]",
+            ["--group", "nigthly"],
+            3,
+            (
+                "HEALTH UNKNOWN - no check belongs to group 'nigthly'; did you mean 'nightly'? "
+                "(groups: nightly, ready)"
+            ),
+        ),
+        (
             "[{name: ok, interval: 1 sec, plugin: {class: 'tests.sample_probes:Ok'}}]",
             [],
             3,
@@ -128,7 +137,16 @@ def test_config_path_from_the_environment(config_file: Callable[..., Path]) -> N
             "HEALTH CRITICAL - 1 of 1 checks failing: slow",
         ),
     ],
-    ids=["ok", "warning", "critical", "group", "unknown-group", "bad-config", "stuck-probe"],
+    ids=[
+        "ok",
+        "warning",
+        "critical",
+        "group",
+        "unknown-group",
+        "mistyped-group",
+        "bad-config",
+        "stuck-probe",
+    ],
 )
 def test_check_exits_like_a_nagios_plugin(
     config_file: Callable[..., Path], checks: str, args: list[str], code: int, first_line: str
