@@ -14,6 +14,7 @@ import difflib
 import enum
 import os
 import re
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -87,29 +88,43 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     socket_mode: Annotated[str, msgspec.Meta(pattern=r"^0?[0-7]{3}$")] = DEFAULT_SOCKET_MODE
 
     def __post_init__(self) -> None:
-        if self.keepalive_timeout < 0.1 or self.keepalive_timeout > 3600:
-            raise option_error(
-                "keepalive_timeout",
-                f"{format_duration(self.keepalive_timeout)} is outside 100ms to 1h",
-            )
-        if self.details not in DETAILS_TIERS:
-            raise option_error(
-                "details",
-                f"unknown tier {self.details!r}: write public "
-                "(everyone sees details) or token (only bearers of the token)",
-            )
-        if self.details == "token" and (self.token_file is None) == (self.token_env is None):
-            raise option_error(
-                "details",
-                "token needs exactly one of token_file or token_env to say where the token is",
-            )
-        if self.details == "public" and (self.token_file or self.token_env):
-            key = "token_file" if self.token_file else "token_env"
-            raise option_error(key, f"{key} is only used with details: token")
+        for key, message in server_rule_errors(msgspec.structs.asdict(self)):
+            raise option_error(key, message)
 
     @property
     def socket_permissions(self) -> int:
         return int(self.socket_mode, 8)
+
+
+def server_rule_errors(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every broken rule of `server:` that msgspec's types cannot state, as (key,
+    message); `values` holds the keys that are valid on their own (a rule that
+    needs a missing one is not judged)."""
+    errors: list[tuple[str, str]] = []
+    keepalive = values.get("keepalive_timeout")
+    if keepalive is not None and not 0.1 <= keepalive <= 3600:
+        errors.append(("keepalive_timeout", f"{format_duration(keepalive)} is outside 100ms to 1h"))
+    details = values.get("details", "public")
+    token_file, token_env = values.get("token_file"), values.get("token_env")
+    if details not in DETAILS_TIERS:
+        errors.append(
+            (
+                "details",
+                f"unknown tier {details!r}: write public "
+                "(everyone sees details) or token (only bearers of the token)",
+            )
+        )
+    elif details == "token" and (token_file is None) == (token_env is None):
+        errors.append(
+            (
+                "details",
+                "token needs exactly one of token_file or token_env to say where the token is",
+            )
+        )
+    elif details == "public" and (token_file or token_env):
+        key = "token_file" if token_file else "token_env"
+        errors.append((key, f"{key} is only used with details: token"))
+    return errors
 
 
 class ConfigError(Exception):
@@ -251,20 +266,43 @@ def parse_config(
     return config
 
 
-def in_file_order(errors: list[str], mapping: Mapping[Any, Any], prefix: str = "") -> list[str]:
-    """`errors` ordered by the key of `mapping` they are under, as the file orders
-    them (YAML mappings keep their order); `prefix` is the mapping's own place
-    (`checks[0] (api).`). Errors under no key keep their place after the others,
-    and errors under one key keep the order they were found in."""
-    labels = [prefix + key_label(key) for key in mapping]
+def in_file_order(errors: list[str], document: Any) -> list[str]:
+    """`errors` in the order of the places they name in `document` (YAML mappings
+    keep the file's order): `checks[1] (db).tcp.port` after `checks[0] (api).interval`.
+    An error about a whole node, or about a key that is not there (`name:
+    required`), comes after those inside it; errors about one place keep the
+    order they were found in."""
+    return sorted(errors, key=lambda error: _place(error, document))
 
-    def position(error: str) -> int:
-        for index, label in enumerate(labels):
-            if error.startswith(label) and error[len(label) : len(label) + 1] in (".", ":", "["):
-                return index
-        return len(labels)
 
-    return sorted(errors, key=position)
+#: Follows the places an error can name beside keys: `[3]`, then ` (name)`.
+_INDEX = re.compile(r"\[(\d+)\](?: \([^)]*\))?")
+
+
+def _place(error: str, document: Any) -> tuple[int, ...]:
+    place: list[int] = []
+    rest, node = error, document
+    while True:
+        step: tuple[int, Any, str] | None = None
+        if isinstance(node, dict):
+            for index, (key, value) in enumerate(node.items()):
+                label = key_label(key)
+                if rest.startswith(label) and rest[len(label) : len(label) + 1] in (".", ":", "["):
+                    step = index, value, rest[len(label) :]
+                    break
+        elif isinstance(node, list):
+            match = _INDEX.match(rest)
+            if match and int(match[1]) < len(node):
+                step = int(match[1]), node[int(match[1])], rest[match.end() :]
+        if step is None:
+            # About this node as a whole (`where: what`) or a key it lacks: after
+            # the errors inside it, as a summary follows its details.
+            place.append(sys.maxsize)
+            return tuple(place)
+        place.append(step[0])
+        node, rest = step[1], step[2]
+        if rest.startswith("."):
+            rest = rest[1:]
 
 
 class _Builder:
@@ -283,24 +321,31 @@ class _Builder:
         if "checks" not in document:
             self.errors.append("checks: required: list the checks to run")
         defaults = dict(_BUILTIN_DEFAULTS)
-        defaults.update(self.fields(top.get("defaults", {}), _TIMING_KEYS, "defaults."))
+        own_defaults = self.fields(top.get("defaults", {}), _TIMING_KEYS, "defaults.")
+        self.timing_ranges(own_defaults, "defaults.")
+        defaults.update(own_defaults)
         listen = top.get("listen", DEFAULT_LISTEN)
         if "listen" in top:
             listen = self.listen(listen, "listen")
         checks = []
         seen: dict[str, int] = {}
         for index, raw in enumerate(top.get("checks", [])):
+            # A name is looked at even when the rest of its check is invalid.
+            name = raw.get("name") if isinstance(raw, dict) else None
+            duplicate = False
+            if isinstance(name, str):
+                duplicate = name in seen
+                if duplicate:
+                    label = f" ({name})" if _is_name(name) else ""
+                    self.errors.append(
+                        f"checks[{index}]{label}.name: duplicate name {name!r}, "
+                        f"already used by checks[{seen[name]}]"
+                    )
+                else:
+                    seen[name] = index
             check = self.check(index, raw, defaults)
-            if check is None:
-                continue
-            if check.name in seen:
-                self.errors.append(
-                    f"checks[{index}] ({check.name}).name: duplicate name {check.name!r}, "
-                    f"already used by checks[{seen[check.name]}]"
-                )
-                continue
-            seen[check.name] = index
-            checks.append(check)
+            if check is not None and not duplicate:
+                checks.append(check)
         if "checks" in top and not top["checks"]:
             self.errors.append("checks: the list is empty; add at least one check")
         server = self.server(top.get("server", {}))
@@ -321,6 +366,10 @@ class _Builder:
         between keys, which only make sense once each key is valid."""
         failures = self.failures()
         valid = self.fields(raw, _SERVER_KEYS, "server.")
+        invalid = set(raw) - set(valid) if isinstance(raw, dict) else set()
+        if not invalid & {"details", "token_file", "token_env"}:
+            for key, message in server_rule_errors(valid):
+                self.errors.append(f"server.{key}: {message}")
         if self.failures() > failures:
             return ServerConfig()
         server = self.convert(valid, ServerConfig, "server")
@@ -410,7 +459,6 @@ class _Builder:
         name = raw.get("name")
         where = f"checks[{index}]" + (f" ({name})" if _is_name(name) else "")
         failures_before = self.failures()
-        errors_before = len(self.errors)
         common = {key: value for key, value in raw.items() if key in _CHECK_KEYS}
         fields = self.fields(common, _CHECK_KEYS, where + ".")
         if "name" not in raw:
@@ -421,22 +469,12 @@ class _Builder:
                 self.errors.append(
                     f"{where}.groups[{position}]: {group_typo_message(group, meant)}"
                 )
-        # Ranges are judged with the other mistakes, not after they are fixed;
-        # a setting that is itself invalid falls back to its default here.
+        # Ranges are judged with the other mistakes, not after they are fixed; a
+        # value taken from defaults: was judged there, once.
+        self.timing_ranges(fields, where + ".")
         timing = {key: fields.get(key, defaults[key]) for key in _TIMING_KEYS}
-        if timing["interval"] < MIN_INTERVAL:
-            self.errors.append(
-                f"{where}.interval: {format_duration(timing['interval'])} is "
-                f"shorter than the minimum of {format_duration(MIN_INTERVAL)}"
-            )
-        if timing["timeout"] < MIN_TIMEOUT:
-            self.errors.append(
-                f"{where}.timeout: {format_duration(timing['timeout'])} is "
-                f"shorter than the minimum of {format_duration(MIN_TIMEOUT)}"
-            )
         blocks = [key for key in raw if key not in _CHECK_KEYS]
         probe = self.probe_block(where, raw, blocks)
-        self.errors[errors_before:] = in_file_order(self.errors[errors_before:], raw, where + ".")
         if self.failures() > failures_before or probe is None:
             return None
         probe_type, probe_class, options, probe_config = probe
@@ -511,6 +549,15 @@ class _Builder:
             return None
         return probe_type, probe_class, options, probe_config
 
+    def timing_ranges(self, fields: dict[str, Any], where: str) -> None:
+        """Report an interval or timeout in `fields` below its minimum."""
+        for key, minimum in (("interval", MIN_INTERVAL), ("timeout", MIN_TIMEOUT)):
+            if key in fields and fields[key] < minimum:
+                self.errors.append(
+                    f"{where}{key}: {format_duration(fields[key])} is "
+                    f"shorter than the minimum of {format_duration(minimum)}"
+                )
+
     def listen(self, value: str, where: str) -> str:
         try:
             parse_listen(value)
@@ -563,18 +610,36 @@ def parse_probe_options(probe_class: type[Probe], options: Mapping[str, Any], wh
     block; then the whole block, for the rules that tie options together.
     """
     declared = option_fields(probe_class.Options)
+    errors: list[str] = []
+    unreported = 0
     if declared is not None:
         errors, unreported = _option_errors(options, declared, where)
-        if errors or unreported:
-            raise ConfigError(errors)
+        # The rules between options are judged on the keys that are valid on
+        # their own, in the same run: never only once the others are fixed.
+        options = {
+            key: value
+            for key, value in options.items()
+            if not any(_names(error, f"{where}.{key_label(key)}") for error in errors)
+        }
     try:
-        return probe_class.parse_options(options)
+        parsed = probe_class.parse_options(options)
     except msgspec.ValidationError as exc:
         message = located_message(str(exc), where, options, _option_names(probe_class))
         # None: the bad value is an unset variable, which was reported already.
-        raise ConfigError([] if message is None else [message]) from None
+        # A key left out above may make the block say it is missing: not news.
+        if message is not None and not (errors and message.endswith(": required")):
+            errors.append(message)
+        raise ConfigError(errors) from None
     except Exception as exc:
-        raise ConfigError([f"{where}: {type(exc).__name__}: {exc}"]) from None
+        raise ConfigError([*errors, f"{where}: {type(exc).__name__}: {exc}"]) from None
+    if errors or unreported:
+        raise ConfigError(errors)
+    return parsed
+
+
+def _names(error: str, place: str) -> bool:
+    """Whether `error` is about `place` or something inside it."""
+    return error.startswith(place) and error[len(place) : len(place) + 1] in (".", ":", "[")
 
 
 @dataclasses.dataclass(frozen=True)
