@@ -503,7 +503,6 @@ async def serve(
             app = make_app(config, start_checks=False)
             runner = await start_listening(app, config, listen, shutdown_timeout=shutdown_timeout)
         if app is not None and runner is not None and not stop.is_set():
-            app[LIFECYCLE].draining = False
             await app[SCHEDULER].start()
             reloader = reloader_for(app, config_path) if config_path is not None else None
             if reloader is not None and config.server.watch_config:
@@ -555,7 +554,8 @@ async def serve(
         # Back to what was there: in the command, adapter.stopping's, so that a
         # signal from here to the exit is remembered, not the default exit 143.
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            if handler is not None:  # None: not set from Python, nothing to put back
+                signal.signal(signum, handler)
     event(logger, "stopped")
 
 
