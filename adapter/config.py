@@ -873,11 +873,31 @@ def meant_group(group: str) -> str | None:
     of (`Ready`, `redy`), or None when it is one or is nothing like one."""
     if group in _MEANT_GROUPS:
         return None
-    close = difflib.get_close_matches(group.lower(), _MEANT_GROUPS, n=1, cutoff=0.75)
+    folded = group.lower()
+    if folded in _GROUP_SYNONYMS:
+        return _GROUP_SYNONYMS[folded]
+    close = difflib.get_close_matches(folded, _MEANT_GROUPS, n=1, cutoff=0.75)
     return close[0] if close else None
 
 
+#: Kubernetes' own words for the probes, and the endpoints' names: meant as the group.
+_GROUP_SYNONYMS = {
+    "liveness": "live",
+    "livez": "live",
+    "readiness": "ready",
+    "readyz": "ready",
+    "startupz": "startup",
+}
+
+
 def group_typo_message(group: str, meant: str) -> str:
+    if meant == "startup":
+        # /startupz reads every check: the name is only ever for check --group.
+        return (
+            f"group {group!r} looks like a misspelt 'startup'; /startupz reads every "
+            "check whatever its groups, so write 'startup' for check --group, or "
+            "another name that does not look like live, ready or startup"
+        )
     return (
         f"group {group!r} is read by no endpoint; did you mean {meant!r}? "
         "(/readyz reads group 'ready', /livez 'live'; other names are free-form, "
