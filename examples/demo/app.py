@@ -80,7 +80,9 @@ class Worker:
             self.stopped.write_text(
                 f"worker {process.pid} ended with {code}; remove this file to start a new one\n"
             )
-            print(f"demo app: worker {process.pid} ended; rm {self.stopped} to restart it", flush=True)
+            print(
+                f"demo app: worker {process.pid} ended; rm {self.stopped} to restart it", flush=True
+            )
             while self.stopped.exists() and not self.stop.wait(0.2):
                 pass
 
