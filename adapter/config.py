@@ -689,7 +689,9 @@ def parse_listen(value: str) -> ListenAddress:
         )
     port = int(port_text)
     if not 0 < port < 65536:
-        raise ValueError(f"invalid listen address {value!r}: port {port} is out of range 1-65535")
+        raise ValueError(
+            f"invalid listen address {value!r}: port {port} is out of range (a port is 1-65535)"
+        )
     return TcpAddress(host or "0.0.0.0", port)
 
 

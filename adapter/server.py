@@ -500,6 +500,10 @@ async def serve(
     started = False
     try:
         if not stop.is_set():
+            # First, so that the leftovers of the very first commands come back here too.
+            reaper = OrphanReaper() if OrphanReaper.needed() else None
+            if reaper is not None:
+                reaper.start()
             app = make_app(config, start_checks=False)
             runner = await start_listening(app, config, listen, shutdown_timeout=shutdown_timeout)
         if app is not None and runner is not None and not stop.is_set():
@@ -510,9 +514,6 @@ async def serve(
             # Everything made so far (modules, config, probes) lives as long as the
             # process: keep it out of the collector's scans, which otherwise grow with it.
             gc.freeze()
-            reaper = OrphanReaper() if OrphanReaper.needed() else None
-            if reaper is not None:
-                reaper.start()
             event(
                 logger,
                 "started",
@@ -546,9 +547,9 @@ async def serve(
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(app[SCHEDULER].stop(), shutdown_timeout + 2)
             await runner.cleanup()
-        if reaper is not None:
-            await reaper.stop()
     finally:
+        if reaper is not None:  # also when the port cannot be bound
+            await reaper.stop()
         for signum in (*stopping.STOP_SIGNALS, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         # Back to what was there: in the command, adapter.stopping's, so that a

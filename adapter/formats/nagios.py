@@ -49,7 +49,6 @@ def nagios_text(verdict: Verdict, service: str | None = None) -> str:
     lines = [_check_line(check) for check in verdict.checks]
     if verdict.unmatched:
         lines.append(f"no check to exclude named {', '.join(verdict.unmatched)}")
-    lines.extend(verdict.notes)
     return fit(first, lines)
 
 
