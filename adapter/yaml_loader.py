@@ -73,6 +73,11 @@ def load_yaml(text: str) -> Any:
             problem = "this quoted value is never closed"
         elif problem.startswith("could not find expected ':'") and exc.context_mark:
             mark = exc.context_mark  # the line of the key, not the next one
+        elif exc.context and problem.startswith("but found"):
+            problem = f"{exc.context}, {problem}"  # the problem finishes the context's sentence
+        elif exc.context and problem == "second occurrence" and exc.context_mark:
+            first = exc.context_mark.line + 1
+            problem = f"{exc.context.split(';')[0]} (first at line {first})"
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         hint = advice(problem)
         raise YamlError(f"{where}{problem}" + (f"; {hint}" if hint else "")) from None
@@ -98,9 +103,29 @@ def load_yaml(text: str) -> Any:
 _ADVICE: tuple[tuple[str, str], ...] = (
     ("found character '\\t'", "YAML indents with spaces only: replace the tab with spaces"),
     (
+        "expected <block end>, but found ']'",
+        "a ']' closes a list that was never opened",
+    ),
+    (
+        "expected <block end>, but found '}'",
+        "a '}' closes a mapping that was never opened",
+    ),
+    (
         "expected <block end>",
         "this line is indented differently from the lines before it at the same "
         "level: align it with its siblings",
+    ),
+    (
+        "expected a single document in the stream",
+        "the config is one document: remove the '---' line and merge what follows it",
+    ),
+    (
+        "found duplicate anchor",
+        "give the second anchor (&name) another name",
+    ),
+    (
+        "expected alphabetic or numeric character",
+        "a value that starts with '*' or '&' is read as an alias or anchor: put it in quotes",
     ),
     (
         "this quoted value is never closed",
