@@ -160,12 +160,25 @@ def test_check_exits_like_a_nagios_plugin(
     assert time.monotonic() - begin < 20  # a stuck thread does not hold the process
 
 
-def test_serve_refuses_an_invalid_config_before_listening(config_file: Callable[..., Path]) -> None:
+@pytest.mark.parametrize(
+    ("checks", "error"),
+    [
+        ("[{name: a, htpp: {}}]", "checks[0] (a).htpp: unknown key 'htpp'"),
+        (
+            "[{name: a, groups: [redy], plugin: {class: 'tests.sample_probes:Ok'}}]",
+            "checks[0] (a).groups[0]: group 'redy' is read by no endpoint; did you mean 'ready'?",
+        ),
+    ],
+    ids=["unknown-probe-type", "group-typo"],
+)
+def test_serve_refuses_an_invalid_config_before_listening(
+    config_file: Callable[..., Path], checks: str, error: str
+) -> None:
     port = free_port()
-    path = config_file("checks: [{name: a, htpp: {}}]\n")
+    path = config_file(f"checks: {checks}\n")
     done = cli("serve", "-c", str(path), "--listen", f"127.0.0.1:{port}")
     assert done.returncode == 2
-    assert "checks[0] (a).htpp: unknown key 'htpp'" in done.stderr
+    assert error in done.stderr
     assert "Traceback" not in done.stderr
 
 
