@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
+import logging
 import os
 import socket
 import sys
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 
 import aiohttp
 
-from adapter import formats, logs, loop
+from adapter import __version__, formats, logs, loop, stopping
 from adapter.config import (
     MAX_TOKEN_BYTES,
     CheckConfig,
@@ -38,6 +40,7 @@ from adapter.runner import describe_exception
 from adapter.scheduler import Scheduler
 from adapter.schema import config_schema, option_docs, render_schema
 from adapter.state import StateStore
+from adapter.stopping import StopRequested
 from probes import Probe
 from probes.types import format_duration, parse_duration
 
@@ -54,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run health probes against an application and serve one uniform "
         "/health endpoint.",
     )
+    parser.add_argument("--version", action="version", version=f"health-adapter {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -221,10 +225,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logs.configure(args.log_format, args.log_level)
     try:
-        config = _load(args)
+        # Loading imports the plugins, which may take long: a stop signal cuts it short.
+        with stopping.interruptible():
+            config = _load(args)
     except ConfigError as exc:
         print(exc.report(), file=sys.stderr)
         return EXIT_INVALID_CONFIG
+    except StopRequested as stop:
+        logger = logging.getLogger("health_adapter")
+        logs.event(logger, "stopping", signal=stop.signal_name, during="start-up")
+        logs.event(logger, "stopped")
+        return 0
     try:
         loop.run(
             serve(
@@ -255,8 +266,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.group:
         checks = in_group(checks, args.group)
         if not checks:
+            close = difflib.get_close_matches(args.group, sorted(config.groups), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
             print(
-                f"HEALTH UNKNOWN - no check belongs to group {args.group!r} "
+                f"HEALTH UNKNOWN - no check belongs to group {args.group!r}{hint} "
                 f"(groups: {', '.join(sorted(config.groups))})"
             )
             return EXIT_NAGIOS_UNKNOWN
@@ -384,6 +397,15 @@ def cmd_probes(args: argparse.Namespace) -> int:
     if args.name == PLUGIN_KEY:
         print(PLUGIN_HELP, end="")
         return 0
+    if args.name and args.name not in registry:
+        names = [*registry.names(), PLUGIN_KEY]
+        close = difflib.get_close_matches(args.name, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        print(
+            f"health-adapter: unknown probe type {args.name!r}{hint} (probe types: {', '.join(names)})",
+            file=sys.stderr,
+        )
+        return 1
     if args.name:
         try:
             info = registry.info(args.name)

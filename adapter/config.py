@@ -14,6 +14,7 @@ import difflib
 import enum
 import os
 import re
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -32,6 +33,10 @@ MAX_CONFIG_BYTES = 1024 * 1024
 DEFAULT_LISTEN = "0.0.0.0:9180"
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 MIN_INTERVAL = 0.1
+#: The groups an endpoint reads: /livez and /readyz (/startupz reads every check).
+ENDPOINT_GROUPS = ("live", "ready")
+#: Group names that mean an endpoint; a near miss of one is taken for a typo.
+_MEANT_GROUPS = (*ENDPOINT_GROUPS, "startup")
 MIN_TIMEOUT = 0.01
 
 Name = Annotated[str, msgspec.Meta(pattern=NAME_PATTERN, min_length=1, max_length=128)]
@@ -84,29 +89,43 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     socket_mode: Annotated[str, msgspec.Meta(pattern=r"^0?[0-7]{3}$")] = DEFAULT_SOCKET_MODE
 
     def __post_init__(self) -> None:
-        if self.keepalive_timeout < 0.1 or self.keepalive_timeout > 3600:
-            raise option_error(
-                "keepalive_timeout",
-                f"{format_duration(self.keepalive_timeout)} is outside 100ms to 1h",
-            )
-        if self.details not in DETAILS_TIERS:
-            raise option_error(
-                "details",
-                f"unknown tier {self.details!r}: write public "
-                "(everyone sees details) or token (only bearers of the token)",
-            )
-        if self.details == "token" and (self.token_file is None) == (self.token_env is None):
-            raise option_error(
-                "details",
-                "token needs exactly one of token_file or token_env to say where the token is",
-            )
-        if self.details == "public" and (self.token_file or self.token_env):
-            key = "token_file" if self.token_file else "token_env"
-            raise option_error(key, f"{key} is only used with details: token")
+        for key, message in server_rule_errors(msgspec.structs.asdict(self)):
+            raise option_error(key, message)
 
     @property
     def socket_permissions(self) -> int:
         return int(self.socket_mode, 8)
+
+
+def server_rule_errors(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every broken rule of `server:` that msgspec's types cannot state, as (key,
+    message); `values` holds the keys that are valid on their own (a rule that
+    needs a missing one is not judged)."""
+    errors: list[tuple[str, str]] = []
+    keepalive = values.get("keepalive_timeout")
+    if keepalive is not None and not 0.1 <= keepalive <= 3600:
+        errors.append(("keepalive_timeout", f"{format_duration(keepalive)} is outside 100ms to 1h"))
+    details = values.get("details", "public")
+    token_file, token_env = values.get("token_file"), values.get("token_env")
+    if details not in DETAILS_TIERS:
+        errors.append(
+            (
+                "details",
+                f"unknown tier {details!r}: write public "
+                "(everyone sees details) or token (only bearers of the token)",
+            )
+        )
+    elif details == "token" and (token_file is None) == (token_env is None):
+        errors.append(
+            (
+                "details",
+                "token needs exactly one of token_file or token_env to say where the token is",
+            )
+        )
+    elif details == "public" and (token_file or token_env):
+        key = "token_file" if token_file else "token_env"
+        errors.append((key, f"{key} is only used with details: token"))
+    return errors
 
 
 class ConfigError(Exception):
@@ -244,8 +263,47 @@ def parse_config(
     )
     config = builder.build(document, source)
     if errors or config is None:
-        raise ConfigError(errors, source)
+        raise ConfigError(in_file_order(errors, document), source)
     return config
+
+
+def in_file_order(errors: list[str], document: Any) -> list[str]:
+    """`errors` in the order of the places they name in `document` (YAML mappings
+    keep the file's order): `checks[1] (db).tcp.port` after `checks[0] (api).interval`.
+    An error about a whole node, or about a key that is not there (`name:
+    required`), comes after those inside it; errors about one place keep the
+    order they were found in."""
+    return sorted(errors, key=lambda error: _place(error, document))
+
+
+#: Follows the places an error can name beside keys: `[3]`, then ` (name)`.
+_INDEX = re.compile(r"\[(\d+)\](?: \([^)]*\))?")
+
+
+def _place(error: str, document: Any) -> tuple[int, ...]:
+    place: list[int] = []
+    rest, node = error, document
+    while True:
+        step: tuple[int, Any, str] | None = None
+        if isinstance(node, dict):
+            for index, (key, value) in enumerate(node.items()):
+                label = key_label(key)
+                if rest.startswith(label) and rest[len(label) : len(label) + 1] in (".", ":", "["):
+                    step = index, value, rest[len(label) :]
+                    break
+        elif isinstance(node, list):
+            match = _INDEX.match(rest)
+            if match and int(match[1]) < len(node):
+                step = int(match[1]), node[int(match[1])], rest[match.end() :]
+        if step is None:
+            # About this node as a whole (`where: what`) or a key it lacks: after
+            # the errors inside it, as a summary follows its details.
+            place.append(sys.maxsize)
+            return tuple(place)
+        place.append(step[0])
+        node, rest = step[1], step[2]
+        if rest.startswith("."):
+            rest = rest[1:]
 
 
 class _Builder:
@@ -264,24 +322,31 @@ class _Builder:
         if "checks" not in document:
             self.errors.append("checks: required: list the checks to run")
         defaults = dict(_BUILTIN_DEFAULTS)
-        defaults.update(self.fields(top.get("defaults", {}), _TIMING_KEYS, "defaults."))
+        own_defaults = self.fields(top.get("defaults", {}), _TIMING_KEYS, "defaults.")
+        self.timing_ranges(own_defaults, "defaults.")
+        defaults.update(own_defaults)
         listen = top.get("listen", DEFAULT_LISTEN)
         if "listen" in top:
             listen = self.listen(listen, "listen")
         checks = []
         seen: dict[str, int] = {}
         for index, raw in enumerate(top.get("checks", [])):
+            # A name is looked at even when the rest of its check is invalid.
+            name = raw.get("name") if isinstance(raw, dict) else None
+            duplicate = False
+            if isinstance(name, str):
+                duplicate = name in seen
+                if duplicate:
+                    label = f" ({name})" if _is_name(name) else ""
+                    self.errors.append(
+                        f"checks[{index}]{label}.name: duplicate name {name!r}, "
+                        f"already used by checks[{seen[name]}]"
+                    )
+                else:
+                    seen[name] = index
             check = self.check(index, raw, defaults)
-            if check is None:
-                continue
-            if check.name in seen:
-                self.errors.append(
-                    f"checks[{index}] ({check.name}).name: duplicate name {check.name!r}, "
-                    f"already used by checks[{seen[check.name]}]"
-                )
-                continue
-            seen[check.name] = index
-            checks.append(check)
+            if check is not None and not duplicate:
+                checks.append(check)
         if "checks" in top and not top["checks"]:
             self.errors.append("checks: the list is empty; add at least one check")
         server = self.server(top.get("server", {}))
@@ -302,6 +367,10 @@ class _Builder:
         between keys, which only make sense once each key is valid."""
         failures = self.failures()
         valid = self.fields(raw, _SERVER_KEYS, "server.")
+        invalid = set(raw) - set(valid) if isinstance(raw, dict) else set()
+        if not invalid & {"details", "token_file", "token_env"}:
+            for key, message in server_rule_errors(valid):
+                self.errors.append(f"server.{key}: {message}")
         if self.failures() > failures:
             return ServerConfig()
         server = self.convert(valid, ServerConfig, "server")
@@ -395,24 +464,21 @@ class _Builder:
         fields = self.fields(common, _CHECK_KEYS, where + ".")
         if "name" not in raw:
             self.errors.append(f"{where}.name: required")
+        for position, group in enumerate(fields.get("groups", ())):
+            meant = meant_group(group)
+            if meant is not None:
+                self.errors.append(
+                    f"{where}.groups[{position}]: {group_typo_message(group, meant)}"
+                )
+        # Ranges are judged with the other mistakes, not after they are fixed; a
+        # value taken from defaults: was judged there, once.
+        self.timing_ranges(fields, where + ".")
+        timing = {key: fields.get(key, defaults[key]) for key in _TIMING_KEYS}
         blocks = [key for key in raw if key not in _CHECK_KEYS]
         probe = self.probe_block(where, raw, blocks)
         if self.failures() > failures_before or probe is None:
             return None
         probe_type, probe_class, options, probe_config = probe
-        timing = {key: fields.get(key, defaults[key]) for key in _TIMING_KEYS}
-        if timing["interval"] < MIN_INTERVAL:
-            self.errors.append(
-                f"{where}.interval: {format_duration(timing['interval'])} is "
-                f"shorter than the minimum of {format_duration(MIN_INTERVAL)}"
-            )
-        if timing["timeout"] < MIN_TIMEOUT:
-            self.errors.append(
-                f"{where}.timeout: {format_duration(timing['timeout'])} is "
-                f"shorter than the minimum of {format_duration(MIN_TIMEOUT)}"
-            )
-        if self.failures() > failures_before:
-            return None
         return CheckConfig(
             name=fields["name"],
             probe_type=probe_type,
@@ -484,6 +550,15 @@ class _Builder:
             return None
         return probe_type, probe_class, options, probe_config
 
+    def timing_ranges(self, fields: dict[str, Any], where: str) -> None:
+        """Report an interval or timeout in `fields` below its minimum."""
+        for key, minimum in (("interval", MIN_INTERVAL), ("timeout", MIN_TIMEOUT)):
+            if key in fields and fields[key] < minimum:
+                self.errors.append(
+                    f"{where}{key}: {format_duration(fields[key])} is "
+                    f"shorter than the minimum of {format_duration(minimum)}"
+                )
+
     def listen(self, value: str, where: str) -> str:
         try:
             parse_listen(value)
@@ -536,18 +611,36 @@ def parse_probe_options(probe_class: type[Probe], options: Mapping[str, Any], wh
     block; then the whole block, for the rules that tie options together.
     """
     declared = option_fields(probe_class.Options)
+    errors: list[str] = []
+    unreported = 0
     if declared is not None:
         errors, unreported = _option_errors(options, declared, where)
-        if errors or unreported:
-            raise ConfigError(errors)
+        # The rules between options are judged on the keys that are valid on
+        # their own, in the same run: never only once the others are fixed.
+        options = {
+            key: value
+            for key, value in options.items()
+            if not any(_names(error, f"{where}.{key_label(key)}") for error in errors)
+        }
     try:
-        return probe_class.parse_options(options)
+        parsed = probe_class.parse_options(options)
     except msgspec.ValidationError as exc:
         message = located_message(str(exc), where, options, _option_names(probe_class))
         # None: the bad value is an unset variable, which was reported already.
-        raise ConfigError([] if message is None else [message]) from None
+        # A key left out above may make the block say it is missing: not news.
+        if message is not None and not (errors and message.endswith(": required")):
+            errors.append(message)
+        raise ConfigError(errors) from None
     except Exception as exc:
-        raise ConfigError([f"{where}: {type(exc).__name__}: {exc}"]) from None
+        raise ConfigError([*errors, f"{where}: {type(exc).__name__}: {exc}"]) from None
+    if errors or unreported:
+        raise ConfigError(errors)
+    return parsed
+
+
+def _names(error: str, place: str) -> bool:
+    """Whether `error` is about `place` or something inside it."""
+    return error.startswith(place) and error[len(place) : len(place) + 1] in (".", ":", "[")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -681,11 +774,9 @@ def _option_errors(
             errors.append(f"{where}.{key_label(key)}: {_unknown_option_message(key, declared)}")
             suggested.update(difflib.get_close_matches(str(key), list(declared), n=1))
             continue
-        message = _value_error(value, field.type, f"{where}.{key}")
-        if message is None:
-            unreported += 1
-        elif message:
-            errors.append(message)
+        found, hidden = _value_errors(value, field.type, f"{where}.{key}")
+        errors += found
+        unreported += hidden
     for key, field in declared.items():
         if field.required and key not in options and key not in suggested:
             errors.append(f"{where}.{key}: required")
@@ -703,26 +794,50 @@ def _unknown_option_message(key: Any, declared: Mapping[str, OptionField]) -> st
     return unknown_key_message(key, declared)
 
 
-def _value_error(value: Any, type_: Any, where: str) -> str | None:
-    """ "" when `value` fits `type_`; else the located message (None: already reported)."""
+def _value_errors(value: Any, type_: Any, where: str) -> tuple[list[str], int]:
+    """Every located mistake in `value` against `type_`, and how many were already
+    reported (unset variables): each bad item of a mapping or a list on its own,
+    since msgspec stops at the first."""
     try:
         msgspec.convert(value, type_, strict=False, dec_hook=decode_custom)
     except msgspec.ValidationError as exc:
         error = str(exc)
     else:
-        return ""
+        return [], 0
     # msgspec does not name the key of a bad value in a mapping (`$[...]`): find it.
+    items: list[tuple[str, Any]] = []
     item_type = _mapping_value_type(type_)
     if item_type is not None and isinstance(value, dict) and "[...]" in error:
-        for key, item in value.items():
-            message = _value_error(item, item_type, f"{where}.{key_label(key)}")
-            if message != "":
-                return message
+        items = [(f"{where}.{key_label(key)}", item) for key, item in value.items()]
+    else:
+        item_type = _list_item_type(type_)
+        if item_type is not None and isinstance(value, list) and re.search(r"`\$\[\d+\]", error):
+            items = [(f"{where}[{index}]", item) for index, item in enumerate(value)]
+    if items:
+        messages: list[str] = []
+        unreported = 0
+        for item_where, item in items:
+            found, hidden = _value_errors(item, item_type, item_where)
+            messages += found
+            unreported += hidden
+        if messages or unreported:
+            return messages, unreported
     message = located_message(error, where, value)
+    if message is None:
+        return [], 1
     choices = _enum_type(type_)
-    if message is not None and choices is not None and "Invalid enum value" in message:
+    if choices is not None and "Invalid enum value" in message:
         message += f" (one of: {', '.join(str(member.value) for member in choices)})"
-    return message
+    return [message], 0
+
+
+def _list_item_type(type_: Any) -> Any:
+    for candidate in _unwrapped(type_):
+        if typing.get_origin(candidate) in (list, tuple, collections.abc.Sequence):
+            args = typing.get_args(candidate)
+            if len(args) == 1 or (len(args) == 2 and args[1] is Ellipsis):
+                return args[0]
+    return None
 
 
 def _unwrapped(type_: Any) -> list[Any]:
@@ -748,6 +863,43 @@ def _enum_type(type_: Any) -> type[enum.Enum] | None:
         if isinstance(candidate, type) and issubclass(candidate, enum.Enum):
             return candidate
     return None
+
+
+def meant_group(group: str) -> str | None:
+    """The endpoint group (`live`, `ready`, `startup`) that `group` is a near miss
+    of (`Ready`, `redy`), or None when it is one or is nothing like one."""
+    if group in _MEANT_GROUPS:
+        return None
+    folded = group.lower()
+    if folded in _GROUP_SYNONYMS:
+        return _GROUP_SYNONYMS[folded]
+    close = difflib.get_close_matches(folded, _MEANT_GROUPS, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+#: Kubernetes' own words for the probes, and the endpoints' names: meant as the group.
+_GROUP_SYNONYMS = {
+    "liveness": "live",
+    "livez": "live",
+    "readiness": "ready",
+    "readyz": "ready",
+    "startupz": "startup",
+}
+
+
+def group_typo_message(group: str, meant: str) -> str:
+    if meant == "startup":
+        # /startupz reads every check: the name is only ever for check --group.
+        return (
+            f"group {group!r} looks like a misspelt 'startup'; /startupz reads every "
+            "check whatever its groups, so write 'startup' for check --group, or "
+            "another name that does not look like live, ready or startup"
+        )
+    return (
+        f"group {group!r} is read by no endpoint; did you mean {meant!r}? "
+        "(/readyz reads group 'ready', /livez 'live'; other names are free-form, "
+        "for check --group, and must not look like these)"
+    )
 
 
 def unknown_key_message(key: Any, valid: Any) -> str:

@@ -44,6 +44,7 @@ class Verdict:
     excluded: tuple[str, ...] = ()  # checks left out on request (`?exclude=`)
     unmatched: tuple[str, ...] = ()  # names asked to be excluded that match no check
     draining: bool = False  # the adapter is shutting down: no longer ready
+    notes: tuple[str, ...] = ()  # what a reader should know beside the checks
 
 
 Judge = Callable[[CheckConfig, CheckState, float], CheckVerdict]

@@ -248,6 +248,7 @@ async def start_listening(
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        reason = exc.strerror or str(exc)
+        # asyncio and uvloop both put the address back into strerror; the errno says it plainly.
+        reason = os.strerror(exc.errno) if exc.errno else exc.strerror or str(exc)
         raise ListenError(f"cannot listen on {listen}: {reason}") from None
     return runner

@@ -32,10 +32,13 @@ from adapter.config import Config, ConfigError, load_config
 from adapter.logs import event
 from adapter.scheduler import Scheduler
 from adapter.state import StateStore
+from adapter.threads import DaemonThreadPool
 from probes.material import FileIdentity, identity_of
 
 log = logging.getLogger("health_adapter.reload")
 
+#: Loads config files for reloads, one at a time (the reload lock orders them anyway).
+_LOADER = DaemonThreadPool(1, name="config-reload")
 #: How often a watched config file is looked at.
 WATCH_INTERVAL = 1.0
 #: Settings read once, when the adapter starts listening; a reload cannot change them.
@@ -90,8 +93,10 @@ class Reloader:
     async def _reload(self, trigger: str) -> bool:
         stats = self.live.reloads
         try:
-            # Reading the file and importing plugin modules may block: not on the loop.
-            new = await asyncio.to_thread(self._load_as_on_disk)
+            # Reading the file and importing plugin modules may block: not on the
+            # loop, and in a daemon thread, so that an import stuck forever does not
+            # hold the exit after SIGTERM.
+            new = await asyncio.get_running_loop().run_in_executor(_LOADER, self._load_as_on_disk)
         except ConfigError as exc:
             stats.failures += 1
             stats.last_failure = time.time()

@@ -12,21 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import difflib
 import gc
 import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from adapter import __version__, formats
+from adapter import __version__, formats, stopping
 from adapter.access import CHALLENGE, may_see_details
 from adapter.answers import Answer, AnswerCache
-from adapter.config import CheckConfig, Config, StatusCodes
+from adapter.config import ENDPOINT_GROUPS, CheckConfig, Config, StatusCodes
 from adapter.formats import prometheus, verdict_only
 from adapter.health import (
     Judge,
@@ -63,6 +64,8 @@ CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 class Lifecycle:
     #: Set when the adapter is shutting down: /readyz answers 503 from then on.
     draining: bool = False
+    #: Whether the scheduler starts with the application, or later (`serve`).
+    start_checks: bool = True
 
 
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
@@ -80,20 +83,23 @@ def make_app(
     config: Config,
     *,
     run_checks: bool = True,
+    start_checks: bool = True,
     store: StateStore | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> web.Application:
     """The adapter as an aiohttp application.
 
-    With `run_checks` the scheduler starts with the application and stops with
-    it; tests that only want to render given states pass `run_checks=False`
-    and their own `store`.
+    With `run_checks` the scheduler is made with the application and stops
+    with it; it starts with it too unless `start_checks` is False (`serve`
+    starts it only once the port is bound, so that an address in use fails
+    before any check runs). Tests that only want to render given states pass
+    `run_checks=False` and their own `store`.
     """
     app = web.Application(client_max_size=CLIENT_MAX_SIZE)
     app[LIVE] = LiveConfig(config)
     app[STORE] = store if store is not None else StateStore(c.name for c in config.checks)
     app[CLOCK] = clock
-    app[LIFECYCLE] = Lifecycle()
+    app[LIFECYCLE] = Lifecycle(start_checks=start_checks)
     # Its own registry, read at scrape time: nothing global, nothing updated per run.
     app[METRICS] = prometheus.AdapterMetrics(
         lambda: _verdict(app, list(current_config(app).checks)),
@@ -104,21 +110,31 @@ def make_app(
     app.on_response_prepare.append(_nosniff)
     if run_checks:
         app.cleanup_ctx.append(_scheduler_context)
-    app.router.add_get("/", checks_view(_all_checks, default=Format.HTML))
-    app.router.add_get("/health", checks_view(_all_checks))
-    app.router.add_get("/health/{name}", one_check_view(_all_checks))
-    for group in ("live", "ready"):
+    routes: list[tuple[str, Handler]] = [
+        ("/health", checks_view(_all_checks)),
+        ("/health/{name}", one_check_view(_all_checks)),
+    ]
+    for group in ENDPOINT_GROUPS:
         select = _group(group)
         drains = group == "ready"
-        app.router.add_get(f"/{group}z", checks_view(select, label=f"{group}z", drains=drains))
-        app.router.add_get(f"/{group}z/{{name}}", one_check_view(select, label=f"{group}z"))
-    app.router.add_get(
-        "/startupz", checks_view(_all_checks, label="startupz", judge_one=judge_startup)
-    )
-    app.router.add_get(
-        "/startupz/{name}", one_check_view(_all_checks, label="startupz", judge_one=judge_startup)
-    )
-    app.router.add_get("/metrics", metrics)
+        routes.append(
+            (f"/{group}z", checks_view(select, label=f"{group}z", drains=drains, group=group))
+        )
+        routes.append((f"/{group}z/{{name}}", one_check_view(select, label=f"{group}z")))
+    routes += [
+        ("/startupz", checks_view(_all_checks, label="startupz", judge_one=judge_startup)),
+        (
+            "/startupz/{name}",
+            one_check_view(_all_checks, label="startupz", judge_one=judge_startup),
+        ),
+        ("/metrics", metrics),
+    ]
+    app.router.add_get("/", checks_view(_all_checks, default=Format.HTML))
+    for path, handler in routes:
+        # Load balancers and people write a trailing slash: the same answer, not a
+        # redirect, which not every monitor follows (HAProxy's httpchk does not).
+        app.router.add_get(path, handler)  # and HEAD
+        app.router.add_get(path + "/", handler)
     return app
 
 
@@ -139,7 +155,8 @@ def reloader_for(app: web.Application, path: str | Path) -> Reloader:
 async def _scheduler_context(app: web.Application) -> AsyncIterator[None]:
     scheduler = Scheduler(current_config(app).checks, app[STORE], resources=Resources())
     app[SCHEDULER] = scheduler
-    await scheduler.start()
+    if app[LIFECYCLE].start_checks:
+        await scheduler.start()
     yield
     await scheduler.stop()
 
@@ -182,11 +199,13 @@ def checks_view(
     label: str = "health",
     judge_one: Judge = judge_check,
     drains: bool = False,
+    group: str | None = None,
 ) -> Handler:
     """A handler for a set of checks: `?exclude=NAME` (repeatable) leaves some out.
 
     This is what monitors poll, so its answers are kept (adapter.answers) and
-    judged and rendered again only when a result changes.
+    judged and rendered again only when a result changes. The endpoint of a
+    `group` with no check in it passes, and says why in a note.
     """
     answers = AnswerCache()
 
@@ -205,6 +224,11 @@ def checks_view(
         if answer is None:
             checks = select(config)
             verdict = judge(checks, store.states(), now, exclude=exclude, judge_one=judge_one)
+            notes = [*_exclude_notes(verdict.unmatched, checks)]
+            if group is not None and not checks:
+                notes.append(empty_group_note(group))
+            if notes:
+                verdict = dataclasses.replace(verdict, notes=tuple(notes))
             if draining:
                 verdict = shutting_down(verdict)
             answer = _answer(app, verdict, choice, details=details, label=label)
@@ -213,6 +237,31 @@ def checks_view(
         return web.Response(body=answer.body, status=answer.status, headers=answer.headers)
 
     return handler
+
+
+def empty_group_note(group: str) -> str:
+    return (
+        f"no check is in group {group!r}, so /{group}z passes with nothing to check; "
+        f"add {group!r} to a check's groups if this is not meant"
+    )
+
+
+def _exclude_notes(unmatched: Sequence[str], checks: Sequence[CheckConfig]) -> Iterator[str]:
+    """A did-you-mean for each `?exclude=` name that matches no check, since a
+    mistyped name leaves in the very check it meant to leave out."""
+    for name in unmatched:
+        meant = similar_name(name, [check.name for check in checks])
+        if meant is not None:
+            yield f"exclude={name} matches no check; did you mean {meant!r}?"
+
+
+def similar_name(name: str, names: Sequence[str]) -> str | None:
+    """The one of `names` that `name` differs from only by case, or else by a small edit."""
+    folded = [candidate for candidate in names if candidate.casefold() == name.casefold()]
+    if folded:
+        return folded[0]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.8)
+    return close[0] if close else None
 
 
 def one_check_view(
@@ -237,7 +286,11 @@ def one_check_view(
             check = next((c for c in select(config) if c.name == name), None)
             if check is None:
                 where = "" if label == "health" else f" in {label}"
-                raise web.HTTPNotFound(text=f"no check named {name!r}{where}\n", headers=NO_STORE)
+                meant = similar_name(name, [c.name for c in select(config)])
+                hint = f"; did you mean {meant!r}?" if meant else ""
+                raise web.HTTPNotFound(
+                    text=f"no check named {name!r}{where}{hint}\n", headers=NO_STORE
+                )
             verdict = judge_alone(check, store.get(name), now, judge_one)
             answer = _answer(app, verdict, choice, details=True, label=label, detailed=True)
             if cacheable:
@@ -407,25 +460,21 @@ async def serve(
     (a second signal ends the delay). Then the running probes are cancelled, the
     listening socket closes, and requests in flight get `shutdown_timeout`
     seconds to finish.
+
+    The port is bound before the first check runs: an address in use raises
+    ListenError with no check run. A stop signal at any moment, including one
+    remembered by adapter.stopping before this began, ends in the same logged
+    `stopping` and `stopped`; one that comes before the adapter has started
+    skips the shutdown delay, since no one has seen it ready.
     """
-    # First, so that the leftovers of the very first commands come back here too.
-    reaper = OrphanReaper() if OrphanReaper.needed() else None
-    if reaper is not None:
-        reaper.start()
-    try:
-        app = make_app(config)
-        runner = await start_listening(app, config, listen, shutdown_timeout=shutdown_timeout)
-    except BaseException:
-        if reaper is not None:
-            await reaper.stop()
-        raise
     logger = logging.getLogger("health_adapter")
-    reloader = reloader_for(app, config_path) if config_path is not None else None
     stop = asyncio.Event()
     hurry = asyncio.Event()
     loop = asyncio.get_running_loop()
     received: list[str] = []
     background: set[asyncio.Task[object]] = set()
+    app: web.Application | None = None
+    reloader: Reloader | None = None
 
     def on_stop(signum: signal.Signals) -> None:
         if received:
@@ -433,7 +482,8 @@ async def serve(
             hurry.set()  # a second signal ends the shutdown delay
             return
         received.append(signum.name)
-        app[LIFECYCLE].draining = True  # /readyz answers 503 from this moment
+        if app is not None:
+            app[LIFECYCLE].draining = True  # /readyz answers 503 from this moment
         stop.set()
 
     def on_reload() -> None:
@@ -443,45 +493,97 @@ async def serve(
         background.add(task)
         task.add_done_callback(background.discard)
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    # First of all, so that no moment of start-up is left to the default (exit 143).
+    previous = {signum: signal.getsignal(signum) for signum in stopping.STOP_SIGNALS}
+    for signum in stopping.STOP_SIGNALS:
         loop.add_signal_handler(signum, on_stop, signum)
     loop.add_signal_handler(signal.SIGHUP, on_reload)
-    if reloader is not None and config.server.watch_config:
-        background.add(asyncio.create_task(reloader.watch(), name="config watch"))
-    # Everything made so far (modules, config, probes) lives as long as the
-    # process: keep it out of the collector's scans, which otherwise grow with it.
-    gc.freeze()
-    event(
-        logger,
-        "started",
-        listen=listen,
-        checks=len(config.checks),
-        config=config.source,
-        pid=os.getpid(),
-    )
-    if ready is not None:
-        ready(runner)
+    early = stopping.received()
+    if early is not None:
+        on_stop(signal.Signals[early])
+    runner: web.AppRunner | None = None
+    reaper: OrphanReaper | None = None
+    started = False
     try:
+        if not stop.is_set():
+            # First, so that the leftovers of the very first commands come back here too.
+            reaper = OrphanReaper() if OrphanReaper.needed() else None
+            if reaper is not None:
+                reaper.start()
+            app = make_app(config, start_checks=False)
+            runner = await start_listening(app, config, listen, shutdown_timeout=shutdown_timeout)
+        if app is not None and runner is not None and not stop.is_set():
+            await app[SCHEDULER].start()
+            reloader = reloader_for(app, config_path) if config_path is not None else None
+            if reloader is not None and config.server.watch_config:
+                background.add(asyncio.create_task(reloader.watch(), name="config watch"))
+            # Everything made so far (modules, config, probes) lives as long as the
+            # process: keep it out of the collector's scans, which otherwise grow with it.
+            gc.freeze()
+            event(
+                logger,
+                "started",
+                listen=listen,
+                checks=len(config.checks),
+                config=config.source,
+                pid=os.getpid(),
+                loop=loop_name(loop),
+            )
+            log_empty_groups(config)
+            started = True
+            if ready is not None:
+                ready(runner)
         await stop.wait()
+        delay = shutdown_delay if started else 0.0
         event(
             logger,
             "stopping",
             signal=received[0] if received else "",
-            shutdown_delay=format_duration(shutdown_delay),
+            shutdown_delay=format_duration(delay),
+            during=None if started else "start-up",
         )
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(hurry.wait(), shutdown_delay)
+            await asyncio.wait_for(hurry.wait(), delay)
         for task in list(background):
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
-        # Stop scheduling and cancel the runs in flight (exec probes kill their
-        # children) while the last requests are answered from the store.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(app[SCHEDULER].stop(), shutdown_timeout + 2)
-        await runner.cleanup()
-        if reaper is not None:
-            await reaper.stop()
+        if app is not None and runner is not None:
+            # Stop scheduling and cancel the runs in flight (exec probes kill their
+            # children) while the last requests are answered from the store.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(app[SCHEDULER].stop(), shutdown_timeout + 2)
+            await runner.cleanup()
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        if reaper is not None:  # also when the port cannot be bound
+            await reaper.stop()
+        for signum in (*stopping.STOP_SIGNALS, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+        # Back to what was there: in the command, adapter.stopping's, so that a
+        # signal from here to the exit is remembered, not the default exit 143.
+        for signum, handler in previous.items():
+            if handler is not None:  # None: not set from Python, nothing to put back
+                signal.signal(signum, handler)
     event(logger, "stopped")
+
+
+def log_empty_groups(config: Config) -> None:
+    """One line at start for /livez or /readyz with no check in its group: it passes
+    with nothing to check, which is right for a /livez nobody asked for, and a
+    mistake worth seeing for a /readyz whose checks are all elsewhere."""
+    logger = logging.getLogger("health_adapter")
+    for group in ENDPOINT_GROUPS:
+        if in_group(config.checks, group):
+            continue
+        event(
+            logger,
+            "empty_group",
+            logging.WARNING if group == "ready" else logging.INFO,
+            endpoint=f"/{group}z",
+            group=group,
+            note=empty_group_note(group),
+        )
+
+
+def loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """`uvloop` or `asyncio`: which event loop runs, for the `started` line."""
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"

@@ -65,9 +65,22 @@ def load_yaml(text: str) -> Any:
         return yaml.load(text, Loader=_StrictLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = exc.problem or exc.context or "invalid YAML"
-        raise YamlError(f"{where}{problem}") from None
+        unclosed = problem.startswith("found unexpected end of stream")
+        if unclosed and "quoted scalar" in (exc.context or "") and exc.context_mark:
+            # The end of the file is where the parser gave up, not where the mistake is.
+            mark = exc.context_mark
+            problem = "this quoted value is never closed"
+        elif problem.startswith("could not find expected ':'") and exc.context_mark:
+            mark = exc.context_mark  # the line of the key, not the next one
+        elif exc.context and problem.startswith("but found"):
+            problem = f"{exc.context}, {problem}"  # the problem finishes the context's sentence
+        elif exc.context and problem == "second occurrence" and exc.context_mark:
+            first = exc.context_mark.line + 1
+            problem = f"{exc.context.split(';')[0]} (first at line {first})"
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        hint = advice(problem)
+        raise YamlError(f"{where}{problem}" + (f"; {hint}" if hint else "")) from None
     except yaml.reader.ReaderError as exc:
         # A character YAML does not allow (a control character, say): it carries
         # only an offset, which is turned into the line and column.
@@ -83,3 +96,66 @@ def load_yaml(text: str) -> Any:
         raise YamlError(f"invalid YAML: {exc}") from None
     except RecursionError:
         raise YamlError("invalid YAML: nested too deeply") from None
+
+
+#: What a person should do about PyYAML's commonest complaints, by the start of
+#: its words; its own words stay, since they are what a search finds.
+_ADVICE: tuple[tuple[str, str], ...] = (
+    ("found character '\\t'", "YAML indents with spaces only: replace the tab with spaces"),
+    (
+        "expected <block end>, but found ']'",
+        "a ']' closes a list that was never opened",
+    ),
+    (
+        "expected <block end>, but found '}'",
+        "a '}' closes a mapping that was never opened",
+    ),
+    (
+        "expected <block end>",
+        "this line is indented differently from the lines before it at the same "
+        "level: align it with its siblings",
+    ),
+    (
+        "expected a single document in the stream",
+        "the config is one document: remove the '---' line and merge what follows it",
+    ),
+    (
+        "found duplicate anchor",
+        "give the second anchor (&name) another name",
+    ),
+    (
+        "expected alphabetic or numeric character",
+        "a value that starts with '*' or '&' is read as an alias or anchor: put it in quotes",
+    ),
+    (
+        "this quoted value is never closed",
+        "close the quote on the same line, or quote nothing and write the value plain",
+    ),
+    (
+        "mapping values are not allowed here",
+        "a value holds ': ', so put it in quotes, or a key above lacks the space "
+        "after its colon ('key: value')",
+    ),
+    (
+        "could not find expected ':'",
+        "a key lacks its colon or the space after it ('key: value'), or the line is "
+        "not indented as meant",
+    ),
+    ("expected ',' or '}'", "a {...} mapping lacks a comma between items or its closing '}'"),
+    ("expected ',' or ']'", "a [...] list lacks a comma between items or its closing ']'"),
+    ("found undefined alias", "define the anchor (&name) before its use (*name)"),
+    ("duplicate key", "keep one of the two: YAML would silently use the last"),
+    (
+        "found unknown escape character",
+        "in double quotes a backslash starts an escape: write '\\\\' or use single quotes",
+    ),
+    (
+        "found character",
+        "a plain value cannot start with this character: put the value in quotes",
+    ),
+)
+
+
+def advice(problem: str) -> str | None:
+    """What to do about a YAML complaint, or None when there is nothing to add."""
+    return next((hint for start, hint in _ADVICE if problem.startswith(start)), None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import threading
 import time
 from typing import Annotated, ClassVar
@@ -171,3 +172,18 @@ class Flapping(Probe):
         return Result(
             status, output=f"run {self.runs}", observed_value=self.runs, observed_unit="runs"
         )
+
+
+class Gate(Probe):
+    """Touches `mark` when its run begins, then waits (at most `hold` seconds) for
+    `release` to exist: a test sees the run under way and decides when it ends."""
+
+    async def check(self) -> Result:
+        open(self.options["mark"], "a").close()
+        deadline = time.monotonic() + float(self.options.get("hold", 60))
+        release = str(self.options.get("release", ""))
+        while time.monotonic() < deadline:
+            if release and os.path.exists(release):
+                return Result("pass")
+            await asyncio.sleep(0.01)
+        return Result("fail", output="never released")

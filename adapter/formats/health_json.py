@@ -94,6 +94,8 @@ def health_document(
             *document.get("notes", ()),
             f"no check to exclude named {', '.join(verdict.unmatched)}",
         ]
+    if verdict.notes:
+        document["notes"] = [*document.get("notes", ()), *verdict.notes]
     return document
 
 

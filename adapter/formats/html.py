@@ -112,6 +112,7 @@ def _notes(verdict: Verdict) -> str:
         notes.append(f"Excluded on request: {', '.join(verdict.excluded)}.")
     if verdict.unmatched:
         notes.append(f"No check to exclude named {', '.join(verdict.unmatched)}.")
+    notes.extend(verdict.notes)
     return "".join(f'<div class="notes">{_e(note)}</div>' for note in notes)
 
 

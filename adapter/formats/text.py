@@ -29,6 +29,7 @@ def verbose_text(verdict: Verdict, label: str) -> str:
     if verdict.unmatched:
         names = ", ".join(f'"{printable(name)}"' for name in verdict.unmatched)
         lines.append(f"warn: some health checks cannot be excluded: no matches for {names}")
+    lines.extend(f"note: {note}" for note in verdict.notes)
     passed = verdict.status is not Status.FAIL
     lines.append(f"{label} check {'passed' if passed else 'failed'}")
     return "\n".join(lines) + "\n"

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from adapter import __version__
 from adapter.config import Config, parse_config
 from adapter.loop import event_loop_factory
 from adapter.server import make_app
@@ -112,6 +113,15 @@ def test_config_path_from_the_environment(config_file: Callable[..., Path]) -> N
             "HEALTH UNKNOWN - no check belongs to group 'live' (groups: ready)",
         ),
         (
+            "[{name: ok, groups: [ready, nightly], plugin: {class: 'tests.sample_probes:Ok'}}]",
+            ["--group", "nigthly"],
+            3,
+            (
+                "HEALTH UNKNOWN - no check belongs to group 'nigthly'; did you mean 'nightly'? "
+                "(groups: nightly, ready)"
+            ),
+        ),
+        (
             "[{name: ok, interval: 1 sec, plugin: {class: 'tests.sample_probes:Ok'}}]",
             [],
             3,
@@ -127,7 +137,16 @@ def test_config_path_from_the_environment(config_file: Callable[..., Path]) -> N
             "HEALTH CRITICAL - 1 of 1 checks failing: slow",
         ),
     ],
-    ids=["ok", "warning", "critical", "group", "unknown-group", "bad-config", "stuck-probe"],
+    ids=[
+        "ok",
+        "warning",
+        "critical",
+        "group",
+        "unknown-group",
+        "mistyped-group",
+        "bad-config",
+        "stuck-probe",
+    ],
 )
 def test_check_exits_like_a_nagios_plugin(
     config_file: Callable[..., Path], checks: str, args: list[str], code: int, first_line: str
@@ -141,13 +160,44 @@ def test_check_exits_like_a_nagios_plugin(
     assert time.monotonic() - begin < 20  # a stuck thread does not hold the process
 
 
-def test_serve_refuses_an_invalid_config_before_listening(config_file: Callable[..., Path]) -> None:
+@pytest.mark.parametrize(
+    ("checks", "error"),
+    [
+        ("[{name: a, htpp: {}}]", "checks[0] (a).htpp: unknown key 'htpp'"),
+        (
+            "[{name: a, groups: [redy], plugin: {class: 'tests.sample_probes:Ok'}}]",
+            "checks[0] (a).groups[0]: group 'redy' is read by no endpoint; did you mean 'ready'?",
+        ),
+    ],
+    ids=["unknown-probe-type", "group-typo"],
+)
+def test_serve_refuses_an_invalid_config_before_listening(
+    config_file: Callable[..., Path], checks: str, error: str
+) -> None:
     port = free_port()
-    path = config_file("checks: [{name: a, htpp: {}}]\n")
+    path = config_file(f"checks: {checks}\n")
     done = cli("serve", "-c", str(path), "--listen", f"127.0.0.1:{port}")
     assert done.returncode == 2
-    assert "checks[0] (a).htpp: unknown key 'htpp'" in done.stderr
+    assert error in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[sys.executable, "-m", "adapter"], [str(Path(sys.executable).parent / "health-adapter")]],
+    ids=["python-m-adapter", "console-script"],
+)
+def test_version(command: list[str]) -> None:
+    done = subprocess.run(
+        [*command, "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"health-adapter {__version__}\n"
 
 
 def test_serve_reports_a_port_in_use(config_file: Callable[..., Path]) -> None:
@@ -242,6 +292,8 @@ def test_serve_answers_then_stops_cleanly_on_sigterm(
     names = [e["event"] for e in events]
     assert process.returncode == 0, stderr
     assert names[-2:] == ["stopping", "stopped"] and "started" in names
+    started = next(e for e in events if e["event"] == "started")
+    assert started["loop"] == ("asyncio" if "without-uvloop" in event_loop_path else "uvloop")
     # One line per transition, not one per run: each check changed state once.
     transitions = [e for e in events if e["event"] == "check_transition"]
     assert sorted(t["check"] for t in transitions) == ["flappy", "ok", "stuck"]

@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from adapter.registry import BUILTINS
 from tests.adapter.test_cli import cli
 from tests.adapter.test_registry import install_distribution
@@ -59,12 +61,22 @@ def test_probes_name_of_an_installed_plugin(tmp_path: Path) -> None:
     assert "  max_depth: integer, required\n" in done.stdout
 
 
-def test_probes_of_an_unknown_type() -> None:
-    done = cli("probes", "htpp")
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("htpp", "; did you mean 'http'?"),
+        ("plugn", "; did you mean 'plugin'?"),
+        ("Tcp", "; did you mean 'tcp'?"),
+        ("zzz", ""),
+    ],
+    ids=["swapped-letters", "plugin-is-listed", "case", "nothing-close"],
+)
+def test_probes_of_an_unknown_type_suggests_the_close_one(name: str, hint: str) -> None:
+    done = cli("probes", name)
     assert done.returncode == 1
     assert done.stderr == (
-        "health-adapter: unknown probe type 'htpp' (available: exec, file, "
-        "grpc, http, process, tcp)\n"
+        f"health-adapter: unknown probe type {name!r}{hint} (probe types: exec, file, "
+        "grpc, http, process, tcp, plugin)\n"
     )
 
 

@@ -13,6 +13,7 @@ from adapter.config import (
     TcpAddress,
     UnixAddress,
     load_config,
+    meant_group,
     parse_config,
     parse_listen,
 )
@@ -289,3 +290,68 @@ def test_status_codes_default_and_override() -> None:
         consul.server.status_codes.warn,
         consul.server.status_codes.fail,
     ) == (200, 429, 500)
+
+
+def test_one_run_reports_every_kind_of_mistake_in_file_order() -> None:
+    text = """
+server: {details: private, access_log: 2, keepalive_timeout: 2h}
+listen: "localhost:99999"
+defaults: {timeout: 1ms}
+checks:
+  - name: a
+    interval: 50ms
+    groups: [redy]
+    critical: maybe
+    http: {url: "http://127.0.0.1:1/", headers: {X-Debug: on, X-Country: NO}}
+  - name: b
+    tcp: {host: "${HEALTH_ADAPTER_TEST_UNSET}", port: 70000}
+  - name: a
+    process: {name: "a-very-long-process-name", min_count: -1}
+service: ""
+"""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, registry=Registry.discover([]), environ={})
+    assert [error.split(": ")[0] for error in caught.value.errors] == [
+        "server.details",  # a rule between keys, beside the keys' own mistakes
+        "server.access_log",
+        "server.keepalive_timeout",
+        "listen",
+        "defaults.timeout",  # a range, once where it is written
+        "checks[0] (a).interval",
+        "checks[0] (a).groups[0]",
+        "checks[0] (a).critical",
+        "checks[0] (a).http.headers.X-Debug",  # every bad value of one mapping
+        "checks[0] (a).http.headers.X-Country",
+        "checks[1] (b).tcp.host",  # an unset variable, found before the rest
+        "checks[1] (b).tcp.port",
+        "checks[2] (a).name",  # a duplicate name, though its check is invalid too
+        "checks[2] (a).process.name",  # a rule of the probe, beside its bad key
+        "checks[2] (a).process.min_count",
+        "service",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("group", "meant"),
+    [
+        ("redy", "ready"),
+        ("Ready", "ready"),
+        ("READY", "ready"),
+        ("lve", "live"),
+        ("Live", "live"),
+        ("startp", "startup"),
+        ("readiness", "ready"),
+        ("Liveness", "live"),
+        ("livez", "live"),
+        ("readyz", "ready"),
+        ("ready", None),
+        ("live", None),
+        ("db", None),
+        ("batch", None),
+        ("nightly", None),
+    ],
+)
+def test_a_group_name_close_to_an_endpoint_group_is_taken_for_a_typo(
+    group: str, meant: str | None
+) -> None:
+    assert meant_group(group) == meant

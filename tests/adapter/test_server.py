@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from adapter.config import Config
-from adapter.server import LIFECYCLE, make_app
+from adapter.server import LIFECYCLE, log_empty_groups, make_app
 from adapter.state import Run, StateStore
 from probes import Result
 from tests import sample_probes
@@ -452,3 +453,125 @@ async def test_no_answer_is_ever_sniffed_into_another_type(
     if status is not None:  # the others answer 200 or 503 as the checks go
         assert response.status == status
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+SPELLINGS = [
+    "/health",
+    "/readyz",
+    "/livez",
+    "/startupz",
+    "/metrics",
+    "/health/api",
+    "/livez/heartbeat",
+    "/readyz/cache",
+    "/startupz/api",
+]
+
+
+@pytest.mark.parametrize("path", SPELLINGS, ids=[p.strip("/") for p in SPELLINGS])
+async def test_a_trailing_slash_answers_like_the_canonical_path(
+    aiohttp_client: Client, make_config: Callable[[str], Config], path: str
+) -> None:
+    # Results that hold still, so that two answers can be compared byte for byte.
+    store = StateStore(["api", "heartbeat", "cache"])
+    for name, status in [("api", "fail"), ("heartbeat", "pass"), ("cache", "pass")]:
+        run = Run(Result(status), started=time.time(), duration=0.01, finished=1000.0)
+        store.record(name, run)
+    app = make_app(make_config(CONFIG), run_checks=False, store=store, clock=lambda: 1001.0)
+    client = await aiohttp_client(app)
+    canonical = await client.get(path, allow_redirects=False)
+    slashed = await client.get(path + "/", allow_redirects=False)
+    assert canonical.status in (200, 503)
+    assert slashed.status == canonical.status
+    assert slashed.content_type == canonical.content_type
+    if path != "/metrics":  # the adapter's own process figures change between scrapes
+        assert await slashed.read() == await canonical.read()
+    head = await client.head(path + "/", allow_redirects=False)
+    assert head.status == canonical.status
+    assert await head.read() == b""
+    # The query string is read the same way.
+    verbose = await client.get(path + "/?format=text", allow_redirects=False)
+    assert verbose.status == canonical.status and verbose.content_type == "text/plain"
+
+
+async def test_a_name_that_differs_by_case_gets_a_did_you_mean(
+    client: TestClient[Any, Any],
+) -> None:
+    await settle(client, "/health", 200)
+    for path, text in [
+        ("/health/API", "no check named 'API'; did you mean 'api'?\n"),
+        ("/health/heartbeet/", "no check named 'heartbeet'; did you mean 'heartbeat'?\n"),
+        ("/livez/Heartbeat", "no check named 'Heartbeat' in livez; did you mean 'heartbeat'?\n"),
+        ("/livez/api", "no check named 'api' in livez\n"),
+        ("/health/zzz", "no check named 'zzz'\n"),
+    ]:
+        response = await client.get(path)
+        assert response.status == 404, path
+        assert await response.text() == text
+
+
+async def test_excluding_a_mistyped_name_says_which_was_meant(
+    client: TestClient[Any, Any],
+) -> None:
+    await settle(client, "/health", 200)
+    sample_probes.SWITCHES["api"] = "fail"
+    await settle(client, "/health", 503)
+    response = await client.get("/health?exclude=Api")
+    assert response.status == 503  # nothing was left out
+    body = await response.json(content_type=None)
+    assert body["notes"] == [
+        "no check to exclude named Api",
+        "exclude=Api matches no check; did you mean 'api'?",
+    ]
+    text = await (await client.get("/readyz?verbose&exclude=Api")).text()
+    assert "note: exclude=Api matches no check; did you mean 'api'?" in text.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("config", "empty"),
+    [
+        ("checks: [{name: a, plugin: {class: 'tests.sample_probes:Ok'}}]", "/livez"),
+        (
+            "checks: [{name: a, groups: [live], plugin: {class: 'tests.sample_probes:Ok'}}]",
+            "/readyz",
+        ),
+        (
+            "checks: [{name: a, groups: [batch], plugin: {class: 'tests.sample_probes:Ok'}}]",
+            "/readyz",
+        ),
+    ],
+    ids=["no-live", "only-live", "free-form-only"],
+)
+async def test_an_endpoint_whose_group_has_no_check_says_so(
+    aiohttp_client: Client, make_config: Callable[[str], Config], config: str, empty: str
+) -> None:
+    client = await aiohttp_client(make_app(make_config(config)))
+    await settle(client, "/health", 200)
+    group = empty.strip("/").removesuffix("z")
+    note = (
+        f"no check is in group {group!r}, so {empty} passes with nothing to check; "
+        f"add {group!r} to a check's groups if this is not meant"
+    )
+    response = await client.get(empty)
+    assert response.status == 200
+    body = await response.json(content_type=None)
+    assert body["checks"] == {} and body["notes"] == [note]
+    verbose = await client.get(empty + "?verbose")
+    assert (await verbose.text()).splitlines() == [f"note: {note}", f"{group}z check passed"]
+    other = "/readyz" if empty == "/livez" else "/livez"
+    if other == "/readyz" or "live" in config:
+        body = await (await client.get(other)).json(content_type=None)
+        assert "notes" not in body
+
+
+def test_an_empty_endpoint_group_is_logged_at_start(
+    make_config: Callable[[str], Config], caplog: pytest.LogCaptureFixture
+) -> None:
+    config = make_config(
+        "checks: [{name: a, groups: [live], plugin: {class: 'tests.sample_probes:Ok'}}]"
+    )
+    with caplog.at_level(logging.INFO, logger="health_adapter"):
+        log_empty_groups(config)
+    (record,) = [r for r in caplog.records if r.getMessage() == "empty_group"]
+    assert record.levelno == logging.WARNING
+    assert record.fields["endpoint"] == "/readyz"  # type: ignore[attr-defined]

@@ -16,6 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from bench.__main__ import render
+from bench.rig import Row
 from tests.conftest import ROOT
 
 FIGURES = ["1", "2", "3", "4", "5", "6"]
@@ -58,6 +60,7 @@ def test_quick_run_writes_every_figure_and_stops_every_child(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     table = output.read_text()
     assert table == done.stdout
+    assert "**missed**" not in table and "| met |" not in table  # quick mode judges nothing
     rows = json.loads(output.with_suffix(".json").read_text())["rows"]
     assert {row["figure"] for row in rows} == set(FIGURES)
     skipped = [row["value"] for row in rows if row["what"].endswith(": skipped")]
@@ -102,3 +105,17 @@ def test_an_interrupted_run_stops_every_child(tmp_path: Path) -> None:
     assert "every child process was stopped" in stderr
     assert processes_mentioning(str(workdir)) == []
     assert processes_mentioning("sleep 900.") == []
+
+
+@pytest.mark.parametrize("judged", [True, False], ids=["full-run", "quick"])
+def test_only_a_full_run_holds_figures_against_their_targets(judged: bool) -> None:
+    rows = [
+        Row("1", "throughput", "1,200 req/s", "20,000 req/s", met=False),
+        Row("2", "app requests", "0", "0", met=True),
+        Row("3", "rss", "40 MiB"),
+    ]
+    table = render(rows, {"cpu": "x"}, "python -m bench", judged=judged)
+    assert ("**missed**" in table) is judged
+    assert ("| met |" in table) is judged
+    assert ("Quick mode" in table) is not judged
+    assert "| 1 | throughput | 1,200 req/s | 20,000 req/s" in table
