@@ -224,7 +224,7 @@ def sanitize(result: Result) -> Result:
         output = f"{kept} … (captured {size} of {len(encoded)} bytes)"
     else:
         output = encoded.decode("utf-8")
-    return Result(result.status, output, result.observed_value, result.observed_unit, result.reason)
+    return dataclasses.replace(result, output=output)
 
 
 def _consume(future: asyncio.Future[Any]) -> None:

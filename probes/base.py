@@ -58,6 +58,9 @@ class Reason(enum.StrEnum):
     STATUS = "status"
     REDIRECT = "redirect"
     BODY_MISMATCH = "body_mismatch"
+    HEADER_MISMATCH = "header_mismatch"
+    NOT_TLS = "not_tls"  # require_tls: the final answer came over plain http
+    CERT_EXPIRY = "cert_expiry"  # the peer's certificate expires within a configured limit
     FILE_MISSING = "file_missing"
     FILE_PRESENT = "file_present"
     FILE_STALE = "file_stale"
@@ -81,6 +84,9 @@ class Result:
     `status` is "pass", "warn" or "fail" (or a `Status`); `observed_value` is a
     finite number, reported with its `observed_unit` ("ms", "s", "items"…);
     `reason` is one of `Reason` and defaults to "failed" for failures.
+    `cert_not_after` is the Unix time (seconds) at which the earliest
+    certificate of the chain a TLS peer presented expires, for probes that
+    speak TLS (probes.certificates); None otherwise.
     """
 
     status: Status
@@ -88,6 +94,7 @@ class Result:
     observed_value: int | float | None = None
     observed_unit: str | None = None
     reason: Reason | None = None
+    cert_not_after: float | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -107,6 +114,13 @@ class Result:
                 )
             if not math.isfinite(value):
                 raise ValueError(f"Result observed_value must be finite, not {value!r}")
+        expiry = self.cert_not_after
+        if expiry is not None and (
+            isinstance(expiry, bool)
+            or not isinstance(expiry, int | float)
+            or not math.isfinite(expiry)
+        ):
+            raise ValueError(f"Result cert_not_after must be a finite number, not {expiry!r}")
         if self.observed_unit is not None and not isinstance(self.observed_unit, str):
             raise TypeError("Result observed_unit must be a str")
         reason = self.reason
