@@ -32,6 +32,7 @@ from probes.base import Reason, Result, Status
 from probes.types import Duration, format_duration, option_error
 
 __all__ = [
+    "MEASUREMENT",
     "CertExpiry",
     "CertExpiryFail",
     "CertExpiryWarn",
@@ -39,6 +40,10 @@ __all__ = [
     "earliest_expiry",
     "presented_expiry",
 ]
+
+#: The name of the expiry where outputs key values by name: health+json's
+#: `"<check>:certNotAfter"` entry and the Nagios perfdata label.
+MEASUREMENT = "certNotAfter"
 
 CertExpiryWarn = Annotated[
     Duration | None,
