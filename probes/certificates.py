@@ -49,7 +49,7 @@ CertExpiryWarn = Annotated[
     Duration | None,
     msgspec.Meta(
         description="warn when the earliest certificate of the chain the server presented "
-        "expires within this long (like 14d); the check reports the expiry date either way"
+        "expires within this long (like 14d); an expired one fails"
     ),
 ]
 CertExpiryFail = Annotated[

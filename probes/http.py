@@ -302,8 +302,6 @@ class HttpProbe(Probe):
                 description="fail when the final answer, after redirects, came over plain http"
             ),
         ] = False
-        cert_expiry_warn: CertExpiryWarn = None
-        cert_expiry_fail: CertExpiryFail = None
         tls_verify: Annotated[
             bool,
             msgspec.Meta(description="verify the server's certificate and host name"),
@@ -321,6 +319,8 @@ class HttpProbe(Probe):
                 "default: the Host header's host if one is given, else the url's host)"
             ),
         ] = None
+        cert_expiry_warn: CertExpiryWarn = None
+        cert_expiry_fail: CertExpiryFail = None
         follow_redirects: Annotated[
             bool,
             msgspec.Meta(description="follow redirects to the same host, at most 10"),
