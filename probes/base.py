@@ -20,9 +20,14 @@ import msgspec
 
 from probes.types import decode_custom
 
-__all__ = ["Probe", "Reason", "Resources", "Result", "Status"]
+__all__ = ["OUTPUT_LIMIT", "Probe", "Reason", "Resources", "Result", "Status"]
 
 T = TypeVar("T")
+
+#: Bytes of a result's output that reach an answer, notes included: the runner
+#: cuts a longer one (adapter.runner.sanitize), and probes that cut their own
+#: (exec) cut to the same size.
+OUTPUT_LIMIT = 4096
 
 
 class Status(enum.StrEnum):
