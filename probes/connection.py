@@ -66,10 +66,15 @@ def classify_connect_error(
     return Reason.CONNECTION_ERROR, f"cannot connect to {where}: {describe_ssl_error(exc)}"
 
 
-def tls_failure(where: str, error: BaseException | str, *, server_name: str | None = None) -> str:
+def tls_failure(
+    where: str | None, error: BaseException | str, *, server_name: str | None = None
+) -> str:
     """One line for a failed TLS handshake with `where` (`HOST:PORT`), worded the
     same whichever library reported it: an ssl exception, or gRPC's details
-    (which do not name the server name that was verified: `server_name` does)."""
+    (which do not name the server name that was verified: `server_name` does).
+    Without a `where`, the same words without it: `TLS error: …`."""
+    if where is None:
+        return f"TLS error: {_tls_reason(error, server_name)}"
     return f"TLS error with {where}: {_tls_reason(error, server_name)}"
 
 

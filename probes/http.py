@@ -39,18 +39,11 @@ from probes.certificates import (
     presented_expiry,
 )
 from probes.codings import Decoder, UndecodableBody, accept_encoding, decoder_for
+from probes.connection import classify_connect_error, describe_ssl_error, elapsed_ms, tls_failure
 from probes.framing import MAX_FIELD_SIZE, MAX_LINE_SIZE, BadFraming, FramedRequest
 from probes.material import Reread
 from probes.reading import Ended, Matcher, read_until, text_matcher
-from probes.tls import (
-    CaFile,
-    KeyFile,
-    PemPath,
-    TlsSettings,
-    TlsSetupError,
-    describe_ssl_error,
-    tls_failure,
-)
+from probes.tls import CaFile, KeyFile, PemPath, TlsSettings, TlsSetupError
 from probes.types import option_error
 
 __all__ = [
@@ -421,12 +414,13 @@ class HttpProbe(Probe):
             reason, message = classify_error(
                 exc, over_tls=hop.url.scheme == "https", where=_where(hop.url)
             )
-            value, unit = _elapsed(started) if responded else (None, None)
+            value, unit = (elapsed_ms(started), "ms") if responded else (None, None)
             return Result(Status.FAIL, message, value, unit, reason=reason)
         return Result(
             Status.FAIL,
             f"more than {MAX_REDIRECTS} redirects",
-            *_elapsed(started),
+            elapsed_ms(started),
+            "ms",
             reason=Reason.REDIRECT,
         )
 
@@ -529,24 +523,26 @@ class HttpProbe(Probe):
         config = self.config
         if config.require_tls and response.url.scheme != "https":
             output = _with_note("the answer came over plain http (require_tls)", note)
-            return Result(Status.FAIL, output, *_elapsed(started), reason=Reason.NOT_TLS)
+            return Result(Status.FAIL, output, elapsed_ms(started), "ms", reason=Reason.NOT_TLS)
         expected = config.expect_status
         if not any(response.status in accepted for accepted in expected):
             wanted = ", ".join(str(accepted) for accepted in expected)
             if any(response.status in warned for warned in config.warn_status):
                 output = _with_note(f"HTTP {response.status}, a warn_status", note)
-                return Result(Status.WARN, output, *_elapsed(started), reason=Reason.STATUS)
+                return Result(Status.WARN, output, elapsed_ms(started), "ms", reason=Reason.STATUS)
             output = _with_note(f"HTTP {response.status}, expected {wanted}", note)
-            return Result(Status.FAIL, output, *_elapsed(started), reason=Reason.STATUS)
+            return Result(Status.FAIL, output, elapsed_ms(started), "ms", reason=Reason.STATUS)
         header_problem = _header_problem(
             response.headers, config.header_regex, config.header_not_regex
         )
         if header_problem is not None:
             output = _with_note(header_problem, note)
-            return Result(Status.FAIL, output, *_elapsed(started), reason=Reason.HEADER_MISMATCH)
-        timed = None if self._reads_body else _elapsed(started)
+            return Result(
+                Status.FAIL, output, elapsed_ms(started), "ms", reason=Reason.HEADER_MISMATCH
+            )
+        timed = None if self._reads_body else (elapsed_ms(started), "ms")
         problem = await self._read_body(response)
-        value, unit = timed or _elapsed(started)
+        value, unit = timed or (elapsed_ms(started), "ms")
         if problem is not None:
             reason, why = problem
             return Result(Status.FAIL, why, value, unit, reason=reason)
@@ -735,11 +731,11 @@ def classify_error(
     """
     tls_error = _ssl_error_in(exc)
     if tls_error is not None:
-        return Reason.TLS, _tls_message(where, tls_error)
+        return Reason.TLS, tls_failure(where, tls_error)
     if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
-        return Reason.TLS, _tls_message(where, "handshake failed")
+        return Reason.TLS, tls_failure(where, "handshake failed")
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return Reason.DNS, f"cannot resolve {exc.host}: {_os_reason(exc.os_error)}"
+        return Reason.DNS, f"cannot resolve {exc.host}: {describe_ssl_error(exc.os_error)}"
     if isinstance(exc, aiohttp.ClientConnectorError):
         return _classify_connect_error(exc, over_tls, where)
     if isinstance(exc, aiohttp.ServerDisconnectedError):
@@ -769,18 +765,12 @@ def _classify_connect_error(
 ) -> tuple[Reason, str]:
     error = exc.os_error
     if isinstance(exc, UnixClientConnectorError):
-        where = exc.path
         if isinstance(error, FileNotFoundError):
             # No socket file is the Unix form of "nothing listens on that port".
-            return Reason.CONNECTION_REFUSED, f"no socket at {where}"
-    else:
-        where = format_endpoint(exc.host, exc.port if exc.port is not None else "")
-    if isinstance(error, ConnectionRefusedError):
-        return Reason.CONNECTION_REFUSED, f"connection refused by {where}"
-    if over_tls and isinstance(error, ConnectionResetError | ConnectionAbortedError):
-        # A TCP connect is refused, not reset: a reset here ends the handshake.
-        return Reason.TLS, _tls_message(target or where, error)
-    return Reason.CONNECTION_ERROR, f"cannot connect to {where}: {_os_reason(error)}"
+            return Reason.CONNECTION_REFUSED, f"no socket at {exc.path}"
+        return classify_connect_error(error, exc.path)
+    where = target or format_endpoint(exc.host, exc.port if exc.port is not None else "")
+    return classify_connect_error(error, where, tls=over_tls)
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
@@ -812,24 +802,9 @@ def _ssl_error_in(exc: BaseException) -> ssl.SSLError | ssl.CertificateError | N
     return None
 
 
-def _tls_message(where: str | None, error: BaseException | str) -> str:
-    if where is not None:
-        return tls_failure(where, error)
-    # Without a target (a caller that does not pass one), the same wording without it.
-    reason = error if isinstance(error, str) else describe_ssl_error(error)
-    if isinstance(error, ssl.SSLCertVerificationError):
-        reason = tls_failure("", error).partition(": ")[2]
-    return f"TLS error: {reason}"
-
-
 def _where(url: yarl.URL) -> str:
     """`HOST:PORT` of a request URL, the port filled in from the scheme."""
     return format_endpoint(url.host or "", url.port or "")
-
-
-def _os_reason(error: BaseException) -> str:
-    strerror = getattr(error, "strerror", None)
-    return strerror if isinstance(strerror, str) and strerror else type(error).__name__
 
 
 def _new_tcp_session(keep_alive: bool) -> aiohttp.ClientSession:
@@ -939,11 +914,6 @@ def _with_accept_encoding(headers: Mapping[str, str]) -> Mapping[str, str]:
     if any(name.lower() == "accept-encoding" for name in headers):
         return headers
     return {**headers, aiohttp.hdrs.ACCEPT_ENCODING: accept_encoding()}
-
-
-def _elapsed(started: float) -> tuple[float, str]:
-    """The time since `started` as an observed value and unit: milliseconds, 0.1 ms steps."""
-    return round((time.perf_counter() - started) * 1000, 1), "ms"
 
 
 def _with_note(output: str, note: str | None) -> str:
