@@ -80,8 +80,9 @@ def tls_failure(
 
 def describe_ssl_error(exc: BaseException) -> str:
     """A short, lower-case reason: the SSL library's, or the OS error's."""
-    if isinstance(exc, ssl.SSLError) and isinstance(exc.reason, str) and exc.reason:
-        return exc.reason.lower().replace("_", " ")
+    reason = getattr(exc, "reason", None) if isinstance(exc, ssl.SSLError) else None
+    if isinstance(reason, str) and reason:
+        return reason.lower().replace("_", " ")
     strerror = getattr(exc, "strerror", None)
     if isinstance(strerror, str) and strerror:
         return strerror
