@@ -83,6 +83,18 @@ class Chain:
         return str(path)
 
 
+def make_self_signed(not_after: float, name: str = "self-signed.test") -> Chain:
+    """One certificate, its own issuer, expiring at Unix time `not_after`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _issue(name, key, None, not_after, ca=False)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return Chain(_pem(cert), _pem(cert), key_pem)
+
+
 def make_chain(
     leaf_not_after: float,
     *,

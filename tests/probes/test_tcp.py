@@ -23,7 +23,7 @@ from adapter.runner import ProbeRunner
 from adapter.threads import DaemonThreadPool
 from probes import Reason, Result, Status
 from probes.tcp import EXPECT_LIMIT, TcpProbe, TlsSetupError, classify_connect_error
-from tests.certificates import DAY, HOUR, make_chain
+from tests.certificates import DAY, HOUR, make_chain, make_self_signed
 from tests.conftest import ROOT, free_port
 from tests.leaks import no_leaks
 from tests.rotation import SecretDir
@@ -733,6 +733,20 @@ async def test_certificate_expiry(
             result.output
         )
         assert f"TLS connected to 127.0.0.1:{server.port} in " in result.output
+
+
+async def test_an_expired_self_signed_certificate_is_reported_with_verification_off(
+    serve: Callable[..., Awaitable[Server]], tmp_path: Path
+) -> None:
+    not_after = int(time.time() - 3 * DAY)
+    server = await serve(banner, make_self_signed(not_after).server_context(tmp_path))
+
+    result = await run(WAIT, port=server.port, tls=True, tls_verify=False, cert_expiry_fail="1d")
+
+    assert (result.status, result.reason) == (Status.FAIL, Reason.CERT_EXPIRY), result.output
+    assert result.cert_not_after == not_after
+    assert result.output.startswith("certificate 'self-signed.test' expired ")
+    assert "(3 days ago)" in result.output
 
 
 async def test_the_earliest_certificate_of_the_presented_chain_counts(
