@@ -2491,3 +2491,26 @@ def test_expiry_limits_over_plain_http_are_allowed_with_require_tls() -> None:
         {"url": "http://127.0.0.1/", "require_tls": True, "cert_expiry_fail": "3d"}
     )
     assert options.cert_expiry_fail == 3 * DAY
+
+
+async def test_a_kept_connection_still_reports_its_certificate(
+    aiohttp_server: ServerFactory, resources: Resources, tmp_path: Path
+) -> None:
+    not_after = int(time.time() + 10 * DAY)
+    chain = make_chain(not_after)
+    app = make_app()
+    server = await aiohttp_server(app, ssl=chain.server_context(tmp_path))
+    probe = make_probe(
+        resources,
+        f"https://localhost:{server.port}/ok",
+        ca_file=chain.ca_file(tmp_path),
+        keep_alive=True,
+        cert_expiry_warn="14d",
+    )
+
+    first, second = await probe.check(), await probe.check()
+
+    peers = {seen.peer for seen in app[SEEN]}
+    assert len(peers) == 1  # the second run came over the first run's connection
+    assert (first.status, second.status) == (Status.WARN, Status.WARN)
+    assert second.cert_not_after == not_after
