@@ -35,6 +35,7 @@ class CheckVerdict:
     run_counts: Mapping[Status, int] = dataclasses.field(default_factory=dict)
     failure_counts: Mapping[Reason, int] = dataclasses.field(default_factory=dict)
     started_at: float | None = None  # when it first reported pass or warn
+    cert_not_after: float | None = None  # Unix time the peer's earliest certificate expires
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,6 +86,7 @@ def judge_check(check: CheckConfig, state: CheckState, now: float) -> CheckVerdi
         run_counts=state.run_counts,
         failure_counts=state.failure_counts,
         started_at=state.started_at,
+        cert_not_after=result.cert_not_after if result else None,
     )
 
 

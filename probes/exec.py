@@ -43,7 +43,7 @@ from typing import Annotated
 
 import msgspec
 
-from probes.base import Probe, Reason, Result, Status
+from probes.base import OUTPUT_LIMIT, Probe, Reason, Result, Status
 from probes.perfdata import PerfValue, PluginOutput, parse_perfdata, parse_plugin_output
 from probes.types import option_error
 
@@ -59,10 +59,9 @@ __all__ = [
     "parse_plugin_output",
 ]
 
-#: Bytes kept of each of stdout and stderr; the rest is read and counted only.
-CAPTURE_LIMIT = 4096
-#: Bytes of output a Result carries, notes included (the runner's cap too).
-OUTPUT_LIMIT = 4096
+#: Bytes kept of each of stdout and stderr (no more than an output can show);
+#: the rest is read and counted only.
+CAPTURE_LIMIT = OUTPUT_LIMIT
 #: Seconds between SIGTERM and SIGKILL to a cancelled command's process group.
 #: With the reap that follows it stays well inside the runner's 1 s cancel grace.
 KILL_GRACE = 0.5

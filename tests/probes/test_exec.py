@@ -19,9 +19,10 @@ import psutil
 import pytest
 
 from adapter.config import ConfigError, parse_config
-from adapter.runner import CANCEL_GRACE, MAX_OUTPUT_BYTES, ProbeRunner
+from adapter.runner import CANCEL_GRACE, ProbeRunner
 from adapter.threads import DaemonThreadPool
 from probes import Reason, Result, Status
+from probes.base import OUTPUT_LIMIT
 from probes.exec import (
     CAPTURE_LIMIT,
     DEFAULT_PATH,
@@ -306,7 +307,7 @@ async def test_80_kb_of_random_bytes_are_capped_and_safe() -> None:
 
     assert result.status is Status.PASS
     encoded = result.output.encode("utf-8")  # strict: it is valid text
-    assert len(encoded) <= MAX_OUTPUT_BYTES
+    assert len(encoded) <= OUTPUT_LIMIT
     assert result.output.endswith(f"(captured {CAPTURE_LIMIT} of {80 * 1024} bytes of stdout)")
     assert json.loads(msgspec.json.encode({"output": result.output}))["output"] == result.output
 
@@ -324,7 +325,7 @@ async def test_output_on_both_streams_is_read_to_the_end_and_counted() -> None:
         f"(captured {CAPTURE_LIMIT} of 1000000 bytes of stdout; "
         f"captured {CAPTURE_LIMIT} of 1000000 bytes of stderr)"
     )
-    assert len(result.output.encode()) <= MAX_OUTPUT_BYTES
+    assert len(result.output.encode()) <= OUTPUT_LIMIT
 
 
 async def test_stderr_is_shown_after_the_text() -> None:

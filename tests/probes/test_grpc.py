@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from adapter.threads import DaemonThreadPool
 from probes import Reason, Result, Status
 from probes import grpc as grpc_probe
 from probes.grpc import INSTALL_HINT, GrpcProbe, TlsSetupError
+from tests.certificates import DAY, HOUR, make_chain
 from tests.conftest import ROOT, free_port
 from tests.leaks import no_leaks
 from tests.rotation import SecretDir
@@ -380,6 +382,82 @@ async def test_an_unreadable_ca_file_is_a_setup_error(tmp_path: Path) -> None:
         await probe.check()
 
 
+@pytest.mark.parametrize(
+    ("expires_in", "status", "reason", "said"),
+    [
+        pytest.param(
+            HOUR, Status.FAIL, Reason.CERT_EXPIRY, "within cert_expiry_fail 1d", id="hour"
+        ),
+        pytest.param(
+            10 * DAY, Status.WARN, Reason.CERT_EXPIRY, "within cert_expiry_warn 14d", id="10d"
+        ),
+        pytest.param(365 * DAY, Status.PASS, None, "(in 364 days)", id="year"),
+    ],
+)
+async def test_certificate_expiry(
+    start_server: ServerFactory,
+    tmp_path: Path,
+    expires_in: float,
+    status: Status,
+    reason: Reason | None,
+    said: str,
+) -> None:
+    not_after = int(time.time() + expires_in)
+    chain = make_chain(not_after, intermediate_not_after=int(time.time() + 400 * DAY))
+    server = await start_server(
+        credentials=grpc.ssl_server_credentials([(chain.key_pem, chain.chain_pem)])
+    )
+
+    result = await run(
+        port=server.port,
+        tls=True,
+        server_name="localhost",
+        ca_file=chain.ca_file(tmp_path),
+        cert_expiry_warn="14d",
+        cert_expiry_fail="1d",
+    )
+
+    assert (result.status, result.reason) == (status, reason), result.output
+    assert result.cert_not_after == not_after
+    assert "server is SERVING" in result.output
+    assert "certificate 'localhost' expires " in result.output
+    assert said in result.output
+
+
+async def test_an_expired_certificate_fails_grpcs_own_verification(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    chain = make_chain(int(time.time() - DAY))
+    server = await start_server(
+        credentials=grpc.ssl_server_credentials([(chain.key_pem, chain.chain_pem)])
+    )
+
+    result = await run(
+        port=server.port,
+        tls=True,
+        server_name="localhost",
+        ca_file=chain.ca_file(tmp_path),
+        cert_expiry_warn="14d",
+    )
+
+    assert (result.status, result.reason) == (Status.FAIL, Reason.TLS), result.output
+
+
+async def test_without_limits_no_second_handshake_is_made(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    chain = make_chain(int(time.time() + 10 * DAY))
+    server = await start_server(
+        credentials=grpc.ssl_server_credentials([(chain.key_pem, chain.chain_pem)])
+    )
+
+    result = await run(
+        port=server.port, tls=True, server_name="localhost", ca_file=chain.ca_file(tmp_path)
+    )
+
+    assert (result.status, result.cert_not_after) == (Status.PASS, None), result.output
+
+
 # --- options and the missing extra ---------------------------------------------------------
 
 
@@ -388,6 +466,10 @@ async def test_an_unreadable_ca_file_is_a_setup_error(tmp_path: Path) -> None:
     [
         ("{}", "checks[0] (g).grpc.port: required"),
         ("{port: 50051, ca_file: ca.pem}", "checks[0] (g).grpc.ca_file: ca_file needs tls: true"),
+        (
+            "{port: 50051, cert_expiry_fail: 3d}",
+            "checks[0] (g).grpc.cert_expiry_fail: cert_expiry_fail needs tls: true",
+        ),
         (
             "{port: 50051, tls: true, cert_file: c.pem}",
             "checks[0] (g).grpc.key_file: cert_file and key_file go together",
