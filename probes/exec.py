@@ -45,6 +45,7 @@ import msgspec
 
 from probes.base import Probe, Reason, Result, Status
 from probes.perfdata import PerfValue, PluginOutput, parse_perfdata, parse_plugin_output
+from probes.process_table import ADAPTER_SESSIONS
 from probes.types import option_error
 
 __all__ = [
@@ -146,6 +147,9 @@ class ExecProbe(Probe):
                 _describe_start_error(exc, argv[0], self.config.cwd, environment["PATH"]),
                 reason=Reason.UNKNOWN,
             )
+        # What runs in the command's session is the adapter's: process checks
+        # never count it (the command's pid is its session's id).
+        ADAPTER_SESSIONS.add(command.pid)
         try:
             await command.finish()
         except BaseException:
@@ -153,6 +157,7 @@ class ExecProbe(Probe):
             raise
         finally:
             command.close()
+            ADAPTER_SESSIONS.discard(command.pid)
         return judge(command.returncode, command.stdout, command.stderr)
 
 

@@ -2,8 +2,8 @@
 
 Processes are selected by kernel name, command line, pidfile and user (all
 given must hold) in a process-table snapshot shared by every process check.
-Zombies are not running; the adapter never matches itself; a process the
-adapter may not read is an error, never silently "down".
+Zombies are not running; the adapter never matches itself nor what its exec
+checks run; a process the adapter may not read is an error, never silently "down".
 """
 
 from __future__ import annotations
@@ -160,8 +160,10 @@ class _Selector:
         if self.cmdline is not None:
             search = self.cmdline.search
             records = [r for r in records if r.command is None or search(r.command)]
-        own_pid = snapshot.own_pid
-        return [record for record in records if record.pid != own_pid]
+        if not snapshot.own_sessions:
+            own_pid = snapshot.own_pid
+            return [record for record in records if record.pid != own_pid]
+        return [record for record in records if not snapshot.is_adapters(record)]
 
     def describe(self) -> str:
         parts = []
@@ -192,7 +194,8 @@ def _tally(snapshot: Snapshot, selector: _Selector) -> _Tally:
             reused = holder
     running: list[int] = []
     zombies = unreadable = 0
-    # The adapter is never a candidate: a `cmdline: python` check must not find itself.
+    # The adapter is never a candidate: a `cmdline: python` check must not find
+    # itself, nor the commands its exec checks run.
     for record in selector.candidates(snapshot):
         verdict = selector.matches(record)
         if verdict is None and not record.zombie:

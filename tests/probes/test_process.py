@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pwd
 import re
@@ -20,6 +21,7 @@ import psutil
 import pytest
 
 from probes import Reason, Resources, Result, Status
+from probes.exec import ExecProbe
 from probes.process import ProcessProbe
 from probes.process_table import ProcessRecord, ProcessTable, Snapshot
 from tests.probes.conftest import Spawn, proc_bytes, proc_state, wait_for
@@ -476,6 +478,48 @@ async def test_the_adapter_never_matches_itself() -> None:
     pids = re.findall(r"\d+", result.output.partition("(pid ")[2])
     assert str(os.getpid()) not in pids
     assert ONLY_ADAPTER_HINT not in result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param("sleep 30; : {marker}", id="shell-running-a-child"),
+        pytest.param("exec sh -c 'sleep 30' {marker}", id="command-replaced-by-exec"),
+        pytest.param("sh -c 'sleep 30' {marker} & sleep 30", id="child-of-the-command"),
+    ],
+)
+async def test_the_commands_of_exec_checks_are_never_counted(
+    spawn_marked: Callable[[], subprocess.Popen[bytes]], marker: str, command: str
+) -> None:
+    # monitoring-plugins #999: check_procs run through `sh -c` counted its own
+    # wrapper, so a dead daemon read as one running.
+    running = asyncio.create_task(
+        ExecProbe("wrapper", {"command": command.format(marker=marker), "shell": True}).check()
+    )
+    try:
+        await asyncio.to_thread(
+            wait_for,
+            lambda: any(
+                marker in " ".join(p.info["cmdline"] or ())
+                for p in psutil.process_iter(["cmdline"], ad_value=None)
+            ),
+            "the exec check's command to start",
+        )
+
+        result = await check({"cmdline": marker})
+
+        assert (result.status, result.observed_value) == (Status.FAIL, 0)
+        assert result.output.startswith(f"no process matches cmdline /{marker}/")
+
+        daemon = spawn_marked()
+        result = await check({"cmdline": marker})
+
+        assert (result.status, result.observed_value) == (Status.PASS, 1)
+        assert f"(pid {daemon.pid})" in result.output
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
 
 
 # --- what reality cannot be made to do: fake process tables -----------------------------
