@@ -176,6 +176,13 @@ class Snapshot:
     #: Sessions of the commands the adapter ran while the table was read.
     own_sessions: frozenset[int] = frozenset()
 
+    def hides_others(self, own_uid: int) -> bool:
+        """Whether /proc's `hidepid` may hide processes from this scan: it is set,
+        and no other user's process could be read (a privileged adapter reads them)."""
+        if self.hidepid is None:
+            return False
+        return not any(r.uid is not None and r.uid != own_uid for r in self.processes)
+
     def is_adapters(self, record: ProcessRecord) -> bool:
         """Whether `record` is the adapter itself or runs in a session of one of
         its commands: never a process a check is about."""

@@ -348,7 +348,12 @@ def reaped_pid(spawn: Spawn) -> int:
             id="the-adapters-own-pid",
         ),
         pytest.param(
-            "zombie", Status.FAIL, Reason.PROCESS_MISSING, "; 1 zombie matched$", id="zombie-pid"
+            "zombie",
+            Status.FAIL,
+            Reason.PROCESS_MISSING,
+            r"; pid \d+ is a zombie: it exited and was not reaped by its parent "
+            rf"'[^']+' \(pid {os.getpid()}\)$",
+            id="zombie-pid",
         ),
         pytest.param(
             "not a pid\n",
@@ -437,6 +442,34 @@ async def test_pidfile_combines_with_the_other_criteria(
 
     assert (matching.status, matching.observed_value) == (Status.PASS, 1)
     assert (other.status, other.observed_value) == (Status.FAIL, 0)
+
+
+async def test_a_pidfile_naming_another_program_says_whose_pid_it_is(
+    spawn: Spawn, unique_sleep: str, tmp_path: Path
+) -> None:
+    # twisted #7555, nebula #6149: after a crash the pidfile's pid belonged to
+    # an unrelated live program, started before the file was written again.
+    stranger = spawn(unique_sleep, "60")
+    await asyncio.to_thread(
+        wait_for, lambda: proc_state(stranger.pid) not in ("", "Z"), "the stranger to run"
+    )
+    pidfile = tmp_path / "app.pid"
+    pidfile.write_text(f"{stranger.pid}\n")
+    name = Path(unique_sleep).name
+
+    named = await check({"pidfile": str(pidfile), "name": "myapp"})
+    alone = await check({"pidfile": str(pidfile)})
+
+    assert (named.status, named.reason, named.observed_value) == (
+        Status.FAIL,
+        Reason.PROCESS_MISSING,
+        0,
+    )
+    assert named.output.endswith(
+        f"; pid {stranger.pid} is {name!r} (user {own_username()}), not the process the check names"
+    )
+    assert alone.status is Status.PASS
+    assert alone.output.endswith(f"({name}, pid {stranger.pid})")
 
 
 # --- user ---------------------------------------------------------------------------------------
@@ -890,6 +923,114 @@ async def test_a_pid_reused_by_another_process_fails(
 
     assert (result.status, result.reason) == (Status.FAIL, Reason.PROCESS_MISSING)
     assert f"pid {writer.pid} now belongs to 'sleep', which started 10 min after" in result.output
+
+
+def can_mount_hidepid() -> bool:
+    return (
+        os.geteuid() == 0
+        and shutil.which("unshare") is not None
+        and shutil.which("setpriv") is not None
+        and subprocess.run(
+            ["unshare", "-mpf", "--mount-proc", "mount", "-o", "remount,hidepid=2", "/proc"],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
+
+
+HIDDEN_PROBE = """
+import asyncio
+from probes import Resources
+from probes.process import ProcessProbe
+result = asyncio.run(ProcessProbe("w", {"name": "sleep"}, Resources()).check())
+print(result.status, result.reason, result.output, sep="|")
+"""
+
+
+@pytest.mark.parametrize("hidepid", ["invisible", "noaccess"])
+@pytest.mark.skipif(not can_mount_hidepid(), reason="needs root and unshare to remount /proc")
+def test_processes_hidden_by_hidepid_are_access_denied_not_missing(hidepid: str) -> None:
+    # psutil #2026: under hidepid a running root daemon read as "no process".
+    # The adapter runs as nobody, in a PID namespace of its own whose /proc
+    # hides root's `sleep` from it.
+    script = (
+        f"mount -o remount,hidepid={hidepid} /proc; sleep 60 & "
+        "exec setpriv --reuid=nobody --regid=nogroup --clear-groups "
+        f'{sys.executable} -c "$0"'
+    )
+    done = subprocess.run(
+        ["unshare", "-mpf", "--mount-proc", "sh", "-c", script, HIDDEN_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+    )
+
+    assert done.stderr == ""
+    status, reason, output = done.stdout.strip().split("|")
+    assert (status, reason) == ("fail", "access_denied")
+    assert f"/proc is mounted with hidepid={hidepid}" in output
+    assert ONLY_ADAPTER_HINT not in output
+
+
+def own_record(pid: int) -> ProcessRecord:
+    return ProcessRecord(
+        pid=pid,
+        ppid=0,
+        name="health-adapter",
+        cmdline=("health-adapter",),
+        username="me",
+        uid=os.getuid(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("processes", "hidepid", "reason", "output"),
+    [
+        pytest.param(
+            (own_record(1),),
+            "invisible",
+            Reason.ACCESS_DENIED,
+            "no process matches name 'nginx', expected at least 1; /proc is mounted with "
+            "hidepid=invisible: processes the adapter may not inspect are hidden from it",
+            id="invisible-only-the-adapter-seen",
+        ),
+        pytest.param(
+            (own_record(1), record(2, name=None, cmdline=None, username=None)),
+            "noaccess",
+            Reason.ACCESS_DENIED,
+            "no process matches name 'nginx', expected at least 1; 1 process could not be "
+            "read (access denied); /proc is mounted with hidepid=noaccess: processes the "
+            "adapter may not inspect are hidden from it",
+            id="noaccess-one-unreadable",
+        ),
+        pytest.param(
+            (own_record(1), record(2, "pause", username="app")),
+            "invisible",
+            Reason.PROCESS_MISSING,
+            "no process matches name 'nginx', expected at least 1; /proc is mounted with "
+            "hidepid=invisible: processes the adapter may not inspect are hidden from it",
+            id="invisible-but-another-users-process-read",
+        ),
+        pytest.param(
+            (own_record(1),),
+            None,
+            Reason.PROCESS_MISSING,
+            f"no process matches name 'nginx', expected at least 1; {ONLY_ADAPTER_HINT}",
+            id="no-hidepid-only-the-adapter-seen",
+        ),
+    ],
+)
+async def test_hidepid_makes_a_short_count_hidden_not_missing(
+    processes: tuple[ProcessRecord, ...], hidepid: str | None, reason: Reason, output: str
+) -> None:
+    resources = Resources()
+    snapshot = Snapshot(processes=processes, own_pid=1, hidepid=hidepid)
+    resources.get(lambda: ProcessTable(lambda: snapshot), key=ProcessTable)
+
+    result = await check({"name": "nginx"}, resources)
+
+    assert (result.status, result.reason, result.output) == (Status.FAIL, reason, output)
 
 
 async def test_hidepid_is_named_when_too_few_processes_are_seen() -> None:
