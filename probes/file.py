@@ -12,6 +12,7 @@ device; "does not exist" is said only when nothing is there.
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import re
 import stat
@@ -34,6 +35,8 @@ __all__ = [
 
 #: `contains` and `regex` look at no more than this many leading bytes.
 CONTENT_LIMIT = 64 * 1024
+# The characters that make a path a shell pattern (which the probe never expands).
+_WILDCARD = re.compile(r"[*?[]")
 
 #: How far in the future an mtime may be before it is a finding (`max_clock_skew`).
 DEFAULT_MAX_CLOCK_SKEW = Duration(5)
@@ -395,6 +398,15 @@ def _describe_missing(path: str) -> str:
     why = _why_the_directory_is_missing(path)
     if why is not None:
         return why
+    matching = glob.glob(path) if _WILDCARD.search(path) else []
+    if matching:
+        # nagios-plugins #564: `check_file_age -f /backup/*.tar.gz` passed with
+        # "0 files are OK". Here the path names one file, never a pattern.
+        files = "1 file matches" if len(matching) == 1 else f"{len(matching)} files match"
+        return (
+            f"file {path} does not exist (the path is taken as written, not as a "
+            f"pattern, which {files})"
+        )
     return f"file {path} does not exist"
 
 

@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from probes.process_table import (
+    ADAPTER_SESSIONS,
     KERNEL_NAME_MAX,
     ProcessRecord,
     ProcessTable,
@@ -95,6 +96,28 @@ def test_scan_knows_which_process_is_the_adapter(scan: Scan) -> None:
 
     assert snapshot.own_pid == os.getpid()
     assert record_of(snapshot, os.getpid()).cmdline == tuple(psutil.Process().cmdline())
+
+
+@pytest.mark.parametrize("scan", SCANNERS)
+def test_scan_knows_the_sessions_of_the_adapters_commands(scan: Scan) -> None:
+    marker = f"table-test-{uuid.uuid4().hex}"
+    command = subprocess.Popen(
+        [SLEEP, "60"], start_new_session=True, env={"MARKER": marker}, stdin=subprocess.DEVNULL
+    )
+    ADAPTER_SESSIONS.add(command.pid)
+    try:
+        snapshot = scan()
+    finally:
+        ADAPTER_SESSIONS.discard(command.pid)
+        command.kill()
+        command.wait()
+
+    record = record_of(snapshot, command.pid)
+    assert record.session == command.pid
+    assert snapshot.is_adapters(record)
+    assert snapshot.is_adapters(record_of(snapshot, os.getpid()))
+    assert record_of(snapshot, os.getpid()).session == os.getsid(0)
+    assert not scan().own_sessions
 
 
 @pytest.mark.parametrize(
