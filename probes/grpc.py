@@ -284,7 +284,9 @@ class GrpcProbe(Probe):
         config = self.config
         # No retries: one call, one answer; the service config would retry
         # UNAVAILABLE calls and hide a server that refuses connections.
-        options: list[tuple[str, Any]] = [("grpc.enable_retries", 0)]
+        # No proxy from the environment either (http_proxy, grpc_proxy): the target is
+        # the service beside the adapter, as for the http probe.
+        options: list[tuple[str, Any]] = [("grpc.enable_retries", 0), ("grpc.enable_http_proxy", 0)]
         if not config.tls:
             return modules.aio.insecure_channel(target, options=options)
         if config.server_name is not None:

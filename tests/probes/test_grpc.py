@@ -174,6 +174,32 @@ async def test_the_first_run_after_a_long_outage_passes(start_server: ServerFact
         pool.shutdown(wait=False)
 
 
+async def test_proxies_in_the_environment_are_ignored(
+    start_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connections: list[bytes] = []
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(await reader.read(200))
+        writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+        writer.close()
+
+    proxy = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    try:
+        url = f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
+        for name in ("http_proxy", "https_proxy", "grpc_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+            monkeypatch.setenv(name, url)
+        for name in ("no_proxy", "NO_PROXY", "no_grpc_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        server = await start_server()
+        result = await run(port=server.port)
+    finally:
+        proxy.close()
+        await proxy.wait_closed()
+    assert result.status is Status.PASS, result
+    assert connections == []
+
+
 async def test_a_server_without_the_health_service(start_server: ServerFactory) -> None:
     server = await start_server(with_health=False)
     result = await run(port=server.port)
