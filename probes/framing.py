@@ -197,7 +197,9 @@ def _frame(data: bytes, *, bodiless: bool) -> _Framed | None:
             return _Framed(bytes(out + _head(status_line, without_framing)), True)
         names = [name.lower() for name, _ in headers]
         if b"transfer-encoding" in names:
-            return _Framed(bytes(out + head + data[body_start:]), False, head_only=broken)
+            # RFC 9112 section 6.3: Transfer-Encoding overrides a Content-Length sent beside it.
+            chunked = _head(status_line, [h for h in headers if h[0].lower() != b"content-length"])
+            return _Framed(bytes(out + chunked + data[body_start:]), False, head_only=broken)
         lengths = {value.strip() for name, value in headers if name.lower() == b"content-length"}
         if not lengths:
             return _Framed(bytes(out + head + data[body_start:]), False, head_only=broken)

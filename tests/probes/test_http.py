@@ -922,6 +922,20 @@ async def test_a_status_check_never_needs_the_package_of_a_coding(
             re.compile(r"HTTP 204 in .* ms"),
             id="1xx-then-204-with-stray-bytes",
         ),
+        pytest.param(
+            OK_HEAD
+            + b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n9\r\nstatus ok\r\n0\r\n\r\n",
+            {"body_contains": "status ok"},
+            PASSED_200,
+            id="chunked-wins-over-a-content-length",
+        ),
+        pytest.param(
+            OK_HEAD
+            + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nstatus ok\r\n0\r\n\r\n",
+            {},
+            PASSED_200,
+            id="chunked-wins-over-a-content-length-status-only",
+        ),
     ],
 )
 async def test_a_complete_answer_is_judged_and_what_follows_it_discarded(
