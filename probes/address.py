@@ -63,7 +63,9 @@ def parse_host(value: str) -> str:
         if _is_ipv6(text):
             return _checked_zone(text, value)
         name, _, port = text.rpartition(":")
-        if port.isdigit() and ":" not in name:
+        if port.isdigit() and (":" not in name or _is_ipv6(name)):
+            # `::1:19340` is how an IPv6 address and its port come out when the
+            # brackets are forgotten (kubernetes#56543): say which part is which.
             raise ValueError(
                 f"invalid host {value!r}: give the port in the port option, and the host as {name!r}"
             )
