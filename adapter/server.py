@@ -27,6 +27,7 @@ from adapter import __version__, formats
 from adapter.access import CHALLENGE, may_see_details
 from adapter.answers import Answer, AnswerCache
 from adapter.config import CheckConfig, Config, StatusCodes
+from adapter.drain import drain_reason
 from adapter.formats import prometheus, verdict_only
 from adapter.health import (
     Judge,
@@ -45,6 +46,8 @@ from adapter.negotiation import Choice, Format, UnknownFormat, choose, default_c
 from adapter.reaper import OrphanReaper
 from adapter.reload import LiveConfig, Reloader
 from adapter.scheduler import Scheduler
+from adapter.services import service_verdict
+from adapter.side_listeners import start_side_listeners
 from adapter.state import CheckState, StateStore
 from probes import Resources, Status
 from probes.types import format_duration
@@ -160,6 +163,18 @@ def _log_transition(name: str, old: CheckState, new: CheckState) -> None:
     )
 
 
+def drain_of(app: web.Application) -> str | None:
+    """Why readiness drains now (shutdown delay, `server.drain_file`), or None."""
+    return drain_reason(app[LIFECYCLE].draining, current_config(app).server.drain_file)
+
+
+def verdict_of(app: web.Application, service: str) -> Verdict | None:
+    """The verdict gRPC health and the HAProxy agent read (adapter.services)."""
+    return service_verdict(
+        current_config(app), app[STORE].states(), app[CLOCK](), service, drain_of(app)
+    )
+
+
 Selection = Callable[[Config], list[CheckConfig]]
 
 
@@ -198,15 +213,15 @@ def checks_view(
         config, store, now = current_config(app), app[STORE], app[CLOCK]()
         choice = _choose(request, default)
         details = may_see_details(config, request.headers)
-        draining = drains and app[LIFECYCLE].draining
-        key = (choice, details, exclude, draining)
+        drain = drain_of(app) if drains else None
+        key = (choice, details, exclude, drain)
         cacheable = choice.format in _KEPT_FORMATS
         answer = answers.get(key, store.version, config, now) if cacheable else None
         if answer is None:
             checks = select(config)
             verdict = judge(checks, store.states(), now, exclude=exclude, judge_one=judge_one)
-            if draining:
-                verdict = shutting_down(verdict)
+            if drain is not None:
+                verdict = shutting_down(verdict, drain)
             answer = _answer(app, verdict, choice, details=details, label=label)
             if cacheable:
                 answers.put(key, answer, store.version, config, stale_at(checks, store.states()))
@@ -419,6 +434,18 @@ async def serve(
         if reaper is not None:
             await reaper.stop()
         raise
+    try:
+        side = await start_side_listeners(
+            config.server,
+            lambda service: verdict_of(app, service),
+            app[STORE],
+            details=lambda: current_config(app).server.details == "public",
+        )
+    except BaseException:
+        await runner.cleanup()
+        if reaper is not None:
+            await reaper.stop()
+        raise
     logger = logging.getLogger("health_adapter")
     reloader = reloader_for(app, config_path) if config_path is not None else None
     stop = asyncio.Event()
@@ -474,6 +501,7 @@ async def serve(
         for task in list(background):
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        await side.stop(shutdown_timeout)
         # Stop scheduling and cancel the runs in flight (exec probes kill their
         # children) while the last requests are answered from the store.
         with contextlib.suppress(Exception):

@@ -88,7 +88,7 @@ def health_document(
     describe = detailed_entry if detailed else check_entry
     document["checks"] = {check.name: [describe(check)] for check in verdict.checks}
     if verdict.draining:
-        document["notes"] = ["shutting down"]
+        document["notes"] = [verdict.drain_reason or "shutting down"]
     if verdict.unmatched:
         document["notes"] = [
             *document.get("notes", ()),
