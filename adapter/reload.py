@@ -39,7 +39,14 @@ log = logging.getLogger("health_adapter.reload")
 #: How often a watched config file is looked at.
 WATCH_INTERVAL = 1.0
 #: Settings read once, when the adapter starts listening; a reload cannot change them.
-RESTART_SETTINGS = ("max_connections", "keepalive_timeout", "access_log", "socket_mode")
+RESTART_SETTINGS = (
+    "max_connections",
+    "keepalive_timeout",
+    "access_log",
+    "socket_mode",
+    "haproxy_agent",
+    "grpc",
+)
 
 
 @dataclasses.dataclass
