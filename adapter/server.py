@@ -43,6 +43,7 @@ from adapter.health import (
 from adapter.listener import CLIENT_MAX_SIZE, start_listening
 from adapter.logs import event
 from adapter.negotiation import Choice, Format, UnknownFormat, choose, default_choice
+from adapter.notify import Notifier, notify_lifecycle
 from adapter.reaper import OrphanReaper
 from adapter.reload import LiveConfig, Reloader
 from adapter.scheduler import Scheduler
@@ -447,6 +448,7 @@ async def serve(
             await reaper.stop()
         raise
     logger = logging.getLogger("health_adapter")
+    notifier = Notifier.from_environ()
     reloader = reloader_for(app, config_path) if config_path is not None else None
     stop = asyncio.Event()
     hurry = asyncio.Event()
@@ -461,6 +463,7 @@ async def serve(
             return
         received.append(signum.name)
         app[LIFECYCLE].draining = True  # /readyz answers 503 from this moment
+        notifier.send("STOPPING=1")
         stop.set()
 
     def on_reload() -> None:
@@ -488,6 +491,14 @@ async def serve(
     )
     if ready is not None:
         ready(runner)
+    background.add(
+        asyncio.create_task(
+            notify_lifecycle(
+                notifier, app[STORE], app[SCHEDULER].alive, status=f"listening on {listen}"
+            ),
+            name="systemd notify",
+        )
+    )
     try:
         await stop.wait()
         event(
