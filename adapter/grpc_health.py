@@ -59,6 +59,7 @@ class GrpcHealth:
         self.port: int | None = None
         self._server: grpc.aio.Server | None = None
         self._changed = asyncio.Event()
+        self._stopping = False
 
     def status(self, service: str) -> int:
         verdict = self.verdict_for(service)
@@ -88,8 +89,11 @@ class GrpcHealth:
         self._server = server
 
     async def stop(self, grace: float = 1.0) -> None:
-        """Stop listening; calls in flight, watches included, are ended after `grace` s."""
+        """Stop listening; watches end at once (they never finish by themselves), other
+        calls in flight get `grace` seconds."""
         self.store.unsubscribe(self._on_change)
+        self._stopping = True
+        self._on_change("", CheckState(), CheckState())  # wake the watchers to end
         server, self._server = self._server, None
         if server is not None:
             await server.stop(grace)
@@ -103,7 +107,7 @@ class GrpcHealth:
     async def watch(self, service: str) -> AsyncIterator[int]:
         """The status of `service` now, then each time it changes."""
         last: int | None = None
-        while True:
+        while not self._stopping:
             changed = self._changed
             status = self.status(service)
             if status != last:

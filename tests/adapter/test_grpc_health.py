@@ -163,3 +163,27 @@ async def test_rpcs_beyond_the_cap_are_refused_and_room_comes_back(tmp_path: Pat
             raise AssertionError("no room after a watcher left")
         for watch in watches[1:]:
             watch.cancel()
+
+
+async def test_stopping_ends_watches_at_once(tmp_path: Path) -> None:
+    text = CONFIG.format(cap=256, port=free_port(), drain=tmp_path / "drain")
+    async with running_adapter(text) as adapter:
+        app = adapter.app
+        side = await start_side_listeners(
+            current_config(app).server,
+            lambda service: verdict_of(app, service),
+            app[STORE],
+            details=lambda: True,
+        )
+        assert side.grpc is not None
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{side.grpc.port}") as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(
+                health_pb2.HealthCheckRequest(service="")
+            )
+            await asyncio.wait_for(watch.read(), 5)
+            loop = asyncio.get_running_loop()
+            begin = loop.time()
+            await side.stop(grace=10)
+            assert loop.time() - begin < 2  # not the 10 s grace: the watch ended
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                assert await asyncio.wait_for(watch.read(), 5) is grpc.aio.EOF
