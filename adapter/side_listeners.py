@@ -20,6 +20,7 @@ from adapter.config import ServerConfig, TcpAddress, parse_listen
 from adapter.haproxy_agent import HaproxyAgent
 from adapter.health import Verdict
 from adapter.listener import ListenError
+from adapter.services import GROUP_SERVICES
 from adapter.state import StateStore
 
 if TYPE_CHECKING:
@@ -66,13 +67,27 @@ async def start_side_listeners(
         if server.grpc is not None:
             from adapter.grpc_health import GrpcHealth  # the grpc extra, only when asked for
 
-            side.grpc = GrpcHealth(verdict_for, store, max_rpcs=server.max_connections)
+            side.grpc = GrpcHealth(
+                _named_checks_if(details, verdict_for), store, max_rpcs=server.max_connections
+            )
             await _bind(side.grpc.start, server.grpc.listen)
     except BaseException:
         with contextlib.suppress(Exception):
             await side.stop(0)
         raise
     return side
+
+
+def _named_checks_if(details: Callable[[], bool], verdict_for: VerdictFor) -> VerdictFor:
+    """`verdict_for`, where a check's name is unknown unless details are public: gRPC
+    carries no token here, and answering by name would tell which checks exist."""
+
+    def verdict(service: str) -> Verdict | None:
+        if service == "" or service in GROUP_SERVICES or details():
+            return verdict_for(service)
+        return None
+
+    return verdict
 
 
 def _ready(verdict_for: VerdictFor) -> Verdict:

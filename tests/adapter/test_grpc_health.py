@@ -38,7 +38,9 @@ checks:
 
 
 @contextlib.asynccontextmanager
-async def grpc_adapter(tmp_path: Path, cap: int = 256) -> AsyncIterator[tuple[Any, int]]:
+async def grpc_adapter(
+    tmp_path: Path, cap: int = 256, details: bool = True
+) -> AsyncIterator[tuple[Any, int]]:
     """The running adapter with its gRPC port; yields the reference client's stub, and the port."""
     text = CONFIG.format(cap=cap, port=free_port(), drain=tmp_path / "drain")
     async with running_adapter(text) as adapter:
@@ -47,7 +49,7 @@ async def grpc_adapter(tmp_path: Path, cap: int = 256) -> AsyncIterator[tuple[An
             current_config(app).server,
             lambda service: verdict_of(app, service),
             app[STORE],
-            details=lambda: True,
+            details=lambda: details,
         )
         assert side.grpc is not None
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{side.grpc.port}")
@@ -187,3 +189,11 @@ async def test_stopping_ends_watches_at_once(tmp_path: Path) -> None:
             assert loop.time() - begin < 2  # not the 10 s grace: the watch ended
             with contextlib.suppress(grpc.aio.AioRpcError):
                 assert await asyncio.wait_for(watch.read(), 5) is grpc.aio.EOF
+
+
+async def test_without_public_details_check_names_are_unknown(tmp_path: Path) -> None:
+    async with grpc_adapter(tmp_path, details=False) as (stub, _port):
+        assert await check(stub, "ready") == SERVING
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await check(stub, "api")
+        assert caught.value.code() is grpc.StatusCode.NOT_FOUND
