@@ -9,7 +9,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -113,7 +113,29 @@ async def test_clients_that_never_close_are_cut_off_after_the_linger() -> None:
     await assert_nothing_left(before)
 
 
-async def test_a_flood_holding_every_slot_does_not_lock_haproxy_out() -> None:
+def _loops() -> list[object]:
+    params: list[object] = [pytest.param(asyncio.new_event_loop, id="asyncio")]
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        params.append(pytest.param(uvloop.new_event_loop, id="uvloop"))
+    return params
+
+
+@pytest.mark.parametrize("new_loop", _loops())
+def test_a_flood_holding_every_slot_does_not_lock_haproxy_out(
+    new_loop: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    # Its own loop, so the agent meets uvloop's transports as `serve` does.
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        runner.run(_flood_while_haproxy_polls())
+
+
+async def _flood_while_haproxy_polls() -> None:
+    # libuv keeps a spare descriptor from a loop's first listening socket on.
+    warm_up = await asyncio.get_running_loop().create_server(asyncio.Protocol, "127.0.0.1", 0)
+    warm_up.close()
+    await warm_up.wait_closed()
     before = Footprint.take()
     async with running_agent() as agent:
         port = agent.port
