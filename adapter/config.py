@@ -67,6 +67,61 @@ MIN_TOKEN_LENGTH = 16
 DETAILS_TIERS = ("public", "token")
 
 
+# -- extra listeners: the HAProxy agent, gRPC health, the drain file ---------------------
+
+#: `warn_weight` of the HAProxy agent: a percentage of the configured weight.
+WEIGHT_PATTERN = re.compile(r"^(100|[1-9][0-9]?)%$")
+GRPC_EXTRA = "pip install 'health-adapter[grpc]'"
+
+
+class HaproxyAgentConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """HAProxy's agent check: one line per connection, derived from readiness."""
+
+    #: Where the agent listens, HOST:PORT (HAProxy's `agent-port`, `agent-addr`).
+    listen: str
+    #: The weight a warn verdict asks for, a percentage of the server's configured weight.
+    warn_weight: str = "50%"
+
+    def __post_init__(self) -> None:
+        _check_listen("listen", self.listen, unix=False)
+        if not WEIGHT_PATTERN.match(self.warn_weight):
+            raise option_error(
+                "warn_weight",
+                f"{self.warn_weight!r} is not a weight: write a percentage from 1% to 100%, "
+                "e.g. 50%",
+            )
+
+    @property
+    def warn_percent(self) -> int:
+        return int(self.warn_weight.rstrip("%"))
+
+
+class GrpcServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """gRPC's health service (grpc.health.v1.Health), from the same verdicts as HTTP."""
+
+    #: Where the gRPC server listens, HOST:PORT.
+    listen: str
+
+    def __post_init__(self) -> None:
+        _check_listen("listen", self.listen, unix=False)
+        try:
+            import grpc  # noqa: F401
+            import grpc_health.v1  # noqa: F401
+        except ImportError:
+            raise option_error(
+                "listen", f"serving gRPC health needs the grpc extra: {GRPC_EXTRA}"
+            ) from None
+
+
+def _check_listen(key: str, value: str, *, unix: bool) -> None:
+    try:
+        address = parse_listen(value)
+    except ValueError as exc:
+        raise option_error(key, str(exc)) from None
+    if not unix and isinstance(address, UnixAddress):
+        raise option_error(key, f"{value!r}: this listener takes HOST:PORT, not a Unix socket")
+
+
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """How the adapter answers, as opposed to what it checks."""
 
@@ -87,6 +142,12 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     token_env: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
     #: Permissions of the Unix socket when `listen` is `unix:PATH`, in octal.
     socket_mode: Annotated[str, msgspec.Meta(pattern=r"^0?[0-7]{3}$")] = DEFAULT_SOCKET_MODE
+    #: HAProxy's agent check, answered on its own port (off unless set).
+    haproxy_agent: HaproxyAgentConfig | None = None
+    #: gRPC health (grpc.health.v1.Health) on its own port (off unless set; the grpc extra).
+    grpc: GrpcServerConfig | None = None
+    #: While this file exists, readiness reports draining (an operator's hand drain).
+    drain_file: Annotated[str, msgspec.Meta(min_length=1)] | None = None
 
     def __post_init__(self) -> None:
         for key, message in server_rule_errors(msgspec.structs.asdict(self)):

@@ -44,7 +44,8 @@ class Verdict:
     checks: tuple[CheckVerdict, ...]
     excluded: tuple[str, ...] = ()  # checks left out on request (`?exclude=`)
     unmatched: tuple[str, ...] = ()  # names asked to be excluded that match no check
-    draining: bool = False  # the adapter is shutting down: no longer ready
+    draining: bool = False  # the adapter is shutting down or drained: no longer ready
+    drain_reason: str = ""  # why it drains, e.g. SHUTTING_DOWN
     notes: tuple[str, ...] = ()  # what a reader should know beside the checks
 
 
@@ -148,9 +149,14 @@ def judge_alone(
     return Verdict(verdict.own_status, (verdict,))
 
 
-def shutting_down(verdict: Verdict) -> Verdict:
-    """A readiness verdict while the adapter drains: fail, whatever the checks say."""
-    return dataclasses.replace(verdict, status=Status.FAIL, draining=True)
+#: The drain reason during the shutdown delay.
+SHUTTING_DOWN = "shutting down"
+
+
+def shutting_down(verdict: Verdict, reason: str = SHUTTING_DOWN) -> Verdict:
+    """A readiness verdict while the adapter drains (`reason`: shutting down, or an
+    operator's drain file): fail, whatever the checks say."""
+    return dataclasses.replace(verdict, status=Status.FAIL, draining=True, drain_reason=reason)
 
 
 def in_group(checks: Iterable[CheckConfig], group: str) -> list[CheckConfig]:

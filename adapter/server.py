@@ -28,6 +28,7 @@ from adapter import __version__, formats, stopping
 from adapter.access import CHALLENGE, may_see_details
 from adapter.answers import Answer, AnswerCache
 from adapter.config import ENDPOINT_GROUPS, CheckConfig, Config, StatusCodes
+from adapter.drain import drain_reason
 from adapter.formats import prometheus, verdict_only
 from adapter.health import (
     Judge,
@@ -43,9 +44,12 @@ from adapter.health import (
 from adapter.listener import CLIENT_MAX_SIZE, start_listening
 from adapter.logs import event
 from adapter.negotiation import Choice, Format, UnknownFormat, choose, default_choice
+from adapter.notify import Notifier, notify_lifecycle
 from adapter.reaper import OrphanReaper
 from adapter.reload import LiveConfig, Reloader
 from adapter.scheduler import Scheduler
+from adapter.services import service_verdict
+from adapter.side_listeners import SideListeners, start_side_listeners
 from adapter.state import CheckState, StateStore
 from probes import Resources, Status
 from probes.types import format_duration
@@ -177,6 +181,18 @@ def _log_transition(name: str, old: CheckState, new: CheckState) -> None:
     )
 
 
+def drain_of(app: web.Application) -> str | None:
+    """Why readiness drains now (shutdown delay, `server.drain_file`), or None."""
+    return drain_reason(app[LIFECYCLE].draining, current_config(app).server.drain_file)
+
+
+def verdict_of(app: web.Application, service: str) -> Verdict | None:
+    """The verdict gRPC health and the HAProxy agent read (adapter.services)."""
+    return service_verdict(
+        current_config(app), app[STORE].states(), app[CLOCK](), service, drain_of(app)
+    )
+
+
 Selection = Callable[[Config], list[CheckConfig]]
 
 
@@ -217,8 +233,8 @@ def checks_view(
         config, store, now = current_config(app), app[STORE], app[CLOCK]()
         choice = _choose(request, default)
         details = may_see_details(config, request.headers)
-        draining = drains and app[LIFECYCLE].draining
-        key = (choice, details, exclude, draining)
+        drain = drain_of(app) if drains else None
+        key = (choice, details, exclude, drain)
         cacheable = choice.format in _KEPT_FORMATS
         answer = answers.get(key, store.version, config, now) if cacheable else None
         if answer is None:
@@ -229,8 +245,8 @@ def checks_view(
                 notes.append(empty_group_note(group))
             if notes:
                 verdict = dataclasses.replace(verdict, notes=tuple(notes))
-            if draining:
-                verdict = shutting_down(verdict)
+            if drain is not None:
+                verdict = shutting_down(verdict, drain)
             answer = _answer(app, verdict, choice, details=details, label=label)
             if cacheable:
                 answers.put(key, answer, store.version, config, stale_at(checks, store.states()))
@@ -468,6 +484,7 @@ async def serve(
     skips the shutdown delay, since no one has seen it ready.
     """
     logger = logging.getLogger("health_adapter")
+    notifier = Notifier.from_environ()
     stop = asyncio.Event()
     hurry = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -484,6 +501,7 @@ async def serve(
         received.append(signum.name)
         if app is not None:
             app[LIFECYCLE].draining = True  # /readyz answers 503 from this moment
+        notifier.send("STOPPING=1")
         stop.set()
 
     def on_reload() -> None:
@@ -503,6 +521,7 @@ async def serve(
         on_stop(signal.Signals[early])
     runner: web.AppRunner | None = None
     reaper: OrphanReaper | None = None
+    side: SideListeners | None = None
     started = False
     try:
         if not stop.is_set():
@@ -512,6 +531,14 @@ async def serve(
                 reaper.start()
             app = make_app(config, start_checks=False)
             runner = await start_listening(app, config, listen, shutdown_timeout=shutdown_timeout)
+            served = app
+            # The agent and gRPC ports are bound, like the HTTP one, before any check runs.
+            side = await start_side_listeners(
+                config.server,
+                lambda service: verdict_of(served, service),
+                served[STORE],
+                details=lambda: current_config(served).server.details == "public",
+            )
         if app is not None and runner is not None and not stop.is_set():
             await app[SCHEDULER].start()
             reloader = reloader_for(app, config_path) if config_path is not None else None
@@ -533,6 +560,14 @@ async def serve(
             started = True
             if ready is not None:
                 ready(runner)
+            background.add(
+                asyncio.create_task(
+                    notify_lifecycle(
+                        notifier, app[STORE], app[SCHEDULER].alive, status=f"listening on {listen}"
+                    ),
+                    name="systemd notify",
+                )
+            )
         await stop.wait()
         delay = shutdown_delay if started else 0.0
         event(
@@ -547,13 +582,21 @@ async def serve(
         for task in list(background):
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        if side is not None:
+            await side.stop(shutdown_timeout)
+            side = None
         if app is not None and runner is not None:
             # Stop scheduling and cancel the runs in flight (exec probes kill their
             # children) while the last requests are answered from the store.
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(app[SCHEDULER].stop(), shutdown_timeout + 2)
             await runner.cleanup()
+            runner = None
     finally:
+        if side is not None:  # a failure after the side listeners were bound
+            await side.stop(shutdown_timeout)
+        if runner is not None:
+            await runner.cleanup()
         if reaper is not None:  # also when the port cannot be bound
             await reaper.stop()
         for signum in (*stopping.STOP_SIGNALS, signal.SIGHUP):

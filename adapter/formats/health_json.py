@@ -110,7 +110,7 @@ def health_document(
             checks[f"{check.name}:{MEASUREMENT}"] = [cert_entry(check, check.cert_not_after)]
     document["checks"] = checks
     if verdict.draining:
-        document["notes"] = ["shutting down"]
+        document["notes"] = [verdict.drain_reason or "shutting down"]
     if verdict.unmatched:
         document["notes"] = [
             *document.get("notes", ()),

@@ -104,7 +104,7 @@ def _first_line(
     else:
         summary = f"{counted(total, 'check')} passing"
     if verdict.draining:
-        summary = f"shutting down; {summary}"
+        summary = f"{verdict.drain_reason or 'shutting down'}; {summary}"
     if service:
         summary = f"{service}: {summary}"
     head = plain(one_line(f"HEALTH {STATES[verdict.status]} - {summary}"))

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from adapter.formats.order import worst_first
 from adapter.formats.printable import one_line, printable
-from adapter.health import Verdict
+from adapter.health import SHUTTING_DOWN, Verdict
 from probes import Status
 
 __all__ = ["one_line", "verbose_text"]
 
 
 def verbose_text(verdict: Verdict, label: str) -> str:
-    lines = ["[-]shutdown in progress"] if verdict.draining else []
+    lines = [f"[-]{_drain_line(verdict.drain_reason)}"] if verdict.draining else []
     for check in worst_first(verdict.checks):
         if check.own_status is Status.PASS:
             lines.append(f"[+]{check.name} ok")
@@ -33,3 +33,8 @@ def verbose_text(verdict: Verdict, label: str) -> str:
     passed = verdict.status is not Status.FAIL
     lines.append(f"{label} check {'passed' if passed else 'failed'}")
     return "\n".join(lines) + "\n"
+
+
+def _drain_line(reason: str) -> str:
+    # kube-apiserver's own words for its shutdown; any other drain says why.
+    return "shutdown in progress" if reason in ("", SHUTTING_DOWN) else one_line(reason)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -355,3 +356,16 @@ def test_a_group_name_close_to_an_endpoint_group_is_taken_for_a_typo(
     group: str, meant: str | None
 ) -> None:
     assert meant_group(group) == meant
+
+
+def test_grpc_health_without_the_grpc_extra_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "grpc", None)  # as if grpcio were not installed
+    text = 'server: {grpc: {listen: "127.0.0.1:9182"}}\nchecks:\n  - {name: a, file: {path: /x}}\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, environ={})
+    assert caught.value.errors == [
+        "server.grpc.listen: serving gRPC health needs the grpc extra: "
+        "pip install 'health-adapter[grpc]'"
+    ]

@@ -575,3 +575,23 @@ def test_an_empty_endpoint_group_is_logged_at_start(
     (record,) = [r for r in caplog.records if r.getMessage() == "empty_group"]
     assert record.levelno == logging.WARNING
     assert record.fields["endpoint"] == "/readyz"  # type: ignore[attr-defined]
+
+
+async def test_the_drain_file_drains_readiness_only(
+    aiohttp_client: Client, make_config: Callable[[str], Config], tmp_path: Any
+) -> None:
+    drain = tmp_path / "drain"
+    client = await aiohttp_client(
+        make_app(make_config(CONFIG + f"server: {{drain_file: {drain}}}\n"))
+    )
+    await settle(client, "/readyz", 200)
+    drain.touch()
+    response = await client.get("/readyz?verbose")
+    assert response.status == 503
+    assert f"[-]draining: drain file {drain} exists" in await response.text()
+    body = await (await client.get("/readyz")).json(content_type=None)
+    assert body["notes"] == [f"draining: drain file {drain} exists"]
+    assert (await client.get("/livez")).status == 200
+    assert (await client.get("/health")).status == 200
+    drain.unlink()
+    assert (await client.get("/readyz")).status == 200
