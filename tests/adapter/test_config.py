@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
-from adapter.config import (
-    DEFAULT_LISTEN,
-    ConfigError,
-    TcpAddress,
-    UnixAddress,
-    load_config,
-    meant_group,
-    parse_config,
-    parse_listen,
-)
+from adapter.config import ConfigError, load_config, meant_group, parse_config
+from adapter.listener import DEFAULT_LISTEN
 from adapter.registry import Registry
 from probes import Duration
 from probes.types import format_duration, parse_duration
@@ -236,42 +227,6 @@ def test_invalid_durations(text: object) -> None:
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
-
-
-@pytest.mark.parametrize(
-    ("listen", "address"),
-    [
-        ("0.0.0.0:9180", TcpAddress("0.0.0.0", 9180)),
-        ("127.0.0.1:80", TcpAddress("127.0.0.1", 80)),
-        ("[::]:9180", TcpAddress("::", 9180)),
-        ("[::1]:9", TcpAddress("::1", 9)),
-        (":9180", TcpAddress("0.0.0.0", 9180)),
-        ("9180", TcpAddress("0.0.0.0", 9180)),
-        ("localhost:1", TcpAddress("localhost", 1)),
-        ("unix:/run/health.sock", UnixAddress("/run/health.sock")),
-    ],
-)
-def test_listen_addresses(listen: str, address: TcpAddress | UnixAddress) -> None:
-    assert parse_listen(listen) == address
-    assert parse_listen(str(address)) == address
-
-
-@pytest.mark.parametrize(
-    "listen",
-    [
-        "localhost",
-        "host:0",
-        "host:65536",
-        "host:http",
-        "",
-        "unix:relative.sock",
-        "unix:",
-        "unix:/" + "x" * 120,
-    ],
-)
-def test_invalid_listen_addresses(listen: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(f"invalid listen address {listen!r}")):
-        parse_listen(listen)
 
 
 def test_status_codes_default_and_override() -> None:
