@@ -164,11 +164,6 @@ class CheckConfig:
     failure_threshold: int = 1
     success_threshold: int = 1
 
-    @property
-    def stale_after(self) -> float:
-        """Seconds after which the last result is too old to trust."""
-        return 3 * self.interval + self.timeout
-
     def make_probe(self, resources: Resources) -> Probe:
         """A new probe instance for this check, sharing `resources` with the others."""
         return self.probe_class(self.name, self.options, resources, config=self.probe_config)

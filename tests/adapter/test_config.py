@@ -73,7 +73,6 @@ checks:
     assert dict(api.options) == {"max_depth": 100, "window": "2m"}
     assert heartbeat.groups == ("live", "ready") and heartbeat.critical is False
     assert (heartbeat.interval, heartbeat.timeout) == (10.0, 0.25)
-    assert heartbeat.stale_after == 30.25
     assert dc.probe_class is WithDataclass and dc.probe_config.retries == 3
     assert config.groups == {"live", "ready"}
 
