@@ -20,9 +20,9 @@ ENTRY_POINT_GROUP = "health_adapter.probes"
 PLUGIN_KEY = "plugin"
 OWN_DISTRIBUTION = "health-adapter"
 
-#: Built-in probe types. Adding a probe is one module plus one line here (and
-#: the same line under [options.entry_points] in setup.cfg, which a test keeps
-#: in step).
+#: Built-in probe types, declared here alone: adding one is its module, its
+#: tests and one line here. Our own distribution declares no entry points;
+#: those are for other distributions' probe types.
 BUILTINS: dict[str, str] = {
     "http": "probes.http:HttpProbe",
     "file": "probes.file:FileProbe",
@@ -75,7 +75,10 @@ class Registry:
         clashes = []
         for spec in installed_entry_points() if entry_points is None else entry_points:
             if _normalize(spec.distribution) == OWN_DISTRIBUTION and spec.name in BUILTINS:
-                continue  # our own declaration of a built-in
+                # Metadata of an install made when the built-ins were declared
+                # as entry points too (an editable install keeps it until the
+                # next pip install): the same built-in, not a clash.
+                continue
             try:
                 registry.add(ProbeType(spec.name, spec.value, spec.source))
             except RegistryError as exc:

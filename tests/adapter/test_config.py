@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from adapter.config import ConfigError, load_config, meant_group, parse_config
 from adapter.listener import DEFAULT_LISTEN
-from adapter.registry import Registry
+from adapter.registry import BUILTINS, PLUGIN_KEY, Registry
 from probes import Duration
 from probes.types import format_duration, parse_duration
 from tests.sample_probes import Ok, Typed, WithDataclass
@@ -17,12 +19,36 @@ TESTDATA = Path(__file__).parent / "testdata"
 INVALID = sorted((TESTDATA / "invalid").glob("*.yaml"))
 
 
+#: Lists that come from the code, not written into each file by hand:
+#: `{probe_types}` the built-in types then `plugin`, as an unknown check key
+#: lists them; `{options of tcp}` a built-in probe's options, sorted, as an
+#: unknown option lists them.
+PLACEHOLDER = re.compile(r"\{(?:probe_types|options of (?P<probe>\w+))\}")
+
+
+def expand_placeholder(match: re.Match[str]) -> str:
+    if match["probe"] is None:
+        return ", ".join([*sorted(BUILTINS), PLUGIN_KEY])
+    options = Registry.discover([]).load(match["probe"]).Options
+    assert options is not None and issubclass(options, msgspec.Struct)
+    return ", ".join(sorted(field.encode_name for field in msgspec.structs.fields(options)))
+
+
 def expected_errors(path: Path) -> list[str]:
     return [
-        line.removeprefix("# error: ")
+        PLACEHOLDER.sub(expand_placeholder, line.removeprefix("# error: "))
         for line in path.read_text().splitlines()
         if line.startswith("# error: ")
     ]
+
+
+def test_placeholders_stand_for_the_registrys_lists() -> None:
+    types = PLACEHOLDER.sub(expand_placeholder, "{probe_types}").split(", ")
+    assert types == [*sorted(BUILTINS), "plugin"]
+    options = PLACEHOLDER.sub(expand_placeholder, "{options of exec}").split(", ")
+    assert options == sorted(options) and "command" in options
+    # Other braces, like a regex's, are the message's own.
+    assert PLACEHOLDER.sub(expand_placeholder, "'^0?[0-7]{3}$'") == "'^0?[0-7]{3}$'"
 
 
 @pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
