@@ -145,7 +145,12 @@ class _Refused(asyncio.Protocol):
 
 
 class LimitedSite(web.BaseSite):
-    """A TCP or Unix socket site that keeps at most `max_connections` open."""
+    """A TCP or Unix socket site that keeps at most `max_connections` open.
+
+    `evicted` counts idle connections closed to make room for a new one,
+    `refused` new ones closed because every slot was busy answering (see the
+    module's docstring for why that order).
+    """
 
     __slots__ = (
         "_accepting",
@@ -178,6 +183,7 @@ class LimitedSite(web.BaseSite):
 
     @property
     def name(self) -> str:
+        """The address as logged: `127.0.0.1:9180`, `[::]:9180` or `unix:/path`."""
         return str(self.address)
 
     def _accept(self) -> asyncio.BaseProtocol:
@@ -217,6 +223,9 @@ class LimitedSite(web.BaseSite):
         return False
 
     async def start(self) -> None:
+        """Bind and listen. A Unix socket replaces a leftover socket file, never a
+        file of another kind nor a socket someone listens on (OSError); its
+        mode is `socket_mode`, and it is never reachable with a wider one."""
         await super().start()
         loop = asyncio.get_running_loop()
         address = self.address
@@ -242,6 +251,7 @@ class LimitedSite(web.BaseSite):
             os.chmod(address.path, self.socket_mode)
 
     async def stop(self) -> None:
+        """Stop listening, and remove the Unix socket file if it is still a socket."""
         await super().stop()
         if isinstance(self.address, UnixAddress):
             with contextlib.suppress(OSError):

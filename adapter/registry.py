@@ -39,11 +39,16 @@ class RegistryError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class ProbeType:
+    """A registered probe type: the block key a config uses (`name`), the class
+    as `package.module:Class` (`target`, not imported yet) and who declared it
+    (`source`: "built-in" or "<distribution> <version>")."""
+
     name: str
-    target: str  # "package.module:Class"
-    source: str  # "built-in" or "<distribution> <version>"
+    target: str
+    source: str
 
     def load(self) -> type[Probe]:
+        """Import the class; RegistryError naming the type and its source if that fails."""
         return load_class(self.target, what=f"probe type {self.name!r} from {self.source}")
 
 
@@ -58,10 +63,18 @@ class EntryPointSpec:
 
     @property
     def source(self) -> str:
+        """Who declared it, as errors and `health-adapter probes` name it: "acme-probes 1.2"."""
         return f"{self.distribution} {self.version}".strip()
 
 
 class Registry:
+    """Probe type name -> class, for one config load.
+
+    Names are unique; `plugin` is reserved for `plugin:` blocks (and is `in`
+    every registry, though no type is registered under it). Classes are
+    imported on first `load` and kept.
+    """
+
     def __init__(self, types: Iterable[ProbeType] = ()) -> None:
         self._types: dict[str, ProbeType] = {}
         self._loaded: dict[str, type[Probe]] = {}
@@ -88,6 +101,8 @@ class Registry:
         return registry
 
     def add(self, probe_type: ProbeType) -> None:
+        """Register `probe_type`; RegistryError if its name is reserved or taken,
+        naming both sources (pluggy's rule for duplicate plugins)."""
         if probe_type.name == PLUGIN_KEY:
             raise RegistryError(
                 f"probe type name {PLUGIN_KEY!r} from {probe_type.source} is reserved "
@@ -108,9 +123,11 @@ class Registry:
         return iter(sorted(self._types.values(), key=lambda t: t.name))
 
     def names(self) -> list[str]:
+        """The registered names, sorted (without `plugin`)."""
         return sorted(self._types)
 
     def info(self, name: str) -> ProbeType:
+        """The registered type `name`; RegistryError listing the others if there is none."""
         try:
             return self._types[name]
         except KeyError:
@@ -127,6 +144,7 @@ class Registry:
 
 
 def installed_entry_points() -> list[EntryPointSpec]:
+    """Every entry point of the group `health_adapter.probes` installed beside the adapter."""
     specs = []
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = entry_point.dist

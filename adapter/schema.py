@@ -323,6 +323,7 @@ def _or_reference(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_schema(schema: dict[str, Any]) -> str:
+    """`schema` as the shipped file holds it: JSON indented by 2, UTF-8 as is, a final newline."""
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -331,10 +332,15 @@ def render_schema(schema: dict[str, Any]) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class OptionDoc:
+    """One option as `health-adapter probes NAME` lists it: its key, its type in
+    the config's words (`duration`, `list of text`), whether a block must set
+    it, its default as it would be written in YAML (None when there is none)
+    and its description."""
+
     name: str
     type: str
     required: bool
-    default: str | None  # as it would be written in YAML; None when there is none
+    default: str | None
     description: str
 
 
