@@ -37,7 +37,7 @@ from adapter.config.model import (
     server_rule_errors,
 )
 from adapter.config.options import parse_probe_options
-from adapter.config.places import key_label, labels_check
+from adapter.config.places import can_label, key_label
 from adapter.listener import DEFAULT_LISTEN, parse_listen
 from adapter.registry import PLUGIN_KEY, Registry, RegistryError, load_class
 from probes import Probe
@@ -83,7 +83,7 @@ class Builder:
             if isinstance(name, str):
                 duplicate = name in seen
                 if duplicate:
-                    label = f" ({name})" if labels_check(name) else ""
+                    label = f" ({name})" if can_label(name) else ""
                     self.errors.append(
                         f"checks[{index}]{label}.name: duplicate name {name!r}, "
                         f"already used by checks[{seen[name]}]"
@@ -208,7 +208,7 @@ class Builder:
             self.errors.append(f"checks[{index}]: expected a mapping, got {value_kind(raw)}")
             return None
         name = raw.get("name")
-        where = f"checks[{index}]" + (f" ({name})" if labels_check(name) else "")
+        where = f"checks[{index}]" + (f" ({name})" if can_label(name) else "")
         failures_before = self.failures()
         common = {key: value for key, value in raw.items() if key in CHECK_KEYS}
         fields = self.fields(common, CHECK_KEYS, where + ".")

@@ -1,8 +1,8 @@
 """`${VAR}` expansion: environment variables in the config's string values.
 
-The forms are those of docker compose and POSIX shells: `${NAME}`,
-`${NAME:-default}` (the default when NAME is unset) and `$$` for a literal
-`$`. Keys are never expanded, nor are values that are not strings.
+Three forms, written as docker compose and POSIX shells write them:
+`${NAME}`, `${NAME:-default}` (the default when NAME is unset) and `$$` for a
+literal `$`. Keys are never expanded, nor are values that are not strings.
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from adapter.config.places import key_label, labels_check
+from adapter.config.places import can_label, key_label
 
 _REFERENCE = re.compile(r"\$\$|\$\{(?P<body>[^}]*)\}")
 _VARIABLE = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>.*))?$", re.DOTALL)
+#: Values in the document once aliases are expanded: far above any real
+#: config, far below what exhausts memory.
 MAX_NODES = 100_000
 
 
@@ -65,7 +67,7 @@ class _TooLarge(Exception):
 
 def _item_label(where: str, index: int, item: Any) -> str:
     label = f"{where}[{index}]"
-    if where == "checks" and isinstance(item, dict) and labels_check(item.get("name")):
+    if where == "checks" and isinstance(item, dict) and can_label(item.get("name")):
         label += f" ({item['name']})"
     return label
 

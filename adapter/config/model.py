@@ -149,7 +149,8 @@ class CheckConfig:
     `interval` and `timeout` are seconds; `probe_type` is the block's key
     (`http`, ..., or `plugin`); `options` is the probe block as written (for
     `plugin:`, without `class`) and `probe_config` the same options validated
-    by the probe class's `Options` (None when it declares none).
+    by the probe class's `Options` (the block as a read-only mapping when it
+    declares none).
     """
 
     name: str

@@ -37,8 +37,8 @@ def parse_probe_options(probe_class: type[Probe], options: Mapping[str, Any], wh
     `where` is the block's place, like `checks[0] (api).http`. Each key is
     checked on its own first, so that one run reports every mistake of the
     block; then the whole block, for the rules that tie options together.
-    Returns what `probe_class.parse_options` returns (the `Options` instance,
-    or None when the class declares none). The ConfigError's `errors` may be
+    Returns what `probe_class.parse_options` returns: the `Options` instance,
+    or the block as a read-only mapping when the class declares none. The ConfigError's `errors` may be
     empty when the only mistakes were unset variables, already reported.
     """
     declared = option_fields(probe_class.Options)

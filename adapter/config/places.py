@@ -66,7 +66,7 @@ def key_label(key: Any) -> str:
     return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
-def labels_check(value: Any) -> bool:
+def can_label(value: Any) -> bool:
     """Whether a check's name can label its errors, as `checks[1] (name)`: even an
     invalid name helps the reader, unless it would make the label ambiguous."""
     return (
