@@ -51,6 +51,16 @@ class Verdict:
 
 Judge = Callable[[CheckConfig, CheckState, float], CheckVerdict]
 
+#: A result older than this many intervals, plus the check's timeout, is stale:
+#: one late or slow run is not enough, runs missed in a row are.
+STALE_INTERVALS = 3
+
+
+def stale_after(check: CheckConfig) -> float:
+    """Seconds after its run finished at which a result of `check` is too old to
+    trust: `STALE_INTERVALS` intervals plus the timeout (10s and 2s: 32s)."""
+    return STALE_INTERVALS * check.interval + check.timeout
+
 
 def judge_check(check: CheckConfig, state: CheckState, now: float) -> CheckVerdict:
     """One check's verdict; `now` is on the monotonic clock the runs were timed with."""
@@ -58,10 +68,12 @@ def judge_check(check: CheckConfig, state: CheckState, now: float) -> CheckVerdi
     reason: Reason | None
     if state.status is None or last is None:
         own, output, reason = Status.FAIL, "no result yet", Reason.NO_RESULT
-    elif now - last.finished > check.stale_after:
+    elif now - last.finished > stale_after(check):
         age = format_duration(round(now - last.finished, 1))
         own = Status.FAIL
-        output = f"stale: the last result is {age} old (more than 3 intervals + timeout)"
+        output = (
+            f"stale: the last result is {age} old (more than {STALE_INTERVALS} intervals + timeout)"
+        )
         reason = Reason.STALE
     else:
         own = state.status
@@ -192,7 +204,7 @@ def stale_at(checks: Iterable[CheckConfig], states: Mapping[str, CheckState]) ->
     """
     return min(
         (
-            state.last.finished + check.stale_after
+            state.last.finished + stale_after(check)
             for check in checks
             if (state := states.get(check.name)) is not None and state.last is not None
         ),

@@ -162,10 +162,12 @@ class Host(str):
 
     @classmethod
     def from_config(cls, value: Any) -> Host:
+        """The bare host of `value` (`[::1]` -> `::1`); ValueError saying what a host is."""
         if not isinstance(value, str):
             raise ValueError(f"expected a host name or address, got {value!r}")
         return cls(parse_host(value))
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:
+        """The JSON Schema of a host option, for the config's schema."""
         return {"type": "string", "minLength": 1}

@@ -39,6 +39,7 @@ class Status(enum.StrEnum):
 
     @property
     def severity(self) -> int:
+        """0 for pass, 1 for warn, 2 for fail: the order `worst` picks by."""
         return _SEVERITY[self]
 
     @classmethod
@@ -153,6 +154,8 @@ class Resources:
         self._items: dict[Any, Any] = {}
 
     def get(self, factory: Callable[[], T], key: Any = None) -> T:
+        """The one instance for `key` (by default `factory` itself), made by
+        calling `factory()` the first time it is asked for."""
         key = factory if key is None else key
         try:
             return self._items[key]  # type: ignore[no-any-return]
@@ -161,6 +164,7 @@ class Resources:
             return item
 
     async def aclose(self) -> None:
+        """Close every instance made, newest first, with its `aclose()` or `close()`."""
         items, self._items = list(self._items.values()), {}
         for item in reversed(items):
             closer = getattr(item, "aclose", None) or getattr(item, "close", None)
@@ -237,7 +241,16 @@ class Probe:
         return not inspect.iscoroutinefunction(cls.check)
 
     def check(self) -> Result | Awaitable[Result]:  # pragma: no cover - the contract
-        """Observe once and say how it went: `async def` or plain `def` in subclasses."""
+        """Observe once and say how it went: `async def` or plain `def` in subclasses.
+
+        The runner, not the probe, owns what goes wrong: an exception becomes
+        `fail` with `ExcType: message` (reason `error`); a run past the check's
+        timeout is cancelled (a plain `def` is left to finish in its thread)
+        and becomes `fail` with `timed out after 2s` (reason `timeout`);
+        anything but a Result is `fail` too. Output beyond 4 KiB is cut with a
+        "captured x of y bytes" note. So a probe catches only what it can
+        say better than that.
+        """
         raise NotImplementedError(f"{type(self).__name__} does not implement check()")
 
     async def close(self) -> None:

@@ -85,6 +85,8 @@ _ENV_NAME = re.compile(r"^[^=\0]+$")
 class ExecProbe(Probe):
     """Run a command; its exit status is the check's: 0 pass, 1 warn, 2 fail, else unknown."""
 
+    # The keys of an `exec:` block (the docstring would become the schema's
+    # description of the block; each key is described by its Meta).
     class Options(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
         command: Annotated[
             list[str] | str,
@@ -134,12 +136,16 @@ class ExecProbe(Probe):
 
     @property
     def argv(self) -> list[str]:
+        """The program and its arguments; a `shell: true` string is `/bin/sh -c STRING`."""
         command = self.config.command
         if isinstance(command, str):
             return [SHELL, "-c", command]
         return list(command)
 
     async def check(self) -> Result:
+        """Run the command once: its exit status is the status (see the module's
+        docstring), its output the output, the first performance datum the
+        observed value. Cancelling the run kills the command's process group."""
         argv = self.argv
         environment = command_environment(self.config.env)
         try:

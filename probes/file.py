@@ -117,6 +117,8 @@ _Needle = Annotated[str, msgspec.Meta(min_length=1, max_length=CONTENT_LIMIT)]
 class FileProbe(Probe):
     """Checks that a file exists (or not), is fresh, and holds the expected text."""
 
+    # The keys of a `file:` block (the docstring would become the schema's
+    # description of the block; each key is described by its Meta).
     class Options(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
         path: Annotated[
             str,
@@ -172,6 +174,13 @@ class FileProbe(Probe):
     config: Options
 
     def check(self) -> Result:  # plain def: runs in a worker thread
+        """Stat (and read, when the content is judged) the path once.
+
+        Passes with the age in seconds as the observed value when it has one;
+        fails with reason file_missing, file_present, file_stale, clock_skew,
+        file_invalid, body_mismatch, permission_denied or failed (another read
+        error). Blocking on a dead mount is why it runs in a thread.
+        """
         path = self.config.path
         try:
             # The path itself, not what a symlink there points to: a dangling

@@ -56,6 +56,7 @@ class FramedRequest(aiohttp.ClientRequest):
     """aiohttp's request, its answer framed by `_SalvagingParser`."""
 
     async def send(self, conn: Any) -> aiohttp.ClientResponse:
+        """Send the request as aiohttp does, its answer read by `_SalvagingParser`."""
         protocol = conn.protocol
         # set_response_params() has just made a parser for this request, and
         # nothing has been sent yet, so no byte of the answer has reached it.

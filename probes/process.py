@@ -241,6 +241,8 @@ def _check_name(name: str) -> None:
 class ProcessProbe(Probe):
     """Counts the running processes that match, and checks the count."""
 
+    # The keys of a `process:` block (the docstring would become the schema's
+    # description of the block; each key is described by its Meta).
     class Options(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
         name: Annotated[
             Annotated[str, msgspec.Meta(min_length=1)] | None,
@@ -302,6 +304,13 @@ class ProcessProbe(Probe):
     _pidfile_read: asyncio.Task[Pidfile] | None = None
 
     async def check(self) -> Result:
+        """Count the matching processes in the shared snapshot (a pidfile read
+        first, when one is configured) and judge the count.
+
+        The observed value is the count, in `processes`; a failure has reason
+        process_missing, process_count or access_denied (a process it was not
+        allowed to look at might have matched), or a pidfile's own reason.
+        """
         config = self.config
         pidfile = None
         if config.pidfile is not None:

@@ -542,6 +542,9 @@ class ProcessTable:
         self._running: asyncio.Task[Snapshot] | None = None
 
     async def snapshot(self) -> Snapshot:
+        """A snapshot at most `max_age` seconds old (counted from when its scan
+        finished); callers that come while a scan runs share it. A failed scan
+        raises to every caller that waited for it and is not kept."""
         if self._latest is not None and self._clock() < self._latest_expires:
             return self._latest
         if self._running is None:

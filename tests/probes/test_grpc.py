@@ -544,7 +544,14 @@ def test_with_the_extra_nothing_is_missing() -> None:
 
 @pytest.mark.usefixtures("without_grpc")
 def test_without_the_extra_other_probes_are_unaffected() -> None:
-    parse_config("checks: [{name: t, tcp: {port: 22}}]", environ={})
+    config = parse_config("checks: [{name: t, tcp: {port: 22}}]", environ={})
+    assert [(check.name, check.probe_type) for check in config.checks] == [("t", "tcp")]
+    # Beside a grpc check, only that check is refused.
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            "checks: [{name: t, tcp: {port: 22}}, {name: g, grpc: {port: 50051}}]", environ={}
+        )
+    assert caught.value.errors == [f"checks[1] (g).grpc: {INSTALL_HINT}"]
 
 
 def test_the_module_imports_without_grpc() -> None:

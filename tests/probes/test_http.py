@@ -34,7 +34,6 @@ from probes import Reason, Resources, Result, Status
 from probes.http import (
     BODY_LIMIT,
     HttpProbe,
-    StatusRange,
     TlsSetupError,
     classify_error,
 )
@@ -2026,24 +2025,24 @@ def test_a_password_in_a_bad_url_is_not_repeated() -> None:
     assert "admin:***@app" in str(raised.value)
 
 
-def test_defaults() -> None:
-    config = HttpProbe.parse_options({"url": "http://app/healthz"})
-    assert config == HttpProbe.Options(
-        url=config.url,
-        unix_socket=None,
-        method="GET",  # type: ignore[arg-type]
-        headers={},
-        body=None,
-        expect_status=(StatusRange(200, 399),),
-        body_contains=None,
-        body_regex=None,
-        tls_verify=True,
-        ca_file=None,
-        cert_file=None,
-        key_file=None,
-        follow_redirects=True,
-        keep_alive=False,
-    )
+async def test_a_block_with_only_a_url_gets_what_the_defaults_promise(
+    server: TestServer, app: web.Application, resources: Resources
+) -> None:
+    # The status defaults (200-399) and TLS verification have their own
+    # tests above; here, what the others make the probe do to a real app.
+    probe = make_probe(resources, server.make_url("/chain/1"))
+    for _ in range(2):
+        assert (await probe.check()).status is Status.PASS
+    seen = app[SEEN]
+    # Redirects followed, with GET and no body.
+    assert [(request.method, request.path) for request in seen] == [
+        ("GET", "/chain/1"),
+        ("GET", "/chain/0"),
+        ("GET", "/ok"),
+    ] * 2
+    assert all(request.body == b"" for request in seen)
+    # No keep_alive: each run on a connection of its own.
+    assert seen[0].peer != seen[3].peer
 
 
 @pytest.mark.parametrize(
