@@ -174,7 +174,17 @@ def load_class(target: str, what: str | None = None) -> type[Probe]:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
-        raise RegistryError(f"{what} could not be imported: {type(exc).__name__}: {exc}") from None
+        hint = ""
+        missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+        if missing is not None and (module_name + ".").startswith(missing + "."):
+            # The plugin itself is missing, not one of its own imports: say where it is looked for.
+            hint = (
+                " (install it into the adapter's Python environment, "
+                "or put the directory that holds it on PYTHONPATH)"
+            )
+        raise RegistryError(
+            f"{what} could not be imported: {type(exc).__name__}: {exc}{hint}"
+        ) from None
     obj: object = module
     for part in attr.split("."):
         try:

@@ -125,7 +125,8 @@ def test_a_plugin_that_cannot_be_loaded_is_listed_with_the_reason(tmp_path: Path
     row = next(line for line in done.stdout.splitlines() if line.startswith("broken "))
     assert (
         "(cannot be loaded: probe type 'broken' from odd-probes 2.0 could not be imported: "
-        "ModuleNotFoundError: No module named 'no_such_module')" in row
+        "ModuleNotFoundError: No module named 'no_such_module' (install it into the adapter's "
+        "Python environment, or put the directory that holds it on PYTHONPATH))" in row
     )
 
     done = cli("probes", "broken", env={"PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])})

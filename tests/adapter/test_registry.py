@@ -91,7 +91,8 @@ def test_broken_entry_point_is_reported_when_a_config_uses_it() -> None:
     assert caught.value.errors == [
         (
             "checks[0] (b).broken: probe type 'broken' from acme 3.0 could not be imported: "
-            "ModuleNotFoundError: No module named 'no_such_mod'"
+            "ModuleNotFoundError: No module named 'no_such_mod' (install it into the adapter's "
+            "Python environment, or put the directory that holds it on PYTHONPATH)"
         )
     ]
     # Configs that do not use it are unaffected.
@@ -169,3 +170,18 @@ def test_every_clash_is_reported_at_once() -> None:
     assert (
         "probe type 'queue' is defined twice: by acme 1.0 (a:Q) and by other 2.0 (b:Q)" in message
     )
+
+
+@pytest.mark.parametrize(
+    ("module", "hint"),
+    [("absent_plugin_pkg.probes", True), ("plugin_with_a_missing_dependency", False)],
+    ids=["the-plugin-itself-is-missing", "a-dependency-of-the-plugin-is-missing"],
+)
+def test_an_import_error_says_where_plugins_are_looked_for_only_when_the_plugin_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str, hint: bool
+) -> None:
+    (tmp_path / "plugin_with_a_missing_dependency.py").write_text("import no_such_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(RegistryError) as caught:
+        load_class(f"{module}:Probe")
+    assert ("PYTHONPATH" in str(caught.value)) is hint, caught.value
