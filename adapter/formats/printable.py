@@ -24,6 +24,9 @@ __all__ = ["escape_char", "json_escaped", "one_line", "printable"]
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 #: The white space a one-line form folds into a single space; anything else is escaped.
 _FOLDED = re.compile(r"[ \t\n\r\v\f]+")
+#: A line break (with the blanks around it) becomes " / ", so that where one line of a
+#: plugin's output ended stays visible once the lines are run together.
+_LINE_BREAK = re.compile(r"[ \t]*[\n\r\v\f][ \t\n\r\v\f]*")
 
 
 def escape_char(char: str) -> str:
@@ -48,11 +51,13 @@ def printable(text: str, keep: str = "") -> str:
 
 
 def one_line(text: str) -> str:
-    """`text` on one line: runs of ASCII white space folded to one space, the rest escaped.
+    """`text` on one line: line breaks shown as " / ", other runs of ASCII white space
+    folded to one space, the rest escaped.
 
     For the forms read line by line (`?verbose`, Nagios, `check`); "no details" when empty.
     """
-    return printable(_FOLDED.sub(" ", text).strip()) or "no details"
+    folded = _FOLDED.sub(" ", _LINE_BREAK.sub(" / ", text.strip()))
+    return printable(folded) or "no details"
 
 
 def json_escaped(text: str) -> str:

@@ -78,8 +78,11 @@ def test_printable(text: str, escaped: str) -> None:
 
 
 def test_one_line_folds_white_space_and_escapes_the_rest() -> None:
-    assert one_line("a\n\tb\r\n c\u2028d") == "a b c\\u2028d"
+    assert one_line("a\n\tb\r\n c\u2028d") == "a / b / c\\u2028d"
+    assert one_line("a  \t b") == "a b"
     assert one_line(" \n ") == "no details"
+    # A forged line stays on the line of the check it came from, marked where it began.
+    assert one_line("OK\n[PASS] other: fine") == "OK / [PASS] other: fine"
 
 
 def test_json_escapes_decode_to_the_same_text() -> None:
@@ -124,8 +127,8 @@ def test_nagios(output: str) -> None:
 def test_the_field_case_reads_as_escaped_text() -> None:
     line = nagios_text(verdict_of(FORGER)).splitlines()[1]
     assert line == (
-        "[FAIL] forger: CRITICAL - db down time=2026-01-01T00:00:00.000Z level=info "
-        "event=check_transition check=forger old=fail new=pass "
+        "[FAIL] forger: CRITICAL - db down / time=2026-01-01T00:00:00.000Z level=info "
+        "event=check_transition check=forger old=fail new=pass / "
         "\\x1b[2K\\x1b[32mall good\\x1b[0m \\u202eevil\\x00after-nul (failed)"
     )
 
