@@ -257,6 +257,9 @@ class Builder:
                 f"{where}: has {len(known)} probe blocks ({', '.join(known)}); "
                 "a check takes exactly one"
             )
+            # Each block's own mistakes too, so that the one kept is right at once.
+            for probe_type in known:
+                self.one_block(where, raw, probe_type)
             return None
         if not known:
             if not blocks:
@@ -265,7 +268,13 @@ class Builder:
                     f"{', '.join([*self.registry.names(), PLUGIN_KEY])}"
                 )
             return None
-        probe_type = known[0]
+        return self.one_block(where, raw, known[0])
+
+    def one_block(
+        self, where: str, raw: dict[str, Any], probe_type: str
+    ) -> tuple[str, type[Probe], dict[str, Any], Any] | None:
+        """The probe block `probe_type` of a check, validated; None when it has a
+        mistake (reported)."""
         block = raw[probe_type]
         block_where = f"{where}.{probe_type}"
         if block is None:
