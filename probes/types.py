@@ -70,7 +70,9 @@ def decode_custom(type_: type, value: Any) -> Any:
         return parse_duration(value)
     if type_ is re.Pattern or typing.get_origin(type_) is re.Pattern:
         if not isinstance(value, str):
-            raise ValueError(f"expected a regular expression string, got {value!r}")
+            # YAML reads `on`, `no`, `1.0` as booleans and numbers, not text.
+            hint = " (quote it to make it text)" if isinstance(value, bool | int | float) else ""
+            raise ValueError(f"expected a regular expression string, got {value!r}{hint}")
         try:
             return re.compile(value)
         except re.error as exc:
