@@ -19,8 +19,8 @@ from probes.types import format_duration
 @dataclasses.dataclass(frozen=True, slots=True)
 class CheckVerdict:
     name: str
-    status: Status  # what it contributes to a group: a non-critical failure only warns
-    own_status: Status  # the check's own status, for /health/{name}
+    status: Status  # the check's own status, as /health/{name} reports it
+    contributes: Status  # to its group's verdict: a non-critical failure only warns
     output: str
     reason: Reason | None
     observed_value: int | float | None
@@ -47,10 +47,10 @@ class Verdict:
     notes: tuple[str, ...] = ()  # what a reader should know beside the checks
 
 
-Judge = Callable[[CheckConfig, CheckState, float], CheckVerdict]
+PerCheck = Callable[[CheckConfig, CheckState, float], CheckVerdict]
 
 
-def judge_check(check: CheckConfig, state: CheckState, now: float) -> CheckVerdict:
+def check_verdict(check: CheckConfig, state: CheckState, now: float) -> CheckVerdict:
     """One check's verdict; `now` is on the monotonic clock the runs were timed with."""
     last = state.last
     reason: Reason | None
@@ -69,8 +69,8 @@ def judge_check(check: CheckConfig, state: CheckState, now: float) -> CheckVerdi
     result = last.result if last is not None else None
     return CheckVerdict(
         name=check.name,
-        status=contributes,
-        own_status=own,
+        status=own,
+        contributes=contributes,
         output=output,
         reason=reason,
         observed_value=result.observed_value if result else None,
@@ -88,22 +88,22 @@ def judge_check(check: CheckConfig, state: CheckState, now: float) -> CheckVerdi
     )
 
 
-def judge_startup(check: CheckConfig, state: CheckState, now: float) -> CheckVerdict:
+def startup_verdict(check: CheckConfig, state: CheckState, now: float) -> CheckVerdict:
     """Whether a check has started: it has reported pass or warn at least once.
 
     A check that has started stays started, whatever it reports later; that is
     for liveness and readiness to say.
     """
-    verdict = judge_check(check, state, now)
+    verdict = check_verdict(check, state, now)
     if state.started_at is not None:
         return dataclasses.replace(
-            verdict, status=Status.PASS, own_status=Status.PASS, output="started", reason=None
+            verdict, status=Status.PASS, contributes=Status.PASS, output="started", reason=None
         )
     contributes = Status.FAIL if check.critical else Status.WARN
     return dataclasses.replace(
         verdict,
-        status=contributes,
-        own_status=Status.FAIL,
+        status=Status.FAIL,
+        contributes=contributes,
         output=f"not started yet: {verdict.output}" if verdict.output else "not started yet",
     )
 
@@ -114,7 +114,7 @@ def judge(
     now: float,
     *,
     exclude: Iterable[str] = (),
-    judge_one: Judge = judge_check,
+    per_check: PerCheck = check_verdict,
 ) -> Verdict:
     """The verdict of a set of checks: the worst of what each contributes.
 
@@ -127,23 +127,23 @@ def judge(
     for check in checks:
         (excluded if check.name in unwanted else included).append(check)
     verdicts = tuple(
-        judge_one(check, states.get(check.name) or CheckState(), now) for check in included
+        per_check(check, states.get(check.name) or CheckState(), now) for check in included
     )
     matched = {check.name for check in excluded}
     return Verdict(
-        Status.worst(v.status for v in verdicts),
+        Status.worst(v.contributes for v in verdicts),
         verdicts,
         excluded=tuple(check.name for check in excluded),
         unmatched=tuple(name for name in unwanted if name not in matched),
     )
 
 
-def judge_alone(
-    check: CheckConfig, state: CheckState, now: float, judge_one: Judge = judge_check
+def one_check_verdict(
+    check: CheckConfig, state: CheckState, now: float, per_check: PerCheck = check_verdict
 ) -> Verdict:
     """One check on its own: its own status, as /health/{name} reports it."""
-    verdict = judge_one(check, state, now)
-    return Verdict(verdict.own_status, (verdict,))
+    verdict = per_check(check, state, now)
+    return Verdict(verdict.status, (verdict,))
 
 
 def shutting_down(verdict: Verdict) -> Verdict:

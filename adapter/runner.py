@@ -95,7 +95,7 @@ class ProbeRunner:
         if not task.done():
             await self._abandon_task(task)
             return self._timed_out(), _Span(submitted, ended)
-        return judge_outcome(task), _Span(submitted, ended)
+        return result_of(task), _Span(submitted, ended)
 
     async def _attempt_in_thread(self, submitted: float) -> tuple[Result, _Span]:
         loop = asyncio.get_running_loop()
@@ -137,7 +137,7 @@ class ProbeRunner:
             future.add_done_callback(_consume)
             self.executor.set_aside(thread_future)
             return self._timed_out(), _Span(span.began, time.perf_counter())
-        return judge_outcome(future), span
+        return result_of(future), span
 
     def _timed_out(self) -> Result:
         return Result(
@@ -186,7 +186,7 @@ def _tell(loop: asyncio.AbstractEventLoop, future: asyncio.Future[float], value:
         pass
 
 
-def judge_outcome(future: asyncio.Future[Any]) -> Result:
+def result_of(future: asyncio.Future[Any]) -> Result:
     """The Result of a finished probe call, whatever it did."""
     if future.cancelled():
         return Result(Status.FAIL, "cancelled", reason=Reason.ERROR)

@@ -30,15 +30,15 @@ from adapter.answers import Answer, AnswerCache
 from adapter.config import ENDPOINT_GROUPS, CheckConfig, Config, StatusCodes
 from adapter.formats import prometheus, verdict_only
 from adapter.health import (
-    Judge,
+    PerCheck,
     Verdict,
+    check_verdict,
     in_group,
     judge,
-    judge_alone,
-    judge_check,
-    judge_startup,
+    one_check_verdict,
     shutting_down,
     stale_at,
+    startup_verdict,
 )
 from adapter.listener import CLIENT_MAX_SIZE, start_listening
 from adapter.logs import event
@@ -122,10 +122,10 @@ def make_app(
         )
         routes.append((f"/{group}z/{{name}}", one_check_view(select, label=f"{group}z")))
     routes += [
-        ("/startupz", checks_view(_all_checks, label="startupz", judge_one=judge_startup)),
+        ("/startupz", checks_view(_all_checks, label="startupz", per_check=startup_verdict)),
         (
             "/startupz/{name}",
-            one_check_view(_all_checks, label="startupz", judge_one=judge_startup),
+            one_check_view(_all_checks, label="startupz", per_check=startup_verdict),
         ),
         ("/metrics", metrics),
     ]
@@ -197,7 +197,7 @@ def checks_view(
     *,
     default: Format = Format.JSON,
     label: str = "health",
-    judge_one: Judge = judge_check,
+    per_check: PerCheck = check_verdict,
     drains: bool = False,
     group: str | None = None,
 ) -> Handler:
@@ -223,7 +223,7 @@ def checks_view(
         answer = answers.get(key, store.version, config, now) if cacheable else None
         if answer is None:
             checks = select(config)
-            verdict = judge(checks, store.states(), now, exclude=exclude, judge_one=judge_one)
+            verdict = judge(checks, store.states(), now, exclude=exclude, per_check=per_check)
             notes = [*_exclude_notes(verdict.unmatched, checks)]
             if group is not None and not checks:
                 notes.append(empty_group_note(group))
@@ -265,7 +265,7 @@ def similar_name(name: str, names: Sequence[str]) -> str | None:
 
 
 def one_check_view(
-    select: Selection, *, label: str = "health", judge_one: Judge = judge_check
+    select: Selection, *, label: str = "health", per_check: PerCheck = check_verdict
 ) -> Handler:
     """A handler for one check of a set, by name: its own status, its recent runs.
 
@@ -291,7 +291,7 @@ def one_check_view(
                 raise web.HTTPNotFound(
                     text=f"no check named {name!r}{where}{hint}\n", headers=NO_STORE
                 )
-            verdict = judge_alone(check, store.get(name), now, judge_one)
+            verdict = one_check_verdict(check, store.get(name), now, per_check)
             answer = _answer(app, verdict, choice, details=True, label=label, detailed=True)
             if cacheable:
                 answers.put(key, answer, store.version, config, stale_at([check], store.states()))
@@ -413,14 +413,14 @@ def render(
     service = current_config(app).service
     match choice.format:
         case Format.JSON:
-            return formats.health_json(verdict, service, detailed=detailed), choice.media_type
+            return formats.health_json(verdict, service, with_runs=detailed), choice.media_type
         case Format.TEXT:
             return formats.verbose_text(verdict, label).encode(), TEXT_UTF8
         case Format.NAGIOS:
             return formats.nagios_text(verdict, service).encode(), TEXT_UTF8
         case Format.HTML:
             page = formats.status_page(
-                verdict, service=service, now=time.time(), version=__version__, detailed=detailed
+                verdict, service=service, now=time.time(), version=__version__, with_runs=detailed
             )
             return page.encode(), "text/html; charset=utf-8"
         case Format.PROMETHEUS | Format.OPENMETRICS:

@@ -153,7 +153,7 @@ class ExecProbe(Probe):
             raise
         finally:
             command.close()
-        return judge(command.returncode, command.stdout, command.stderr)
+        return result_of_exit(command.returncode, command.stdout, command.stderr)
 
 
 def command_environment(
@@ -196,7 +196,7 @@ class _Capture:
         return decoder.decode(bytes(self.kept), final=not self.cut)
 
 
-def judge(returncode: int, stdout: _Capture, stderr: _Capture) -> Result:
+def result_of_exit(returncode: int, stdout: _Capture, stderr: _Capture) -> Result:
     """The Result of a finished command: Nagios exit status, text, perfdata, notes."""
     plugin = parse_plugin_output(stdout.text())
     status = _NAGIOS_STATUS.get(returncode, Status.FAIL)

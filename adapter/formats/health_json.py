@@ -30,7 +30,7 @@ def rfc3339(timestamp: float) -> str:
 
 def check_entry(check: CheckVerdict) -> dict[str, Any]:
     """One check's observation; its own status (the document's status applies `critical`)."""
-    entry: dict[str, Any] = {"status": check.own_status.value, "componentType": check.probe_type}
+    entry: dict[str, Any] = {"status": check.status.value, "componentType": check.probe_type}
     if check.observed_value is not None:
         entry["observedValue"] = check.observed_value
         if check.observed_unit:
@@ -39,7 +39,7 @@ def check_entry(check: CheckVerdict) -> dict[str, Any]:
         entry["time"] = rfc3339(check.time)
     if check.output:
         entry["output"] = check.output
-    if check.reason is not None and check.own_status is not Status.PASS:
+    if check.reason is not None and check.status is not Status.PASS:
         entry["reason"] = check.reason.value
     if check.since is not None:
         entry["since"] = rfc3339(check.since)
@@ -67,7 +67,7 @@ def run_entry(run: Run) -> dict[str, Any]:
     return entry
 
 
-def detailed_entry(check: CheckVerdict) -> dict[str, Any]:
+def entry_with_runs(check: CheckVerdict) -> dict[str, Any]:
     """A check's observation with its run counts and recent runs, newest first."""
     entry = check_entry(check)
     entry["runs"] = {status.value: check.run_counts.get(status, 0) for status in Status}
@@ -80,12 +80,12 @@ def detailed_entry(check: CheckVerdict) -> dict[str, Any]:
 
 
 def health_document(
-    verdict: Verdict, service: str | None, *, detailed: bool = False
+    verdict: Verdict, service: str | None, *, with_runs: bool = False
 ) -> dict[str, Any]:
     document: dict[str, Any] = {"status": verdict.status.value}
     if service:
         document["serviceId"] = service
-    describe = detailed_entry if detailed else check_entry
+    describe = entry_with_runs if with_runs else check_entry
     document["checks"] = {check.name: [describe(check)] for check in verdict.checks}
     if verdict.draining:
         document["notes"] = ["shutting down"]
@@ -99,8 +99,8 @@ def health_document(
     return document
 
 
-def health_json(verdict: Verdict, service: str | None, *, detailed: bool = False) -> bytes:
-    return json_bytes(health_document(verdict, service, detailed=detailed))
+def health_json(verdict: Verdict, service: str | None, *, with_runs: bool = False) -> bytes:
+    return json_bytes(health_document(verdict, service, with_runs=with_runs))
 
 
 def json_bytes(document: dict[str, Any]) -> bytes:

@@ -81,8 +81,8 @@ def check_metrics(verdict: Verdict) -> list[Metric]:
     )
     for check in verdict.checks:
         name = [check.name]
-        success.add_metric(name, 0 if check.own_status is Status.FAIL else 1)
-        status.add_metric(name, STATUS_VALUE[check.own_status])
+        success.add_metric(name, 0 if check.status is Status.FAIL else 1)
+        status.add_metric(name, STATUS_VALUE[check.status])
         if check.duration is not None:
             duration.add_metric(name, check.duration)
         if check.time is not None:

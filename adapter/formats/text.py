@@ -18,9 +18,9 @@ __all__ = ["one_line", "verbose_text"]
 def verbose_text(verdict: Verdict, label: str) -> str:
     lines = ["[-]shutdown in progress"] if verdict.draining else []
     for check in worst_first(verdict.checks):
-        if check.own_status is Status.PASS:
+        if check.status is Status.PASS:
             lines.append(f"[+]{check.name} ok")
-        elif check.own_status is Status.WARN:
+        elif check.status is Status.WARN:
             lines.append(f"[+]{check.name} warn: {one_line(check.output)}")
         else:
             note = "" if check.critical else " (non-critical)"
