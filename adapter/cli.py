@@ -220,8 +220,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from adapter.lifecycle import serve
     from adapter.listener import ListenError
-    from adapter.server import serve
 
     logs.configure(args.log_format, args.log_level)
     try:

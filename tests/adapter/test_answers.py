@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from adapter.answers import Answer, AnswerCache
 from adapter.config import parse_config
-from adapter.server import LIFECYCLE, make_app
+from adapter.server import DRAIN, make_app
 from adapter.state import Run, StateStore
 from probes import Result
 
@@ -111,7 +111,7 @@ async def test_one_check_answers_follow_its_runs_and_its_staleness(
 
 async def test_draining_is_seen_at_once(client: TestClient[Any, Any]) -> None:
     assert (await body(client, "/readyz"))[0] == 200
-    client.app[LIFECYCLE].draining = True  # type: ignore[index]
+    client.app[DRAIN].begin("SIGTERM")  # type: ignore[index]
     assert (await body(client, "/readyz"))[0] == 503
     assert (await body(client, "/livez"))[0] == 200
 

@@ -13,7 +13,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from adapter.config import Config
-from adapter.server import LIFECYCLE, log_empty_groups, make_app
+from adapter.lifecycle import log_empty_groups
+from adapter.server import DRAIN, make_app
 from adapter.state import Run, StateStore
 from probes import Result
 from tests import sample_probes
@@ -226,7 +227,7 @@ checks:
 
 async def test_draining_flips_readyz_only(client: TestClient[Any, Any]) -> None:
     await settle(client, "/readyz", 200)
-    client.app[LIFECYCLE].draining = True  # type: ignore[index]
+    client.app[DRAIN].begin("SIGTERM")  # type: ignore[index]
     assert (await client.get("/readyz")).status == 503
     assert "[-]shutdown in progress" in await (await client.get("/readyz?verbose")).text()
     assert (await client.get("/livez")).status == 200
@@ -412,7 +413,7 @@ async def test_startupz_passes_once_every_check_has_passed(
 
 async def test_draining_shows_in_every_format(client: TestClient[Any, Any]) -> None:
     await settle(client, "/readyz", 200)
-    client.app[LIFECYCLE].draining = True  # type: ignore[index]
+    client.app[DRAIN].begin("SIGTERM")  # type: ignore[index]
     nagios = await client.get("/readyz?format=nagios")
     assert nagios.status == 503
     assert (await nagios.text()).startswith("HEALTH CRITICAL - orders-api: shutting down;")
