@@ -142,9 +142,45 @@ async def test_head_answers_status_without_body(client: TestClient[Any, Any]) ->
     assert (await client.head("/readyz")).status == 503
 
 
-async def test_only_get_and_head(client: TestClient[Any, Any]) -> None:
+#: Every path the adapter answers, written out: a route lost from the table fails here.
+ROUTED = [
+    "/",
+    *(
+        spelling
+        for path in [
+            "/health",
+            "/health/api",
+            "/livez",
+            "/livez/heartbeat",
+            "/readyz",
+            "/readyz/heartbeat",
+            "/startupz",
+            "/startupz/api",
+            "/metrics",
+        ]
+        for spelling in (path, path + "/")
+    ),
+]
+
+
+@pytest.mark.parametrize("path", ROUTED)
+async def test_every_route_answers_get_and_head_and_nothing_else(
+    aiohttp_client: Client, make_config: Callable[[str], Config], path: str
+) -> None:
+    store = StateStore(["api", "heartbeat", "cache"])
+    app = make_app(make_config(CONFIG), run_checks=False, store=store)
+    client = await aiohttp_client(app)
+    assert (await client.get(path, allow_redirects=False)).status in (200, 503)
+    assert (await client.head(path, allow_redirects=False)).status in (200, 503)
     for method in ("POST", "PUT", "DELETE"):
-        assert (await client.request(method, "/health")).status == 405
+        assert (await client.request(method, path)).status == 405
+
+
+def test_no_route_is_left_out_of_the_list(make_config: Callable[[str], Config]) -> None:
+    app = make_app(make_config(CONFIG), run_checks=False)
+    named = {path.replace("/api", "/{name}").replace("/heartbeat", "/{name}") for path in ROUTED}
+    routed = {resource.canonical for resource in app.router.resources()}
+    assert routed == named
 
 
 async def test_before_any_result_everything_fails_as_not_ready(
