@@ -24,6 +24,7 @@ _KUBELET_CODES = StatusCodes()
 
 
 def all_checks(config: Config) -> list[CheckConfig]:
+    """Every check of `config`, in config order."""
     return list(config.checks)
 
 

@@ -18,6 +18,15 @@ from probes.types import format_duration
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CheckVerdict:
+    """One check's verdict, as every format shows it.
+
+    `status` is the check's own (what /health/NAME answers); `contributes` is
+    what it gives its group, where a failing non-critical check only warns.
+    Times: `time`, `since` and `started_at` are wall-clock seconds since the
+    epoch, `duration` seconds; `observed_value` is in `observed_unit` as the
+    probe reported it.
+    """
+
     name: str
     status: Status  # the check's own status, as /health/{name} reports it
     contributes: Status  # to its group's verdict: a non-critical failure only warns
@@ -39,6 +48,12 @@ class CheckVerdict:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Verdict:
+    """The verdict of a set of checks: the worst of what each contributes.
+
+    Made only by `judge` (and `one_check_verdict`, `shutting_down`); renderers,
+    status codes and metrics read it and never judge for themselves.
+    """
+
     status: Status
     checks: tuple[CheckVerdict, ...]
     excluded: tuple[str, ...] = ()  # checks left out on request (`?exclude=`)
@@ -152,6 +167,7 @@ def shutting_down(verdict: Verdict) -> Verdict:
 
 
 def in_group(checks: Iterable[CheckConfig], group: str) -> list[CheckConfig]:
+    """The checks that belong to `group`, in config order."""
     return [check for check in checks if group in check.groups]
 
 

@@ -63,9 +63,11 @@ class Listener(Protocol):
 
     name: str
 
-    async def start(self, lifecycle: Lifecycle) -> None: ...
+    async def start(self, lifecycle: Lifecycle) -> None:
+        """Begin serving; the HTTP port is bound and no check has run yet."""
 
-    async def stop(self) -> None: ...
+    async def stop(self) -> None:
+        """Stop serving and release what was taken, within the shutdown timeout."""
 
 
 class Lifecycle:
@@ -123,6 +125,7 @@ class Lifecycle:
 
     @property
     def draining(self) -> bool:
+        """Whether any drain reason holds (/readyz answers 503)."""
         return self.draining_state.draining
 
     # -- stopping ---------------------------------------------------------------
@@ -142,6 +145,7 @@ class Lifecycle:
 
     @property
     def stopping(self) -> bool:
+        """Whether a stop has been asked for."""
         return self.stop_cause is not None
 
     async def wait_for_stop(self) -> None:

@@ -114,6 +114,7 @@ class LimitedSite(web.BaseSite):
 
     @property
     def name(self) -> str:
+        """The address as the `started` line and errors spell it."""
         return str(self.address)
 
     def _accept(self) -> asyncio.BaseProtocol:
@@ -153,6 +154,9 @@ class LimitedSite(web.BaseSite):
         return False
 
     async def start(self) -> None:
+        """Bind and listen; a Unix socket is created owner-only, then given
+        `socket_mode`, and a stale socket file left by a crash is replaced.
+        """
         await super().start()
         loop = asyncio.get_running_loop()
         address = self.address
@@ -178,6 +182,7 @@ class LimitedSite(web.BaseSite):
             os.chmod(address.path, self.socket_mode)
 
     async def stop(self) -> None:
+        """Stop listening and remove the Unix socket file this site made."""
         await super().stop()
         if isinstance(self.address, UnixAddress):
             with contextlib.suppress(OSError):

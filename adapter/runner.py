@@ -55,9 +55,17 @@ class ProbeRunner:
 
     @property
     def stuck(self) -> bool:
+        """Whether a plain-`def` run that overran its deadline still holds its thread."""
         return self._stuck is not None and not self._stuck.done()
 
     async def run(self) -> Run:
+        """One run of the probe under its deadline, whatever happens: never raises.
+
+        The Result is the probe's own, or `fail` for an exception (reason `error`),
+        an overrun (`timeout`), a wait for a thread past `max_wait` (`queued`), a
+        previous run still holding its thread (`stuck`) or a return that is not a
+        Result; its output is capped at MAX_OUTPUT_BYTES and made valid text.
+        """
         # The run's one wall-clock reading, for people; every span is measured
         # on perf_counter (monotonic, and finer than uvloop's loop.time()).
         wall = time.time()
@@ -204,6 +212,7 @@ def result_of(future: asyncio.Future[Any]) -> Result:
 
 
 def describe_exception(exc: BaseException) -> str:
+    """`ExcType: message`, or `ExcType` alone when the message is empty."""
     message = str(exc).strip()
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 

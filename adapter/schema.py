@@ -323,6 +323,7 @@ def _or_reference(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_schema(schema: dict[str, Any]) -> str:
+    """The schema as `schema/health-adapter.schema.json` holds it: indented JSON."""
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -331,6 +332,8 @@ def render_schema(schema: dict[str, Any]) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class OptionDoc:
+    """One probe option as `health-adapter probes NAME` lists it; `type` in the schema's words."""
+
     name: str
     type: str
     required: bool

@@ -62,13 +62,16 @@ class Drain:
 
     @property
     def draining(self) -> bool:
+        """Whether any reason holds."""
         return bool(self.reasons)
 
     def begin(self, reason: str) -> None:
+        """Drain for `reason` (again: no change)."""
         if reason not in self.reasons:
             self.reasons.append(reason)
 
     def end(self, reason: str) -> None:
+        """Take `reason` back; ready again once no reason is left."""
         if reason in self.reasons:
             self.reasons.remove(reason)
 

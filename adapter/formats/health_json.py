@@ -24,6 +24,7 @@ _json = msgspec.json.Encoder()
 
 
 def rfc3339(timestamp: float) -> str:
+    """Wall-clock seconds as RFC 3339 UTC with milliseconds (`2024-05-01T12:00:00.250Z`)."""
     whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp))
     return f"{whole}.{int(timestamp % 1 * 1000):03d}Z"
 
@@ -82,6 +83,10 @@ def entry_with_runs(check: CheckVerdict) -> dict[str, Any]:
 def health_document(
     verdict: Verdict, service: str | None, *, with_runs: bool = False
 ) -> dict[str, Any]:
+    """The health+json document of `verdict` (draft-inadarei-api-health-check):
+    `status`, `serviceId`, one observation per check under `checks`, and
+    `notes`. With `with_runs`, each check also carries its run counts and recent runs.
+    """
     document: dict[str, Any] = {"status": verdict.status.value}
     if service:
         document["serviceId"] = service
@@ -100,6 +105,7 @@ def health_document(
 
 
 def health_json(verdict: Verdict, service: str | None, *, with_runs: bool = False) -> bytes:
+    """`health_document` as JSON bytes, with what is not printable escaped."""
     return json_bytes(health_document(verdict, service, with_runs=with_runs))
 
 

@@ -57,14 +57,20 @@ _TAG_RANK = {"[FAIL]": 0, "[WARN]": 1, "[PASS]": 3}
 
 
 def state_of(status: Status) -> str:
+    """The Nagios state word of a status: OK, WARNING or CRITICAL."""
     return STATES[status]
 
 
 def exit_code(status: Status) -> int:
+    """The Nagios plugin exit code of a status: 0, 1 or 2 (monitoring-plugins guidelines)."""
     return EXIT_CODES[STATES[status]]
 
 
 def nagios_text(verdict: Verdict, service: str | None = None) -> str:
+    """Plugin output for `verdict`: `HEALTH STATE - summary | perfdata`, then one
+    line per check, failing ones first, within 8 KiB (the monitoring-plugins
+    guidelines; Nagios reads at most that much).
+    """
     checks = worst_first(verdict.checks)
     notes = []
     if verdict.unmatched:
@@ -134,6 +140,7 @@ def _check_line(check: CheckVerdict) -> str:
 
 
 def plain(text: str) -> str:
+    """`text` with every `|` made `¦`, since a `|` starts performance data for Nagios."""
     # A "|" starts performance data for Nagios; one inside a message would cut it.
     return text.replace("|", "¦")
 

@@ -107,6 +107,7 @@ class VerdictCollector(Collector):
         self.verdict = verdict
 
     def collect(self) -> Iterable[Metric]:
+        """The eight `health_check_*` families of the verdict."""
         return check_metrics(self.verdict)
 
 
@@ -128,6 +129,7 @@ class ReloadCollector(Collector):
         self.counts = counts
 
     def collect(self) -> Iterable[Metric]:
+        """`health_adapter_config_reloads_total` by result, and the last success's time."""
         counts = self.counts
         reloads = CounterMetricFamily(
             "health_adapter_config_reloads",
@@ -155,6 +157,7 @@ class BuildInfoCollector(Collector):
         self.version = version
 
     def collect(self) -> Iterable[Metric]:
+        """`health_adapter_build_info`."""
         info = InfoMetricFamily("health_adapter_build", "The adapter's version.")
         info.add_metric([], {"version": self.version, "python": platform.python_version()})
         return [info]
@@ -186,6 +189,7 @@ class AdapterMetrics:
             self.own.append(ReloadCollector(reloads))
 
     def registry_for(self, verdict: Verdict) -> CollectorRegistry:
+        """A new registry: `verdict`'s check metrics and the adapter's own collectors."""
         registry = CollectorRegistry(auto_describe=False)
         registry.register(VerdictCollector(verdict))
         for collector in self.own:

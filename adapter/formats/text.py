@@ -16,6 +16,9 @@ __all__ = ["one_line", "verbose_text"]
 
 
 def verbose_text(verdict: Verdict, label: str) -> str:
+    """kube-apiserver's `?verbose` answer: one `[+]`/`[-]` line per check, failing
+    first, then `notes` and the last line `LABEL check passed` (or `failed`).
+    """
     lines = ["[-]shutdown in progress"] if verdict.draining else []
     for check in worst_first(verdict.checks):
         if check.status is Status.PASS:
