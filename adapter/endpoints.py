@@ -104,6 +104,8 @@ class Metrics:
 
     default_format: Format = Format.PROMETHEUS
     status: int = 200
+    #: How `?format=text` names it: every check, as /health.
+    name: str = "health"
 
 
 METRICS = Metrics()

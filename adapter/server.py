@@ -26,9 +26,6 @@ from adapter.access import CHALLENGE, may_see_details
 from adapter.answers import Answer, AnswerCache
 from adapter.config import CheckConfig, Config
 from adapter.endpoints import (
-    METRICS as METRICS_ENDPOINT,
-)
-from adapter.endpoints import (
     ROUTES,
     CheckSet,
     Endpoint,
@@ -277,7 +274,7 @@ def one_check_view(endpoint: OneCheck) -> Handler:
     return handler
 
 
-def metrics_view(endpoint: Metrics = METRICS_ENDPOINT) -> Handler:
+def metrics_view(endpoint: Metrics) -> Handler:
     """The handler for /metrics: every check's verdict, handed to the collectors."""
 
     async def handler(request: web.Request) -> web.Response:
@@ -290,7 +287,7 @@ def metrics_view(endpoint: Metrics = METRICS_ENDPOINT) -> Handler:
             _choose(request, endpoint.default_format),
             endpoint.status,
             authorized=may_see_details(config, request.headers),
-            endpoint="health",
+            endpoint=endpoint.name,
         )
         return web.Response(body=answer.body, status=answer.status, headers=answer.headers)
 
