@@ -432,6 +432,10 @@ async def test_startupz_passes_once_every_check_has_passed(
     sample_probes.SWITCHES["api"] = "fail"
     client = await aiohttp_client(make_app(make_config(CONFIG)))
     await settle(client, "/health/heartbeat", 200)
+    for _ in range(200):  # until api has run and failed, not "no result yet"
+        if "switch says fail" in await (await client.get("/health/api")).text():
+            break
+        await asyncio.sleep(0.02)
     response = await settle(client, "/startupz?verbose", 503)
     assert (await response.text()).splitlines()[
         0
