@@ -14,6 +14,7 @@ import asyncio
 import difflib
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -284,7 +285,13 @@ def cmd_check(args: argparse.Namespace) -> int:
                 f"(groups: {', '.join(sorted(config.groups))})"
             )
             return EXIT_NAGIOS_UNKNOWN
-    verdict = loop.run(_run_once(checks))
+    try:
+        verdict = loop.run(_run_once(checks))
+    except StopRequested as stop:
+        # A monitor's own timeout (NRPE, `timeout -s TERM`) ended the run: every
+        # command it started has been killed and reaped, and the answer is UNKNOWN.
+        print(f"HEALTH UNKNOWN - stopped by {stop.signal_name} before every check had run")
+        return EXIT_NAGIOS_UNKNOWN
     return _answer(formats.nagios_text(verdict, config.service), formats.exit_code(verdict.status))
 
 
@@ -390,9 +397,27 @@ async def _run_once(checks: list[CheckConfig]) -> Verdict:
     reaper = OrphanReaper() if OrphanReaper.needed() else None
     if reaper is not None:
         reaper.start()
+    running = asyncio.current_task()
+    event_loop = asyncio.get_running_loop()
+    received: list[str] = []
+
+    def on_stop(signum: signal.Signals) -> None:
+        if not received and running is not None:
+            received.append(signum.name)
+            running.cancel()
+
+    for signum in stopping.STOP_SIGNALS:
+        event_loop.add_signal_handler(signum, on_stop, signum)
     try:
         await scheduler.run_once()
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        raise StopRequested(received[0]) from None
     finally:
+        for signum in stopping.STOP_SIGNALS:
+            event_loop.remove_signal_handler(signum)
+        # Cancels what still runs: each command's process group is killed and reaped.
         await scheduler.stop()
         if reaper is not None:
             await reaper.stop()

@@ -44,6 +44,7 @@ class CheckVerdict:
     run_counts: Mapping[Status, int] = dataclasses.field(default_factory=dict)
     failure_counts: Mapping[Reason, int] = dataclasses.field(default_factory=dict)
     started_at: float | None = None  # when it first reported pass or warn
+    cert_not_after: float | None = None  # Unix time the peer's earliest certificate expires
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -58,11 +59,22 @@ class Verdict:
     checks: tuple[CheckVerdict, ...]
     excluded: tuple[str, ...] = ()  # checks left out on request (`?exclude=`)
     unmatched: tuple[str, ...] = ()  # names asked to be excluded that match no check
-    draining: bool = False  # the adapter is shutting down: no longer ready
+    draining: bool = False  # the adapter is shutting down or drained: no longer ready
+    drain_reason: str = ""  # why it drains, e.g. SHUTTING_DOWN
     notes: tuple[str, ...] = ()  # what a reader should know beside the checks
 
 
 PerCheck = Callable[[CheckConfig, CheckState, float], CheckVerdict]
+
+#: A result older than this many intervals, plus the check's timeout, is stale:
+#: one late or slow run is not enough, runs missed in a row are.
+STALE_INTERVALS = 3
+
+
+def stale_after(check: CheckConfig) -> float:
+    """Seconds after its run finished at which a result of `check` is too old to
+    trust: `STALE_INTERVALS` intervals plus the timeout (10s and 2s: 32s)."""
+    return STALE_INTERVALS * check.interval + check.timeout
 
 
 def check_verdict(check: CheckConfig, state: CheckState, now: float) -> CheckVerdict:
@@ -71,10 +83,12 @@ def check_verdict(check: CheckConfig, state: CheckState, now: float) -> CheckVer
     reason: Reason | None
     if state.status is None or last is None:
         own, output, reason = Status.FAIL, "no result yet", Reason.NO_RESULT
-    elif now - last.finished > check.stale_after:
+    elif now - last.finished > stale_after(check):
         age = format_duration(round(now - last.finished, 1))
         own = Status.FAIL
-        output = f"stale: the last result is {age} old (more than 3 intervals + timeout)"
+        output = (
+            f"stale: the last result is {age} old (more than {STALE_INTERVALS} intervals + timeout)"
+        )
         reason = Reason.STALE
     else:
         own = state.status
@@ -100,6 +114,7 @@ def check_verdict(check: CheckConfig, state: CheckState, now: float) -> CheckVer
         run_counts=state.run_counts,
         failure_counts=state.failure_counts,
         started_at=state.started_at,
+        cert_not_after=result.cert_not_after if result else None,
     )
 
 
@@ -161,9 +176,14 @@ def one_check_verdict(
     return Verdict(verdict.status, (verdict,))
 
 
-def shutting_down(verdict: Verdict) -> Verdict:
-    """A readiness verdict while the adapter drains: fail, whatever the checks say."""
-    return dataclasses.replace(verdict, status=Status.FAIL, draining=True)
+#: The drain reason during the shutdown delay.
+SHUTTING_DOWN = "shutting down"
+
+
+def shutting_down(verdict: Verdict, reason: str = SHUTTING_DOWN) -> Verdict:
+    """A readiness verdict while the adapter drains (`reason`: shutting down, or an
+    operator's drain file): fail, whatever the checks say."""
+    return dataclasses.replace(verdict, status=Status.FAIL, draining=True, drain_reason=reason)
 
 
 def in_group(checks: Iterable[CheckConfig], group: str) -> list[CheckConfig]:
@@ -200,7 +220,7 @@ def stale_at(checks: Iterable[CheckConfig], states: Mapping[str, CheckState]) ->
     """
     return min(
         (
-            state.last.finished + check.stale_after
+            state.last.finished + stale_after(check)
             for check in checks
             if (state := states.get(check.name)) is not None and state.last is not None
         ),

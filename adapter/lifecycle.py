@@ -10,9 +10,14 @@ tests drive the same object in-process: `start()`, `drain()`,
 
 Extra listeners (`Listener`) are started right after the HTTP port is bound
 and before the first check runs, and stopped at shutdown after the delay,
-before the HTTP port closes. Whatever makes the adapter unready without
-stopping it (the shutdown delay, a drain file) says so with `drain(reason)`;
-every listener reads the same `Drain`.
+before the HTTP port closes; the HAProxy agent and gRPC health ports
+(adapter.side_listeners.SidePorts) are always among them, binding what the
+config asks for. Whatever makes the adapter unready without stopping it
+says so with `drain(reason)`, or is a source of the same `Drain`
+(adapter.drain; the config's drain file is one): /readyz, the agent and
+gRPC's `ready` all read it. Under systemd (adapter.notify) the lifecycle
+says READY=1 once listening and every check has run once, WATCHDOG=1 while
+the scheduler is alive, and STOPPING=1 when a stop is asked for.
 """
 
 from __future__ import annotations
@@ -32,13 +37,16 @@ from aiohttp import web
 
 from adapter import stopping
 from adapter.config import ENDPOINT_GROUPS, Config
+from adapter.drain import Drain
 from adapter.endpoints import empty_group_note
-from adapter.health import in_group
+from adapter.health import SHUTTING_DOWN, in_group
 from adapter.listener import start_listening
 from adapter.logs import event
+from adapter.notify import Notifier, notify_lifecycle
 from adapter.reaper import OrphanReaper
 from adapter.reload import Reloader
-from adapter.server import DRAIN, SCHEDULER, Drain, make_app, reloader_for
+from adapter.server import SCHEDULER, STORE, make_app, reloader_for
+from adapter.side_listeners import SidePorts
 from probes.types import format_duration
 
 log = logging.getLogger("health_adapter")
@@ -58,7 +66,8 @@ class Listener(Protocol):
     `request_stop()`. An exception from `start` stops the start-up as a
     ListenError does. `stop` is awaited at shutdown, after the shutdown delay
     (so it answers "draining" all through it) and before the HTTP port
-    closes; it must return within the shutdown timeout.
+    closes; it must return within the shutdown timeout (a second more and it
+    is abandoned).
     """
 
     name: str
@@ -77,7 +86,9 @@ class Lifecycle:
     with `server.watch_config`). `shutdown_delay` (seconds) is how long a
     started adapter keeps serving, unready, after a stop is asked for;
     `shutdown_timeout` (seconds) is what requests in flight get at the end.
-    `listeners` are started and stopped with the HTTP port, in order.
+    `listeners` are started and stopped with the HTTP port, in order, after
+    the agent and gRPC ports (`SidePorts`). `notifier` speaks systemd's notify
+    protocol (adapter.notify); the default says nothing.
     """
 
     def __init__(
@@ -89,13 +100,15 @@ class Lifecycle:
         shutdown_timeout: float = 3.0,
         shutdown_delay: float = 0.0,
         listeners: Sequence[Listener] = (),
+        notifier: Notifier | None = None,
     ) -> None:
         self.config = config
         self.listen = listen
         self.config_path = config_path
         self.shutdown_timeout = shutdown_timeout
         self.shutdown_delay = shutdown_delay
-        self.listeners = tuple(listeners)
+        self.listeners: tuple[Listener, ...] = (SidePorts(), *listeners)
+        self.notifier = notifier if notifier is not None else Notifier(None)
         #: The application, once made; None before `start` and when a stop came first.
         self.app: web.Application | None = None
         self.runner: web.AppRunner | None = None
@@ -140,7 +153,8 @@ class Lifecycle:
             self._hurry.set()
             return
         self.stop_cause = cause
-        self.drain(cause)  # /readyz answers 503 from this moment
+        self.drain(SHUTTING_DOWN)  # /readyz answers 503 from this moment
+        self.notifier.send("STOPPING=1")
         self._stop_requested.set()
 
     @property
@@ -164,8 +178,7 @@ class Lifecycle:
         self._reaper = OrphanReaper() if OrphanReaper.needed() else None
         if self._reaper is not None:
             self._reaper.start()
-        app = make_app(self.config, start_checks=False)
-        app[DRAIN] = self.draining_state
+        app = make_app(self.config, start_checks=False, drain=self.draining_state)
         self.app = app
         self.runner = await start_listening(
             app, self.config, self.listen, shutdown_timeout=self.shutdown_timeout
@@ -201,6 +214,15 @@ class Lifecycle:
         )
         log_empty_groups(self.config)
         self.started = True
+        self._spawn(
+            notify_lifecycle(
+                self.notifier,
+                app[STORE],
+                app[SCHEDULER].alive,
+                status=f"listening on {self.listen}",
+            ),
+            "systemd notify",
+        )
         if ready is not None:
             ready(self.runner)
 
@@ -283,7 +305,8 @@ class Lifecycle:
         while self._running_listeners:
             listener = self._running_listeners.pop()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(listener.stop(), self.shutdown_timeout)
+                # A second more than its own grace: a listener that overruns is abandoned.
+                await asyncio.wait_for(listener.stop(), self.shutdown_timeout + 1)
 
     async def _stop_reaper(self) -> None:
         reaper, self._reaper = self._reaper, None
@@ -345,7 +368,11 @@ async def serve(
     ListenError with no check run. A stop signal at any moment, including one
     remembered by adapter.stopping before this began, ends in the same logged
     `stopping` and `stopped`; one that comes before the adapter has started
-    skips the shutdown delay, since no one has seen it ready.
+    skips the shutdown delay, since no one has seen it ready. The HAProxy
+    agent and gRPC health ports the config asks for are bound right after
+    the HTTP port, before the first check, and closed after the delay; under
+    systemd, `NOTIFY_SOCKET` is told READY=1, WATCHDOG=1 and STOPPING=1
+    (adapter.notify).
     """
     lifecycle = Lifecycle(
         config,
@@ -354,6 +381,7 @@ async def serve(
         shutdown_timeout=shutdown_timeout,
         shutdown_delay=shutdown_delay,
         listeners=listeners,
+        notifier=Notifier.from_environ(),
     )
     await lifecycle.serve(ready)
 

@@ -17,17 +17,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
 import stat
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from adapter.config import Config, ListenAddress, TcpAddress, UnixAddress, parse_listen
 from adapter.request_log import BadRequestFilter, sampled_access_logger
+from probes.address import MissingPort, format_endpoint, split_host_port
+
+if TYPE_CHECKING:
+    # Only for annotations: the config imports this module to check `listen`.
+    from adapter.config import Config
 
 log = logging.getLogger("health_adapter")
+
+#: Where the adapter listens when the config does not say.
+DEFAULT_LISTEN = "0.0.0.0:9180"
 
 #: The request line (method, URL, version) at most; a longer one is answered 414/400.
 MAX_REQUEST_LINE = 4096
@@ -36,6 +45,61 @@ MAX_HEADER_FIELD = 8190
 MAX_HEADERS = 64
 #: Request bodies are never read: the endpoints take none.
 CLIENT_MAX_SIZE = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class TcpAddress:
+    """A TCP address to listen on; `host` "0.0.0.0" or "::" is every address."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return format_endpoint(self.host, self.port)
+
+
+@dataclasses.dataclass(frozen=True)
+class UnixAddress:
+    """A Unix socket to listen on, by its absolute path."""
+
+    path: str
+
+    def __str__(self) -> str:
+        return f"unix:{self.path}"
+
+
+ListenAddress = TcpAddress | UnixAddress
+UNIX_PREFIX = "unix:"
+
+
+def parse_listen(value: str) -> ListenAddress:
+    """`host:port`, `[v6]:port`, `:port`, `port` (empty host = all) or `unix:/path`.
+
+    Raises ValueError with a message that quotes `value` and says how to write
+    it. A Unix socket path is at most 107 bytes (sun_path in unix(7)).
+    """
+    text = str(value).strip()
+    if text.startswith(UNIX_PREFIX):
+        path = text[len(UNIX_PREFIX) :]
+        if not path.startswith("/") or "\0" in path:
+            raise ValueError(
+                f"invalid listen address {value!r}: write a Unix socket as unix:/absolute/path.sock"
+            )
+        if len(os.fsencode(path)) > 107:  # sun_path holds 108 bytes with the NUL
+            raise ValueError(
+                f"invalid listen address {value!r}: a Unix socket path is limited to 107 bytes"
+            )
+        return UnixAddress(path)
+    try:
+        host, port = split_host_port(text, default_host="0.0.0.0")
+    except MissingPort:
+        raise ValueError(
+            f"invalid listen address {value!r}: write it as HOST:PORT or "
+            f"unix:/path.sock, e.g. {DEFAULT_LISTEN!r}"
+        ) from None
+    except ValueError as exc:
+        raise ValueError(f"invalid listen address {value!r}: {exc}") from None
+    return TcpAddress(host, port)
 
 
 class ListenError(Exception):
@@ -81,7 +145,12 @@ class _Refused(asyncio.Protocol):
 
 
 class LimitedSite(web.BaseSite):
-    """A TCP or Unix socket site that keeps at most `max_connections` open."""
+    """A TCP or Unix socket site that keeps at most `max_connections` open.
+
+    `evicted` counts idle connections closed to make room for a new one,
+    `refused` new ones closed because every slot was busy answering (see the
+    module's docstring for why that order).
+    """
 
     __slots__ = (
         "_accepting",
@@ -114,7 +183,7 @@ class LimitedSite(web.BaseSite):
 
     @property
     def name(self) -> str:
-        """The address as the `started` line and errors spell it."""
+        """The address as logged: `127.0.0.1:9180`, `[::]:9180` or `unix:/path`."""
         return str(self.address)
 
     def _accept(self) -> asyncio.BaseProtocol:
@@ -154,9 +223,9 @@ class LimitedSite(web.BaseSite):
         return False
 
     async def start(self) -> None:
-        """Bind and listen; a Unix socket is created owner-only, then given
-        `socket_mode`, and a stale socket file left by a crash is replaced.
-        """
+        """Bind and listen. A Unix socket replaces a leftover socket file, never a
+        file of another kind nor a socket someone listens on (OSError); its
+        mode is `socket_mode`, and it is never reachable with a wider one."""
         await super().start()
         loop = asyncio.get_running_loop()
         address = self.address
@@ -182,7 +251,7 @@ class LimitedSite(web.BaseSite):
             os.chmod(address.path, self.socket_mode)
 
     async def stop(self) -> None:
-        """Stop listening and remove the Unix socket file this site made."""
+        """Stop listening, and remove the Unix socket file if it is still a socket."""
         await super().stop()
         if isinstance(self.address, UnixAddress):
             with contextlib.suppress(OSError):

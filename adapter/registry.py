@@ -20,9 +20,9 @@ ENTRY_POINT_GROUP = "health_adapter.probes"
 PLUGIN_KEY = "plugin"
 OWN_DISTRIBUTION = "health-adapter"
 
-#: Built-in probe types. Adding a probe is one module plus one line here (and
-#: the same line under [options.entry_points] in setup.cfg, which a test keeps
-#: in step).
+#: Built-in probe types, declared here alone: adding one is its module, its
+#: tests and one line here. Our own distribution declares no entry points;
+#: those are for other distributions' probe types.
 BUILTINS: dict[str, str] = {
     "http": "probes.http:HttpProbe",
     "file": "probes.file:FileProbe",
@@ -39,11 +39,16 @@ class RegistryError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class ProbeType:
+    """A registered probe type: the block key a config uses (`name`), the class
+    as `package.module:Class` (`target`, not imported yet) and who declared it
+    (`source`: "built-in" or "<distribution> <version>")."""
+
     name: str
-    target: str  # "package.module:Class"
-    source: str  # "built-in" or "<distribution> <version>"
+    target: str
+    source: str
 
     def load(self) -> type[Probe]:
+        """Import the class; RegistryError naming the type and its source if that fails."""
         return load_class(self.target, what=f"probe type {self.name!r} from {self.source}")
 
 
@@ -58,10 +63,18 @@ class EntryPointSpec:
 
     @property
     def source(self) -> str:
+        """Who declared it, as errors and `health-adapter probes` name it: "acme-probes 1.2"."""
         return f"{self.distribution} {self.version}".strip()
 
 
 class Registry:
+    """Probe type name -> class, for one config load.
+
+    Names are unique; `plugin` is reserved for `plugin:` blocks (and is `in`
+    every registry, though no type is registered under it). Classes are
+    imported on first `load` and kept.
+    """
+
     def __init__(self, types: Iterable[ProbeType] = ()) -> None:
         self._types: dict[str, ProbeType] = {}
         self._loaded: dict[str, type[Probe]] = {}
@@ -75,7 +88,10 @@ class Registry:
         clashes = []
         for spec in installed_entry_points() if entry_points is None else entry_points:
             if _normalize(spec.distribution) == OWN_DISTRIBUTION and spec.name in BUILTINS:
-                continue  # our own declaration of a built-in
+                # Metadata of an install made when the built-ins were declared
+                # as entry points too (an editable install keeps it until the
+                # next pip install): the same built-in, not a clash.
+                continue
             try:
                 registry.add(ProbeType(spec.name, spec.value, spec.source))
             except RegistryError as exc:
@@ -85,6 +101,8 @@ class Registry:
         return registry
 
     def add(self, probe_type: ProbeType) -> None:
+        """Register `probe_type`; RegistryError if its name is reserved or taken,
+        naming both sources (pluggy's rule for duplicate plugins)."""
         if probe_type.name == PLUGIN_KEY:
             raise RegistryError(
                 f"probe type name {PLUGIN_KEY!r} from {probe_type.source} is reserved "
@@ -105,9 +123,11 @@ class Registry:
         return iter(sorted(self._types.values(), key=lambda t: t.name))
 
     def names(self) -> list[str]:
+        """The registered names, sorted (without `plugin`)."""
         return sorted(self._types)
 
     def info(self, name: str) -> ProbeType:
+        """The registered type `name`; RegistryError listing the others if there is none."""
         try:
             return self._types[name]
         except KeyError:
@@ -124,6 +144,7 @@ class Registry:
 
 
 def installed_entry_points() -> list[EntryPointSpec]:
+    """Every entry point of the group `health_adapter.probes` installed beside the adapter."""
     specs = []
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = entry_point.dist

@@ -42,7 +42,14 @@ _LOADER = DaemonThreadPool(1, name="config-reload")
 #: How often a watched config file is looked at.
 WATCH_INTERVAL = 1.0
 #: Settings read once, when the adapter starts listening; a reload cannot change them.
-RESTART_SETTINGS = ("max_connections", "keepalive_timeout", "access_log", "socket_mode")
+RESTART_SETTINGS = (
+    "max_connections",
+    "keepalive_timeout",
+    "access_log",
+    "socket_mode",
+    "haproxy_agent",
+    "grpc",
+)
 
 
 @dataclasses.dataclass

@@ -20,9 +20,9 @@ from typing import Any, cast
 from adapter.state import Run
 from adapter.threads import DaemonThreadPool
 from probes import Probe, Reason, Result, Status
+from probes.base import OUTPUT_LIMIT
 from probes.types import format_duration
 
-MAX_OUTPUT_BYTES = 4096
 #: How long a cancelled async probe gets to wind down before it counts as stuck.
 CANCEL_GRACE = 1.0
 
@@ -221,19 +221,19 @@ def sanitize(result: Result) -> Result:
     """Cap the output and make it valid text, whatever bytes the probe put in it."""
     output = result.output
     encoded = output.encode("utf-8", "replace")
-    if len(encoded) <= MAX_OUTPUT_BYTES and encoded.decode("utf-8") == output:
+    if len(encoded) <= OUTPUT_LIMIT and encoded.decode("utf-8") == output:
         return result
-    if len(encoded) > MAX_OUTPUT_BYTES:
+    if len(encoded) > OUTPUT_LIMIT:
         # The whole output, note included, stays within the cap; the note
         # counts the bytes kept, which a cut inside a character makes fewer.
-        note = f" … (captured {MAX_OUTPUT_BYTES} of {len(encoded)} bytes)"
-        room = MAX_OUTPUT_BYTES - len(note.encode())
+        note = f" … (captured {OUTPUT_LIMIT} of {len(encoded)} bytes)"
+        room = OUTPUT_LIMIT - len(note.encode())
         kept = encoded[:room].decode("utf-8", "ignore")
         size = len(kept.encode())
         output = f"{kept} … (captured {size} of {len(encoded)} bytes)"
     else:
         output = encoded.decode("utf-8")
-    return Result(result.status, output, result.observed_value, result.observed_unit, result.reason)
+    return dataclasses.replace(result, output=output)
 
 
 def _consume(future: asyncio.Future[Any]) -> None:

@@ -96,6 +96,14 @@ class Scheduler:
         for check in self.checks:
             self._start(check)
 
+    def alive(self) -> bool:
+        """Whether every check's task is still scheduling runs (systemd's watchdog asks)."""
+        return (
+            self._started
+            and not self._stopped
+            and all(not task.done() for task in self._tasks.values())
+        )
+
     async def replace(self, checks: Sequence[CheckConfig]) -> Changes:
         """Run `checks` from now on (a reloaded config).
 

@@ -1,7 +1,7 @@
 """JSON Schema of the config file, and option docs of each probe type, derived from the code.
 
 Nothing here is written twice: the config's own keys come from the tables in
-adapter/config.py, each probe type's options from its `Options` class (via
+adapter/config/model.py, each probe type's options from its `Options` class (via
 msgspec and the custom types' `json_schema`). Editors use the schema through
 the YAML language server; `health-adapter probes NAME` prints the docs.
 """
@@ -18,10 +18,10 @@ from typing import Any
 import msgspec
 
 from adapter.config import (
-    _BUILTIN_DEFAULTS,
-    _CHECK_KEYS,
-    _TIMING_KEYS,
-    _TOP_KEYS,
+    BUILTIN_DEFAULTS,
+    CHECK_KEYS,
+    TIMING_KEYS,
+    TOP_KEYS,
     CheckConfig,
 )
 from adapter.registry import PLUGIN_KEY, Registry, RegistryError
@@ -203,10 +203,10 @@ def config_schema(registry: Registry) -> dict[str, Any]:
     defs["Check"] = _check_schema(blocks)
 
     top: dict[str, Any] = {}
-    for key, type_ in _TOP_KEYS.items():
+    for key, type_ in TOP_KEYS.items():
         if key == "defaults":
             top[key] = _settings_object(
-                _TIMING_KEYS, "settings every check gets unless it sets its own"
+                TIMING_KEYS, "settings every check gets unless it sets its own"
             )
         elif key == "checks":
             top[key] = {
@@ -234,7 +234,7 @@ def config_schema(registry: Registry) -> dict[str, Any]:
 
 
 def _check_schema(blocks: dict[str, Any]) -> dict[str, Any]:
-    common = _settings_properties(_CHECK_KEYS)
+    common = _settings_properties(CHECK_KEYS)
     return {
         "type": "object",
         "description": "one check: its settings and exactly one probe block",
@@ -266,7 +266,7 @@ def _settings_properties(keys: dict[str, Any]) -> dict[str, Any]:
         for field in dataclasses.fields(CheckConfig)
         if field.default is not dataclasses.MISSING
     }
-    defaults.update(_BUILTIN_DEFAULTS)
+    defaults.update(BUILTIN_DEFAULTS)
     properties = {}
     for key, type_ in keys.items():
         schema = msgspec.json.schema(type_, schema_hook=_hook)
@@ -323,7 +323,7 @@ def _or_reference(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_schema(schema: dict[str, Any]) -> str:
-    """The schema as `schema/health-adapter.schema.json` holds it: indented JSON."""
+    """`schema` as the shipped file holds it: JSON indented by 2, UTF-8 as is, a final newline."""
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -332,12 +332,15 @@ def render_schema(schema: dict[str, Any]) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class OptionDoc:
-    """One probe option as `health-adapter probes NAME` lists it; `type` in the schema's words."""
+    """One option as `health-adapter probes NAME` lists it: its key, its type in
+    the config's words (`duration`, `list of text`), whether a block must set
+    it, its default as it would be written in YAML (None when there is none)
+    and its description."""
 
     name: str
     type: str
     required: bool
-    default: str | None  # as it would be written in YAML; None when there is none
+    default: str | None
     description: str
 
 

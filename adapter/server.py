@@ -25,6 +25,7 @@ from adapter import __version__
 from adapter.access import CHALLENGE, may_see_details
 from adapter.answers import Answer, AnswerCache
 from adapter.config import CheckConfig, Config
+from adapter.drain import Drain, drain_file_reason
 from adapter.endpoints import (
     ROUTES,
     CheckSet,
@@ -41,36 +42,11 @@ from adapter.logs import event
 from adapter.negotiation import Choice, Format, UnknownFormat, choose, default_choice
 from adapter.reload import LiveConfig, Reloader
 from adapter.scheduler import Scheduler
+from adapter.services import service_verdict
 from adapter.state import CheckState, StateStore
 from probes import Resources, Status
 
 log = logging.getLogger("health_adapter.checks")
-
-
-@dataclasses.dataclass
-class Drain:
-    """Whether the adapter is draining, and why: /readyz answers 503 while any
-    reason holds (a stop signal's shutdown delay, for one).
-
-    Reasons are short phrases (`"SIGTERM"`); `begin` and `end` are idempotent.
-    """
-
-    reasons: list[str] = dataclasses.field(default_factory=list)
-
-    @property
-    def draining(self) -> bool:
-        """Whether any reason holds."""
-        return bool(self.reasons)
-
-    def begin(self, reason: str) -> None:
-        """Drain for `reason` (again: no change)."""
-        if reason not in self.reasons:
-            self.reasons.append(reason)
-
-    def end(self, reason: str) -> None:
-        """Take `reason` back; ready again once no reason is left."""
-        if reason in self.reasons:
-            self.reasons.remove(reason)
 
 
 #: The config in force (a reload swaps it): read it with `current_config(app)`.
@@ -96,6 +72,7 @@ def make_app(
     start_checks: bool = True,
     store: StateStore | None = None,
     clock: Callable[[], float] = time.monotonic,
+    drain: Drain | None = None,
 ) -> web.Application:
     """The adapter as an aiohttp application.
 
@@ -104,13 +81,16 @@ def make_app(
     lifecycle starts it only once the port is bound, so that an address in
     use fails before any check runs). Tests that only want to render given
     states pass `run_checks=False` and their own `store`; `clock` is the
-    monotonic clock the runs are timed with.
+    monotonic clock the runs are timed with. `drain` is where draining is
+    read (the lifecycle's, adapter.drain); the drain file of the config in
+    force is added to its sources.
     """
     app = web.Application(client_max_size=CLIENT_MAX_SIZE)
     app[LIVE] = LiveConfig(config)
     app[STORE] = store if store is not None else StateStore(c.name for c in config.checks)
     app[CLOCK] = clock
-    app[DRAIN] = Drain()
+    app[DRAIN] = drain if drain is not None else Drain()
+    app[DRAIN].add_source(lambda: drain_file_reason(current_config(app).server.drain_file))
     app[START_CHECKS] = start_checks
     # Its own collectors, read at scrape time: nothing global, nothing updated per run.
     app[METRICS] = AdapterMetrics(version=__version__, reloads=app[LIVE].reloads)
@@ -175,6 +155,14 @@ def _log_transition(name: str, old: CheckState, new: CheckState) -> None:
     )
 
 
+def verdict_of(app: web.Application, service: str) -> Verdict | None:
+    """The verdict the ways in beside HTTP (gRPC health, the HAProxy agent) read
+    for `service` (adapter.services), drained as /readyz is; None for an unknown name."""
+    return service_verdict(
+        current_config(app), app[STORE].states(), app[CLOCK](), service, app[DRAIN].reason
+    )
+
+
 def checks_view(endpoint: CheckSet) -> Handler:
     """A handler for a set of checks: `?exclude=NAME` (repeatable) leaves some out.
 
@@ -193,8 +181,8 @@ def checks_view(endpoint: CheckSet) -> Handler:
         choice = _choose(request, endpoint.default_format)
         output = output_for(choice.format)
         authorized = may_see_details(config, request.headers)
-        draining = endpoint.drains and app[DRAIN].draining
-        key = (choice, authorized, exclude, draining)
+        drain = app[DRAIN].reason if endpoint.drains else None
+        key = (choice, authorized, exclude, drain)
         answer = answers.get(key, store.version, config, now) if output.kept else None
         if answer is None:
             checks = endpoint.select(config)
@@ -206,8 +194,8 @@ def checks_view(endpoint: CheckSet) -> Handler:
                 notes.append(empty_group_note(endpoint.group))
             if notes:
                 verdict = dataclasses.replace(verdict, notes=tuple(notes))
-            if draining:
-                verdict = shutting_down(verdict)
+            if drain is not None:
+                verdict = shutting_down(verdict, drain)
             status = endpoint.status_code(config, verdict.status)
             answer = _answer(
                 app, verdict, choice, status, authorized=authorized, endpoint=endpoint.name

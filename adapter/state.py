@@ -133,6 +133,11 @@ class StateStore:
         """Call `listener(name, old, new)` after every recorded run."""
         self._listeners.append(listener)
 
+    def unsubscribe(self, listener: Listener) -> None:
+        """Stop calling `listener` (no error if it was not subscribed)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def get(self, name: str) -> CheckState:
         """The state of `name`; a fresh CheckState for a name it does not hold."""
         return self._states.get(name) or CheckState()

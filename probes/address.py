@@ -63,7 +63,9 @@ def parse_host(value: str) -> str:
         if _is_ipv6(text):
             return _checked_zone(text, value)
         name, _, port = text.rpartition(":")
-        if port.isdigit() and ":" not in name:
+        if port.isdigit() and (":" not in name or _is_ipv6(name)):
+            # `::1:19340` is how an IPv6 address and its port come out when the
+            # brackets are forgotten (kubernetes#56543): say which part is which.
             raise ValueError(
                 f"invalid host {value!r}: give the port in the port option, and the host as {name!r}"
             )
@@ -160,10 +162,12 @@ class Host(str):
 
     @classmethod
     def from_config(cls, value: Any) -> Host:
+        """The bare host of `value` (`[::1]` -> `::1`); ValueError saying what a host is."""
         if not isinstance(value, str):
             raise ValueError(f"expected a host name or address, got {value!r}")
         return cls(parse_host(value))
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:
+        """The JSON Schema of a host option, for the config's schema."""
         return {"type": "string", "minLength": 1}

@@ -20,9 +20,14 @@ import msgspec
 
 from probes.types import decode_custom
 
-__all__ = ["Probe", "Reason", "Resources", "Result", "Status"]
+__all__ = ["OUTPUT_LIMIT", "Probe", "Reason", "Resources", "Result", "Status"]
 
 T = TypeVar("T")
+
+#: Bytes of a result's output that reach an answer, notes included: the runner
+#: cuts a longer one (adapter.runner.sanitize), and probes that cut their own
+#: (exec) cut to the same size.
+OUTPUT_LIMIT = 4096
 
 
 class Status(enum.StrEnum):
@@ -34,6 +39,7 @@ class Status(enum.StrEnum):
 
     @property
     def severity(self) -> int:
+        """0 for pass, 1 for warn, 2 for fail: the order `worst` picks by."""
         return _SEVERITY[self]
 
     @classmethod
@@ -58,6 +64,9 @@ class Reason(enum.StrEnum):
     STATUS = "status"
     REDIRECT = "redirect"
     BODY_MISMATCH = "body_mismatch"
+    HEADER_MISMATCH = "header_mismatch"
+    NOT_TLS = "not_tls"  # require_tls: the final answer came over plain http
+    CERT_EXPIRY = "cert_expiry"  # the peer's certificate expires within a configured limit
     FILE_MISSING = "file_missing"
     FILE_PRESENT = "file_present"
     FILE_STALE = "file_stale"
@@ -81,6 +90,9 @@ class Result:
     `status` is "pass", "warn" or "fail" (or a `Status`); `observed_value` is a
     finite number, reported with its `observed_unit` ("ms", "s", "items"…);
     `reason` is one of `Reason` and defaults to "failed" for failures.
+    `cert_not_after` is the Unix time (seconds) at which the earliest
+    certificate of the chain a TLS peer presented expires, for probes that
+    speak TLS (probes.certificates); None otherwise.
     """
 
     status: Status
@@ -88,6 +100,7 @@ class Result:
     observed_value: int | float | None = None
     observed_unit: str | None = None
     reason: Reason | None = None
+    cert_not_after: float | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -107,6 +120,13 @@ class Result:
                 )
             if not math.isfinite(value):
                 raise ValueError(f"Result observed_value must be finite, not {value!r}")
+        expiry = self.cert_not_after
+        if expiry is not None and (
+            isinstance(expiry, bool)
+            or not isinstance(expiry, int | float)
+            or not math.isfinite(expiry)
+        ):
+            raise ValueError(f"Result cert_not_after must be a finite number, not {expiry!r}")
         if self.observed_unit is not None and not isinstance(self.observed_unit, str):
             raise TypeError("Result observed_unit must be a str")
         reason = self.reason
@@ -134,6 +154,8 @@ class Resources:
         self._items: dict[Any, Any] = {}
 
     def get(self, factory: Callable[[], T], key: Any = None) -> T:
+        """The one instance for `key` (by default `factory` itself), made by
+        calling `factory()` the first time it is asked for."""
         key = factory if key is None else key
         try:
             return self._items[key]  # type: ignore[no-any-return]
@@ -142,6 +164,7 @@ class Resources:
             return item
 
     async def aclose(self) -> None:
+        """Close every instance made, newest first, with its `aclose()` or `close()`."""
         items, self._items = list(self._items.values()), {}
         for item in reversed(items):
             closer = getattr(item, "aclose", None) or getattr(item, "close", None)

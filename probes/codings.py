@@ -27,7 +27,10 @@ class UndecodableBody(Exception):
 class Decoder(Protocol):
     """Turns the next piece of a coded body into at most `max_length` decoded bytes."""
 
-    def decompress_sync(self, data: bytes, max_length: int = 0) -> bytes: ...
+    def decompress_sync(self, data: bytes, max_length: int = 0) -> bytes:
+        """The decoded bytes of `data`, at most `max_length` (0: no limit);
+        UndecodableBody when `data` is not of the coding."""
+        ...
 
 
 class _Identity:

@@ -43,8 +43,9 @@ from typing import Annotated
 
 import msgspec
 
-from probes.base import Probe, Reason, Result, Status
+from probes.base import OUTPUT_LIMIT, Probe, Reason, Result, Status
 from probes.perfdata import PerfValue, PluginOutput, parse_perfdata, parse_plugin_output
+from probes.process_table import ADAPTER_SESSIONS
 from probes.types import option_error
 
 __all__ = [
@@ -59,10 +60,9 @@ __all__ = [
     "parse_plugin_output",
 ]
 
-#: Bytes kept of each of stdout and stderr; the rest is read and counted only.
-CAPTURE_LIMIT = 4096
-#: Bytes of output a Result carries, notes included (the runner's cap too).
-OUTPUT_LIMIT = 4096
+#: Bytes kept of each of stdout and stderr (no more than an output can show);
+#: the rest is read and counted only.
+CAPTURE_LIMIT = OUTPUT_LIMIT
 #: Seconds between SIGTERM and SIGKILL to a cancelled command's process group.
 #: With the reap that follows it stays well inside the runner's 1 s cancel grace.
 KILL_GRACE = 0.5
@@ -74,6 +74,10 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SHELL = "/bin/sh"
 
 _NAGIOS_STATUS = {0: Status.PASS, 1: Status.WARN, 2: Status.FAIL}
+_WORD_EXIT = {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}
+_STATUS_WORD = re.compile(r"\s*(?:[A-Z][A-Z0-9_./-]*\s+)?(OK|WARNING|CRITICAL|UNKNOWN)\b")
+_TRACEBACK = "Traceback (most recent call last):"
+_EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(?::\s.*)?$")
 _READ_SIZE = 65536
 _ENV_NAME = re.compile(r"^[^=\0]+$")
 
@@ -81,6 +85,8 @@ _ENV_NAME = re.compile(r"^[^=\0]+$")
 class ExecProbe(Probe):
     """Run a command; its exit status is the check's: 0 pass, 1 warn, 2 fail, else unknown."""
 
+    # The keys of an `exec:` block (the docstring would become the schema's
+    # description of the block; each key is described by its Meta).
     class Options(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
         command: Annotated[
             list[str] | str,
@@ -130,12 +136,16 @@ class ExecProbe(Probe):
 
     @property
     def argv(self) -> list[str]:
+        """The program and its arguments; a `shell: true` string is `/bin/sh -c STRING`."""
         command = self.config.command
         if isinstance(command, str):
             return [SHELL, "-c", command]
         return list(command)
 
     async def check(self) -> Result:
+        """Run the command once: its exit status is the status (see the module's
+        docstring), its output the output, the first performance datum the
+        observed value. Cancelling the run kills the command's process group."""
         argv = self.argv
         environment = command_environment(self.config.env)
         try:
@@ -146,6 +156,9 @@ class ExecProbe(Probe):
                 _describe_start_error(exc, argv[0], self.config.cwd, environment["PATH"]),
                 reason=Reason.UNKNOWN,
             )
+        # What runs in the command's session is the adapter's: process checks
+        # never count it (the command's pid is its session's id).
+        ADAPTER_SESSIONS.add(command.pid)
         try:
             await command.finish()
         except BaseException:
@@ -153,7 +166,8 @@ class ExecProbe(Probe):
             raise
         finally:
             command.close()
-        return result_of_exit(command.returncode, command.stdout, command.stderr)
+            ADAPTER_SESSIONS.discard(command.pid)
+        return result_of_exit(command.returncode, command.stdout, command.stderr, command.notes)
 
 
 def command_environment(
@@ -196,25 +210,49 @@ class _Capture:
         return decoder.decode(bytes(self.kept), final=not self.cut)
 
 
-def result_of_exit(returncode: int, stdout: _Capture, stderr: _Capture) -> Result:
-    """The Result of a finished command: Nagios exit status, text, perfdata, notes."""
+def result_of_exit(
+    returncode: int, stdout: _Capture, stderr: _Capture, notes: Sequence[str] = ()
+) -> Result:
+    """The Result of a finished command: Nagios exit status, text, perfdata, notes.
+
+    The exit status decides, with two exceptions where it contradicts what the
+    command says, both of which kept monitors green on broken plugins:
+
+    - exit 0 while the text starts with WARNING, CRITICAL or UNKNOWN (a plugin
+      that exits with an unset variable, `exit $STATUS_UNKNOWN`) is `warn`,
+      naming the contradiction; any other contradiction is named only;
+    - exit 1 after an uncaught Python exception (the interpreter's own exit
+      status, not a WARNING the plugin chose) fails with reason `unknown`.
+    """
     plugin = parse_plugin_output(stdout.text())
+    error_text = stderr.text().strip()
     status = _NAGIOS_STATUS.get(returncode, Status.FAIL)
     reason = None
     if status is Status.FAIL:
         reason = Reason.FAILED if returncode == 2 else Reason.UNKNOWN
     lines = [line for line in plugin.text.splitlines() if line.strip()]
-    if returncode not in _NAGIOS_STATUS or not lines:
+    said = _status_word(lines[0]) if lines else None
+    crash = _uncaught_exception(error_text) if returncode == 1 else None
+    if crash is not None:
+        status, reason = Status.FAIL, Reason.UNKNOWN
+        lines.append(f"the command crashed with {crash} (exit status 1)")
+    elif said is not None and _WORD_EXIT[said] != returncode and 0 <= returncode <= 3:
+        if returncode == 0:
+            status = Status.WARN
+        lines.append(f"the output says {said} but the exit status is {returncode}")
+    elif returncode not in _NAGIOS_STATUS or not lines:
         lines.append(_describe_exit(returncode))
     if plugin.perfdata:
         lines.append("perfdata: " + " ".join(item.raw for item in plugin.perfdata))
-    error_text = stderr.text().strip()
     if error_text:
         lines.append(f"stderr: {error_text}")
     notes = [
-        f"captured {capture.limit} of {capture.total} bytes of {name}"
-        for name, capture in (("stdout", stdout), ("stderr", stderr))
-        if capture.cut
+        *notes,
+        *(
+            f"captured {capture.limit} of {capture.total} bytes of {name}"
+            for name, capture in (("stdout", stdout), ("stderr", stderr))
+            if capture.cut
+        ),
     ]
     observed = plugin.observed
     value = observed.value if observed else None
@@ -234,7 +272,29 @@ def _describe_exit(returncode: int) -> str:
         except ValueError:
             name = f"signal {-returncode}"
         return f"killed by {name}"
+    # The shell's (and env's, xargs', timeout's) words for these two: the
+    # program was never run, which is not the target's failure.
+    if returncode == 126:
+        return "exit status 126: a program could not be run (not executable?)"
+    if returncode == 127:
+        return "exit status 127: command not found"
     return f"exit status {returncode}"
+
+
+def _status_word(first_line: str) -> str | None:
+    """The Nagios state a plugin's first line starts with (after an optional
+    service name: `DISK CRITICAL - …`, `HTTP OK: …`), if any."""
+    match = _STATUS_WORD.match(first_line)
+    return match.group(1) if match else None
+
+
+def _uncaught_exception(stderr: str) -> str | None:
+    """`Type: message` when stderr ends with a Python traceback, else None."""
+    lines = stderr.splitlines()
+    if not lines or _TRACEBACK not in lines:
+        return None
+    last = lines[-1].strip()
+    return last if _EXCEPTION_LINE.match(last) else None
 
 
 def _fit(text: str, note: str) -> str:
@@ -266,6 +326,8 @@ class _Command:
         self.drained: asyncio.Future[None] = self.loop.create_future()
         self.stdout = _Capture()
         self.stderr = _Capture()
+        #: What the output should say about how the command ended, beyond its status.
+        self.notes: list[str] = []
         self._streams: dict[int, _Capture] = {stdout_fd: self.stdout, stderr_fd: self.stderr}
         for fd in self._streams:
             os.set_blocking(fd, False)
@@ -308,10 +370,31 @@ class _Command:
         return self.exited.result()
 
     async def finish(self) -> None:
-        """Wait for the command to exit and its output to end."""
+        """Wait for the command to exit and its output to end.
+
+        Once the command has exited, its output is awaited only `DRAIN_GRACE`
+        more: only a process that left its group (setsid) can still hold the
+        pipes, and the verdict is the command's, not its escapee's. Which
+        process held them is noted (`notes`), as it may be a leftover that
+        piles up run after run.
+        """
         await asyncio.shield(self.exited)
         if self._streams:
             await asyncio.wait({self.drained}, timeout=DRAIN_GRACE)
+        if self._streams:
+            held = {
+                name: os.fstat(fd).st_ino
+                for fd, name in ((fd, self._name_of(fd)) for fd in self._streams)
+            }
+            holders = await asyncio.to_thread(_pipe_holders, set(held.values()))
+            by_holders: dict[tuple[tuple[int, str], ...], list[str]] = {}
+            for name, inode in held.items():
+                by_holders.setdefault(tuple(sorted(holders.get(inode, []))), []).append(name)
+            for who, names in by_holders.items():
+                self.notes.append(_describe_holders(" and ".join(names), who))
+
+    def _name_of(self, fd: int) -> str:
+        return "stdout" if self._streams[fd] is self.stdout else "stderr"
 
     async def stop(self) -> None:
         """Make the command's group go away: SIGTERM, SIGKILL after a grace, reap.
@@ -396,6 +479,42 @@ class _Command:
             pass  # the group is gone, or what is left is not ours to signal
 
 
+def _pipe_holders(inodes: set[int], proc: str = "/proc") -> dict[int, list[tuple[int, str]]]:
+    """Which processes (pid, name) hold a pipe end of each of `inodes` open.
+    Blocking: reads every process's descriptors; call it in a thread."""
+    wanted = {f"pipe:[{inode}]": inode for inode in inodes}
+    found: dict[int, list[tuple[int, str]]] = {}
+    for entry in os.listdir(proc):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            links = {
+                os.readlink(f"{proc}/{entry}/fd/{fd}") for fd in os.listdir(f"{proc}/{entry}/fd")
+            }
+            holding = [wanted[link] for link in links if link in wanted]
+            if holding:
+                with open(f"{proc}/{entry}/comm", "rb") as stream:
+                    name = stream.read().rstrip(b"\n").decode("utf-8", "replace")
+                for inode in holding:
+                    found.setdefault(inode, []).append((int(entry), name))
+        except OSError:
+            continue  # gone, or not ours to read
+    return found
+
+
+def _describe_holders(streams: str, holders: Sequence[tuple[int, str]]) -> str:
+    """E.g. `stdout and stderr held open by sleep (pid 4242), which the command
+    started, 0.5s after it exited: not read further`."""
+    if not holders:
+        return f"{streams} still open {DRAIN_GRACE:g}s after the command exited: not read further"
+    shown = ", ".join(f"{name} (pid {pid})" for pid, name in holders[:3])
+    more = f" and {len(holders) - 3} more" if len(holders) > 3 else ""
+    return (
+        f"{streams} held open by {shown}{more}, which the command started, "
+        f"{DRAIN_GRACE:g}s after it exited: not read further"
+    )
+
+
 def _has_exited(pid: int) -> bool:
     """Whether the child `pid` has exited, without reaping it."""
     try:
@@ -414,5 +533,9 @@ def _describe_start_error(exc: OSError, program: str, cwd: str | None, path: str
             return f"command not found: {program}"
         return f"command not found: {program} (PATH={path})"
     if exc.errno == errno.EACCES:
+        if os.path.isdir(program):
+            return f"cannot run {program}: it is a directory"
+        if os.path.isfile(program) and not os.access(program, os.X_OK):
+            return f"cannot run {program}: not executable (no x permission)"
         return f"cannot run {program}: permission denied"
     return f"cannot run {program}: {exc.strerror or exc}"

@@ -12,6 +12,7 @@ device; "does not exist" is said only when nothing is there.
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import re
 import stat
@@ -34,6 +35,8 @@ __all__ = [
 
 #: `contains` and `regex` look at no more than this many leading bytes.
 CONTENT_LIMIT = 64 * 1024
+# The characters that make a path a shell pattern (which the probe never expands).
+_WILDCARD = re.compile(r"[*?[]")
 
 #: How far in the future an mtime may be before it is a finding (`max_clock_skew`).
 DEFAULT_MAX_CLOCK_SKEW = Duration(5)
@@ -114,6 +117,8 @@ _Needle = Annotated[str, msgspec.Meta(min_length=1, max_length=CONTENT_LIMIT)]
 class FileProbe(Probe):
     """Checks that a file exists (or not), is fresh, and holds the expected text."""
 
+    # The keys of a `file:` block (the docstring would become the schema's
+    # description of the block; each key is described by its Meta).
     class Options(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
         path: Annotated[
             str,
@@ -169,6 +174,13 @@ class FileProbe(Probe):
     config: Options
 
     def check(self) -> Result:  # plain def: runs in a worker thread
+        """Stat (and read, when the content is judged) the path once.
+
+        Passes with the age in seconds as the observed value when it has one;
+        fails with reason file_missing, file_present, file_stale, clock_skew,
+        file_invalid, body_mismatch, permission_denied or failed (another read
+        error). Blocking on a dead mount is why it runs in a thread.
+        """
         path = self.config.path
         try:
             # The path itself, not what a symlink there points to: a dangling
@@ -395,6 +407,15 @@ def _describe_missing(path: str) -> str:
     why = _why_the_directory_is_missing(path)
     if why is not None:
         return why
+    matching = glob.glob(path) if _WILDCARD.search(path) else []
+    if matching:
+        # nagios-plugins #564: `check_file_age -f /backup/*.tar.gz` passed with
+        # "0 files are OK". Here the path names one file, never a pattern.
+        files = "1 file matches" if len(matching) == 1 else f"{len(matching)} files match"
+        return (
+            f"file {path} does not exist (the path is taken as written, not as a "
+            f"pattern, which {files})"
+        )
     return f"file {path} does not exist"
 
 

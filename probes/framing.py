@@ -56,6 +56,7 @@ class FramedRequest(aiohttp.ClientRequest):
     """aiohttp's request, its answer framed by `_SalvagingParser`."""
 
     async def send(self, conn: Any) -> aiohttp.ClientResponse:
+        """Send the request as aiohttp does, its answer read by `_SalvagingParser`."""
         protocol = conn.protocol
         # set_response_params() has just made a parser for this request, and
         # nothing has been sent yet, so no byte of the answer has reached it.
@@ -197,7 +198,9 @@ def _frame(data: bytes, *, bodiless: bool) -> _Framed | None:
             return _Framed(bytes(out + _head(status_line, without_framing)), True)
         names = [name.lower() for name, _ in headers]
         if b"transfer-encoding" in names:
-            return _Framed(bytes(out + head + data[body_start:]), False, head_only=broken)
+            # RFC 9112 section 6.3: Transfer-Encoding overrides a Content-Length sent beside it.
+            chunked = _head(status_line, [h for h in headers if h[0].lower() != b"content-length"])
+            return _Framed(bytes(out + chunked + data[body_start:]), False, head_only=broken)
         lengths = {value.strip() for name, value in headers if name.lower() == b"content-length"}
         if not lengths:
             return _Framed(bytes(out + head + data[body_start:]), False, head_only=broken)

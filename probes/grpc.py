@@ -31,8 +31,9 @@ import functools
 import importlib
 import os
 import socket
+import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Annotated, Any
 
@@ -40,6 +41,14 @@ import msgspec
 
 from probes.address import Host, format_endpoint
 from probes.base import Probe, Reason, Result, Status
+from probes.certificates import (
+    CertExpiry,
+    CertExpiryFail,
+    CertExpiryWarn,
+    ExpiryLimits,
+    presented_expiry,
+)
+from probes.connection import classify_connect_error, elapsed_ms, tls_failure
 from probes.material import Reread
 from probes.tls import (
     CaFile,
@@ -47,9 +56,9 @@ from probes.tls import (
     PemMaterial,
     PemPath,
     ServerName,
+    TlsSettings,
     TlsSetupError,
     pem_material,
-    tls_failure,
 )
 from probes.types import option_error
 
@@ -129,10 +138,20 @@ class GrpcProbe(Probe):
             PemPath | None, msgspec.Meta(description="PEM client certificate, for mutual TLS")
         ] = None
         key_file: KeyFile = None
+        cert_expiry_warn: CertExpiryWarn = None
+        cert_expiry_fail: CertExpiryFail = None
 
         def __post_init__(self) -> None:
+            ExpiryLimits.checked(self.cert_expiry_warn, self.cert_expiry_fail)
             if not self.tls:
-                for key in ("ca_file", "server_name", "cert_file", "key_file"):
+                for key in (
+                    "ca_file",
+                    "server_name",
+                    "cert_file",
+                    "key_file",
+                    "cert_expiry_warn",
+                    "cert_expiry_fail",
+                ):
                     if getattr(self, key) is not None:
                         raise option_error(key, f"{key} needs tls: true")
             if (self.cert_file is None) != (self.key_file is None):
@@ -195,14 +214,61 @@ class GrpcProbe(Probe):
                 exc, modules.grpc, target, config.service, str(config.server_name or config.host)
             )
             return Result(Status.FAIL, message, reason=reason)
-        elapsed = round((time.perf_counter() - started) * 1000, 1)
+        elapsed = elapsed_ms(started)
         serving = modules.health_pb2.HealthCheckResponse.ServingStatus
         name = serving.Name(response.status)
         what = f"service {config.service!r}" if config.service else "server"
         output = f"{what} is {name} ({target}, {elapsed} ms)"
         if response.status == serving.Value("SERVING"):
-            return Result(Status.PASS, output, elapsed, "ms")
-        return Result(Status.FAIL, output, elapsed, "ms", reason=Reason.STATUS)
+            result = Result(Status.PASS, output, elapsed, "ms")
+        else:
+            result = Result(Status.FAIL, output, elapsed, "ms", reason=Reason.STATUS)
+        if not self._limits.active:
+            return result
+        try:
+            expiry = await self._presented_expiry()
+        except (OSError, ssl.SSLError, ssl.CertificateError) as exc:
+            reason, message = classify_connect_error(exc, target, tls=True)
+            return Result(Status.FAIL, f"reading the certificate: {message}", reason=reason)
+        return self._limits.apply(result, expiry, time.time())
+
+    async def _presented_expiry(self) -> CertExpiry | None:
+        """The expiry of the chain the server presents, read in a TLS handshake of its own.
+
+        gRPC's Python API shows a client nothing of the server's certificate,
+        so the probe opens one more connection, with the same server name,
+        ALPN h2 and client certificate, and closes it after the handshake. It
+        does not verify: gRPC's own handshake has just done that, and an
+        expired certificate must still be read.
+        """
+        config = self.config
+        context = self._chain_context.get()
+        _reader, writer = await asyncio.open_connection(
+            str(config.host),
+            config.port,
+            ssl=context,
+            server_hostname=str(config.server_name or config.host),
+        )
+        try:
+            return presented_expiry(writer.get_extra_info("ssl_object"))
+        finally:
+            writer.close()
+            writer.transport.abort()
+
+    @functools.cached_property
+    def _limits(self) -> ExpiryLimits:
+        return ExpiryLimits(self.config.cert_expiry_warn, self.config.cert_expiry_fail)
+
+    @functools.cached_property
+    def _chain_context(self) -> Reread[ssl.SSLContext]:
+        config = self.config
+        settings = TlsSettings(False, config.ca_file, config.cert_file, config.key_file)
+        return Reread(
+            settings.files(),
+            functools.partial(_with_h2, settings.build),
+            what="TLS material " + ", ".join(f for f in settings.files() if f),
+            errors=(TlsSetupError,),
+        )
 
     async def close(self) -> None:
         channel, self._open_channel = self._open_channel, None
@@ -218,7 +284,9 @@ class GrpcProbe(Probe):
         config = self.config
         # No retries: one call, one answer; the service config would retry
         # UNAVAILABLE calls and hide a server that refuses connections.
-        options: list[tuple[str, Any]] = [("grpc.enable_retries", 0)]
+        # No proxy from the environment either (http_proxy, grpc_proxy): the target is
+        # the service beside the adapter, as for the http probe.
+        options: list[tuple[str, Any]] = [("grpc.enable_retries", 0), ("grpc.enable_http_proxy", 0)]
         if not config.tls:
             return modules.aio.insecure_channel(target, options=options)
         if config.server_name is not None:
@@ -228,6 +296,12 @@ class GrpcProbe(Probe):
             root_certificates=ca, private_key=key, certificate_chain=cert
         )
         return modules.aio.secure_channel(target, credentials, options=options)
+
+
+def _with_h2(build: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    context = build()
+    context.set_alpn_protocols(["h2"])  # what a gRPC client offers
+    return context
 
 
 async def _resolve(host: str, port: int) -> frozenset[str]:

@@ -26,23 +26,24 @@ import aiohttp
 import msgspec
 import yarl
 from aiohttp.client_exceptions import UnixClientConnectorError
+from aiohttp.connector import Connection
 from aiohttp.http_exceptions import ContentLengthError, LineTooLong, TransferEncodingError
 
 from probes.address import format_endpoint
 from probes.base import Probe, Reason, Result, Status
+from probes.certificates import (
+    CertExpiry,
+    CertExpiryFail,
+    CertExpiryWarn,
+    ExpiryLimits,
+    presented_expiry,
+)
 from probes.codings import Decoder, UndecodableBody, accept_encoding, decoder_for
+from probes.connection import classify_connect_error, describe_ssl_error, elapsed_ms, tls_failure
 from probes.framing import MAX_FIELD_SIZE, MAX_LINE_SIZE, BadFraming, FramedRequest
 from probes.material import Reread
-from probes.reading import Ended, read_until, text_matcher
-from probes.tls import (
-    CaFile,
-    KeyFile,
-    PemPath,
-    TlsSettings,
-    TlsSetupError,
-    describe_ssl_error,
-    tls_failure,
-)
+from probes.reading import Ended, Matcher, read_until, text_matcher
+from probes.tls import CaFile, KeyFile, PemPath, TlsSettings, TlsSetupError
 from probes.types import option_error
 
 __all__ = [
@@ -253,6 +254,47 @@ class HttpProbe(Probe):
             re.Pattern | None,  # type: ignore[type-arg]  # msgspec decodes the bare class only
             msgspec.Meta(description="regular expression the first 10 KiB of the body must match"),
         ] = None
+        body_not_contains: Annotated[
+            Annotated[str, msgspec.Meta(min_length=1)] | None,
+            msgspec.Meta(
+                description="text the first 10 KiB of the body must not contain; passes only "
+                "once the body has ended or 10 KiB were read"
+            ),
+        ] = None
+        body_not_regex: Annotated[
+            re.Pattern | None,  # type: ignore[type-arg]  # msgspec decodes the bare class only
+            msgspec.Meta(
+                description="regular expression the first 10 KiB of the body must not match; "
+                "passes only once the body has ended or 10 KiB were read"
+            ),
+        ] = None
+        header_regex: Annotated[
+            dict[str, re.Pattern],  # type: ignore[type-arg]  # msgspec decodes the bare class only
+            msgspec.Meta(
+                description="response headers that must be there, each with a value matching "
+                "its regular expression: {Name: pattern}"
+            ),
+        ] = {}
+        header_not_regex: Annotated[
+            dict[str, re.Pattern],  # type: ignore[type-arg]  # msgspec decodes the bare class only
+            msgspec.Meta(
+                description="response headers none of whose values may match the regular "
+                "expression; a missing header passes: {Name: pattern}"
+            ),
+        ] = {}
+        warn_status: Annotated[
+            tuple[StatusRange, ...],
+            msgspec.Meta(
+                description='status codes that warn instead of fail: 429, "500-503" or "5xx" '
+                "items; they must not overlap expect_status"
+            ),
+        ] = ()
+        require_tls: Annotated[
+            bool,
+            msgspec.Meta(
+                description="fail when the final answer, after redirects, came over plain http"
+            ),
+        ] = False
         tls_verify: Annotated[
             bool,
             msgspec.Meta(description="verify the server's certificate and host name"),
@@ -270,6 +312,8 @@ class HttpProbe(Probe):
                 "default: the Host header's host if one is given, else the url's host)"
             ),
         ] = None
+        cert_expiry_warn: CertExpiryWarn = None
+        cert_expiry_fail: CertExpiryFail = None
         follow_redirects: Annotated[
             bool,
             msgspec.Meta(description="follow redirects to the same host, at most 10"),
@@ -286,6 +330,7 @@ class HttpProbe(Probe):
         def __post_init__(self) -> None:
             if self.key_file is not None and self.cert_file is None:
                 raise ValueError("key_file requires cert_file")
+            ExpiryLimits.checked(self.cert_expiry_warn, self.cert_expiry_fail)
             url, url_socket = _parse_target_url(self.url)
             if url_socket is not None and self.unix_socket is not None:
                 raise ValueError("give the socket either in an http+unix:// url or as unix_socket")
@@ -297,6 +342,40 @@ class HttpProbe(Probe):
                 self.body_contains is not None or self.body_regex is not None
             ):
                 raise ValueError("body_contains and body_regex need a method other than HEAD")
+            if self.method is HttpMethod.HEAD and (
+                self.body_not_contains is not None or self.body_not_regex is not None
+            ):
+                raise ValueError(
+                    "body_not_contains and body_not_regex need a method other than HEAD"
+                )
+            tls_possible = url.scheme == "https" or (
+                url.scheme == "http" and url_socket is None and self.unix_socket is None
+            )
+            if self.require_tls and not tls_possible:
+                raise option_error(
+                    "require_tls", "require_tls cannot hold: requests go through a unix socket"
+                )
+            for key in ("cert_expiry_warn", "cert_expiry_fail"):
+                if (
+                    getattr(self, key) is not None
+                    and url.scheme != "https"
+                    and not self.require_tls
+                ):
+                    raise option_error(
+                        key, f"{key} needs an https:// url, or require_tls: true for a redirect"
+                    )
+            for key in ("header_regex", "header_not_regex"):
+                for name in getattr(self, key):
+                    if not _HEADER_NAME.match(name):
+                        raise option_error(key, f"invalid header name {name!r}")
+            for warn in self.warn_status:
+                for accepted in self.expect_status:
+                    if warn.low <= accepted.high and accepted.low <= warn.high:
+                        raise option_error(
+                            "warn_status",
+                            f"warn_status {warn} overlaps expect_status {accepted}: "
+                            "a status either passes or warns",
+                        )
             if self.keep_alive and self.method.value not in _SAFE_TO_RESEND:
                 # A kept connection the app has closed meanwhile is only retried
                 # for methods that may be sent twice; anything else would fail.
@@ -327,20 +406,27 @@ class HttpProbe(Probe):
                     responded = True
                     follow = self._redirect(hop, response)
                     if not isinstance(follow, _Hop):
-                        return await self._judge(response, started, redirects, follow)
+                        expiry = _presented_expiry(response)
+                        result = await self._judge(response, started, redirects, follow)
+                        return self._limits.apply(result, expiry, time.time())
                 hop = follow
         except aiohttp.ClientError as exc:
             reason, message = classify_error(
                 exc, over_tls=hop.url.scheme == "https", where=_where(hop.url)
             )
-            value, unit = _elapsed(started) if responded else (None, None)
+            value, unit = (elapsed_ms(started), "ms") if responded else (None, None)
             return Result(Status.FAIL, message, value, unit, reason=reason)
         return Result(
             Status.FAIL,
             f"more than {MAX_REDIRECTS} redirects",
-            *_elapsed(started),
+            elapsed_ms(started),
+            "ms",
             reason=Reason.REDIRECT,
         )
+
+    @functools.cached_property
+    def _limits(self) -> ExpiryLimits:
+        return ExpiryLimits(self.config.cert_expiry_warn, self.config.cert_expiry_fail)
 
     @functools.cached_property
     def _endpoint(self) -> _Endpoint:
@@ -431,15 +517,32 @@ class HttpProbe(Probe):
         redirects: int,
         note: str | None,
     ) -> Result:
-        expected = self.config.expect_status
+        """The verdict on the final answer, in this order: where it came from
+        (require_tls), its status (expect_status, warn_status), its headers,
+        its body. The first finding that fails or warns decides."""
+        config = self.config
+        if config.require_tls and response.url.scheme != "https":
+            output = _with_note("the answer came over plain http (require_tls)", note)
+            return Result(Status.FAIL, output, elapsed_ms(started), "ms", reason=Reason.NOT_TLS)
+        expected = config.expect_status
         if not any(response.status in accepted for accepted in expected):
             wanted = ", ".join(str(accepted) for accepted in expected)
+            if any(response.status in warned for warned in config.warn_status):
+                output = _with_note(f"HTTP {response.status}, a warn_status", note)
+                return Result(Status.WARN, output, elapsed_ms(started), "ms", reason=Reason.STATUS)
             output = _with_note(f"HTTP {response.status}, expected {wanted}", note)
-            return Result(Status.FAIL, output, *_elapsed(started), reason=Reason.STATUS)
-        looking = self.config.body_contains is not None or self.config.body_regex is not None
-        timed = None if looking else _elapsed(started)
+            return Result(Status.FAIL, output, elapsed_ms(started), "ms", reason=Reason.STATUS)
+        header_problem = _header_problem(
+            response.headers, config.header_regex, config.header_not_regex
+        )
+        if header_problem is not None:
+            output = _with_note(header_problem, note)
+            return Result(
+                Status.FAIL, output, elapsed_ms(started), "ms", reason=Reason.HEADER_MISMATCH
+            )
+        timed = None if self._reads_body else (elapsed_ms(started), "ms")
         problem = await self._read_body(response)
-        value, unit = timed or _elapsed(started)
+        value, unit = timed or (elapsed_ms(started), "ms")
         if problem is not None:
             reason, why = problem
             return Result(Status.FAIL, why, value, unit, reason=reason)
@@ -448,34 +551,82 @@ class HttpProbe(Probe):
             output += f" after {redirects} redirect{'s' if redirects > 1 else ''}"
         return Result(Status.PASS, _with_note(output, note), value, unit)
 
+    @functools.cached_property
+    def _reads_body(self) -> bool:
+        config = self.config
+        return any(
+            option is not None
+            for option in (
+                config.body_contains,
+                config.body_regex,
+                config.body_not_contains,
+                config.body_not_regex,
+            )
+        )
+
     async def _read_body(self, response: aiohttp.ClientResponse) -> tuple[Reason, str] | None:
         """Why the body fails the check, or None when it passes.
 
-        With a body check, the body is decoded and read until what has arrived
-        matches, it ends, or BODY_LIMIT decoded bytes (probes.reading's rule).
-        Without one it is read as sent, never decoded, until it ends, the cap,
-        or BODY_GRACE, only to catch an answer cut short.
+        With a body check, the body is decoded and read by probes.reading's
+        rule: until what has arrived decides, it ends, or BODY_LIMIT decoded
+        bytes. A forbidden text or pattern (body_not_contains, body_not_regex)
+        decides as soon as it appears, but its absence only at the end or the
+        cap; without one, a wanted text or pattern decides as soon as it
+        matches. Without a body check the body is read as sent, never
+        decoded, until it ends, the cap, or BODY_GRACE, only to catch an
+        answer cut short.
         """
-        contains, pattern = self.config.body_contains, self.config.body_regex
-        looking = contains is not None or pattern is not None
+        config = self.config
+        contains, pattern = config.body_contains, config.body_regex
         body = _Body(response)
         try:
-            if not looking:
+            if not self._reads_body:
                 await read_until(body.read_raw, BODY_LIMIT, within=BODY_GRACE)
                 return None
             body.decoder = decoder_for(response.headers.get(aiohttp.hdrs.CONTENT_ENCODING))
-            reading = await read_until(body.read, BODY_LIMIT, text_matcher(contains, pattern))
+            reading = await read_until(body.read, BODY_LIMIT, self._body_decides)
         except UndecodableBody as exc:
             return Reason.BODY_MISMATCH, str(exc)
         except aiohttp.ClientPayloadError as exc:
             return Reason.CONNECTION_ERROR, _broken_body(exc, response)
-        if reading.ended is Ended.MATCH:
-            return None
         where = " in the first 10 KiB" if reading.ended is Ended.CAP else ""
+        if self._forbidden is not None and self._forbidden(reading.data):
+            if config.body_not_contains is not None and config.body_not_contains in (
+                reading.data.decode("utf-8", "replace")
+            ):
+                return Reason.BODY_MISMATCH, "body contains the forbidden text (body_not_contains)"
+            assert config.body_not_regex is not None
+            forbidden = _one_line(config.body_not_regex.pattern)
+            return Reason.BODY_MISMATCH, f"body matches /{forbidden}/ (body_not_regex)"
+        if self._wanted is None or self._wanted(reading.data):
+            return None
         if contains is not None and contains not in reading.data.decode("utf-8", "replace"):
             return Reason.BODY_MISMATCH, f"body does not contain the expected text{where}"
         assert pattern is not None
         return Reason.BODY_MISMATCH, f"body does not match /{_one_line(pattern.pattern)}/{where}"
+
+    @functools.cached_property
+    def _wanted(self) -> Matcher | None:
+        config = self.config
+        if config.body_contains is None and config.body_regex is None:
+            return None
+        return text_matcher(config.body_contains, config.body_regex)
+
+    @functools.cached_property
+    def _forbidden(self) -> Matcher | None:
+        """True when the body holds what body_not_contains or body_not_regex forbids."""
+        text, pattern = self.config.body_not_contains, self.config.body_not_regex
+        if text is None and pattern is None:
+            return None
+        either = [text_matcher(contains=text)] if text is not None else []
+        either += [text_matcher(pattern=pattern)] if pattern is not None else []
+        return lambda data: any(matches(data) for matches in either)
+
+    def _body_decides(self, data: bytes) -> bool:
+        """Whether the body read so far settles the check before its end."""
+        if self._forbidden is not None:
+            return self._forbidden(data)
+        return self._wanted is not None and self._wanted(data)
 
 
 class _Body:
@@ -498,6 +649,55 @@ class _Body:
             decoded = self.decoder.decompress_sync(chunk, most)
             if decoded:
                 return decoded
+
+
+def _header_problem(
+    headers: Mapping[str, str],
+    wanted: Mapping[str, re.Pattern[str]],
+    forbidden: Mapping[str, re.Pattern[str]],
+) -> str | None:
+    """What is wrong with the response headers, or None.
+
+    A header sent several times passes header_regex when one of its values
+    matches, and fails header_not_regex when one does (as blackbox_exporter's
+    fail_if_header_not_matches / fail_if_header_matches judge). Values are the
+    target's text and never quoted.
+    """
+    getall = getattr(headers, "getall", None)
+    for name, pattern in wanted.items():
+        values = getall(name, []) if getall is not None else []
+        shown = _one_line(pattern.pattern)
+        if not values:
+            return f"header {name!r} is missing (header_regex wants /{shown}/)"
+        if not any(pattern.search(value) for value in values):
+            sent = f" in any of its {len(values)} values" if len(values) > 1 else ""
+            return f"header {name!r} does not match /{shown}/{sent}"
+    for name, pattern in forbidden.items():
+        values = getall(name, []) if getall is not None else []
+        if any(pattern.search(value) for value in values):
+            return f"header {name!r} matches /{_one_line(pattern.pattern)}/ (header_not_regex)"
+    return None
+
+
+class _PeerResponse(aiohttp.ClientResponse):
+    """aiohttp's response, with the certificate expiry of the connection it came on.
+
+    Read when the answer starts: a small answer is read whole with its head,
+    and its connection is released (and closed) before the probe sees it.
+    """
+
+    cert_expiry: CertExpiry | None = None
+
+    async def start(self, connection: Connection) -> aiohttp.ClientResponse:
+        transport = connection.transport
+        if transport is not None and self.url.scheme == "https":
+            self.cert_expiry = presented_expiry(transport.get_extra_info("ssl_object"))
+        return await super().start(connection)
+
+
+def _presented_expiry(response: aiohttp.ClientResponse) -> CertExpiry | None:
+    """The earliest expiry of the chain presented on the connection that gave `response`."""
+    return response.cert_expiry if isinstance(response, _PeerResponse) else None
 
 
 def _broken_body(exc: aiohttp.ClientPayloadError, response: aiohttp.ClientResponse) -> str:
@@ -531,11 +731,11 @@ def classify_error(
     """
     tls_error = _ssl_error_in(exc)
     if tls_error is not None:
-        return Reason.TLS, _tls_message(where, tls_error)
+        return Reason.TLS, tls_failure(where, tls_error)
     if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
-        return Reason.TLS, _tls_message(where, "handshake failed")
+        return Reason.TLS, tls_failure(where, "handshake failed")
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return Reason.DNS, f"cannot resolve {exc.host}: {_os_reason(exc.os_error)}"
+        return Reason.DNS, f"cannot resolve {exc.host}: {describe_ssl_error(exc.os_error)}"
     if isinstance(exc, aiohttp.ClientConnectorError):
         return _classify_connect_error(exc, over_tls, where)
     if isinstance(exc, aiohttp.ServerDisconnectedError):
@@ -565,18 +765,12 @@ def _classify_connect_error(
 ) -> tuple[Reason, str]:
     error = exc.os_error
     if isinstance(exc, UnixClientConnectorError):
-        where = exc.path
         if isinstance(error, FileNotFoundError):
             # No socket file is the Unix form of "nothing listens on that port".
-            return Reason.CONNECTION_REFUSED, f"no socket at {where}"
-    else:
-        where = format_endpoint(exc.host, exc.port if exc.port is not None else "")
-    if isinstance(error, ConnectionRefusedError):
-        return Reason.CONNECTION_REFUSED, f"connection refused by {where}"
-    if over_tls and isinstance(error, ConnectionResetError | ConnectionAbortedError):
-        # A TCP connect is refused, not reset: a reset here ends the handshake.
-        return Reason.TLS, _tls_message(target or where, error)
-    return Reason.CONNECTION_ERROR, f"cannot connect to {where}: {_os_reason(error)}"
+            return Reason.CONNECTION_REFUSED, f"no socket at {exc.path}"
+        return classify_connect_error(error, exc.path)
+    where = target or format_endpoint(exc.host, exc.port if exc.port is not None else "")
+    return classify_connect_error(error, where, tls=over_tls)
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
@@ -608,24 +802,9 @@ def _ssl_error_in(exc: BaseException) -> ssl.SSLError | ssl.CertificateError | N
     return None
 
 
-def _tls_message(where: str | None, error: BaseException | str) -> str:
-    if where is not None:
-        return tls_failure(where, error)
-    # Without a target (a caller that does not pass one), the same wording without it.
-    reason = error if isinstance(error, str) else describe_ssl_error(error)
-    if isinstance(error, ssl.SSLCertVerificationError):
-        reason = tls_failure("", error).partition(": ")[2]
-    return f"TLS error: {reason}"
-
-
 def _where(url: yarl.URL) -> str:
     """`HOST:PORT` of a request URL, the port filled in from the scheme."""
     return format_endpoint(url.host or "", url.port or "")
-
-
-def _os_reason(error: BaseException) -> str:
-    strerror = getattr(error, "strerror", None)
-    return strerror if isinstance(strerror, str) and strerror else type(error).__name__
 
 
 def _new_tcp_session(keep_alive: bool) -> aiohttp.ClientSession:
@@ -650,6 +829,7 @@ def _new_session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=connector,
         request_class=FramedRequest,  # complete answers framed as curl frames them
+        response_class=_PeerResponse,
         trust_env=False,  # proxies and netrc from the environment never apply
         timeout=aiohttp.ClientTimeout(),  # the runner owns the deadline
         cookie_jar=aiohttp.DummyCookieJar(),  # runs and checks share no state
@@ -734,11 +914,6 @@ def _with_accept_encoding(headers: Mapping[str, str]) -> Mapping[str, str]:
     if any(name.lower() == "accept-encoding" for name in headers):
         return headers
     return {**headers, aiohttp.hdrs.ACCEPT_ENCODING: accept_encoding()}
-
-
-def _elapsed(started: float) -> tuple[float, str]:
-    """The time since `started` as an observed value and unit: milliseconds, 0.1 ms steps."""
-    return round((time.perf_counter() - started) * 1000, 1), "ms"
 
 
 def _with_note(output: str, note: str | None) -> str:

@@ -61,6 +61,7 @@ class Reread(Generic[T]):
         self._failed_on: tuple[FileIdentity, ...] | None = None
 
     def identity(self) -> tuple[FileIdentity, ...]:
+        """What the files are now (see `identity_of`); a change means a rebuild."""
         return tuple(identity_of(path) for path in self._paths)
 
     def get(self) -> T:

@@ -2,8 +2,8 @@
 
 Processes are selected by kernel name, command line, pidfile and user (all
 given must hold) in a process-table snapshot shared by every process check.
-Zombies are not running; the adapter never matches itself; a process the
-adapter may not read is an error, never silently "down".
+Zombies are not running; the adapter never matches itself nor what its exec
+checks run; a process the adapter may not read is an error, never silently "down".
 """
 
 from __future__ import annotations
@@ -160,8 +160,10 @@ class _Selector:
         if self.cmdline is not None:
             search = self.cmdline.search
             records = [r for r in records if r.command is None or search(r.command)]
-        own_pid = snapshot.own_pid
-        return [record for record in records if record.pid != own_pid]
+        if not snapshot.own_sessions:
+            own_pid = snapshot.own_pid
+            return [record for record in records if record.pid != own_pid]
+        return [record for record in records if not snapshot.is_adapters(record)]
 
     def describe(self) -> str:
         parts = []
@@ -182,17 +184,22 @@ class _Tally:
     zombies: int
     unreadable: int  # processes that might match, had the adapter been allowed to read them
     reused: ProcessRecord | None = None  # holds the pidfile's pid, started after it was written
+    #: Holds the pidfile's pid, but is not the process the other criteria name.
+    other: ProcessRecord | None = None
 
 
 def _tally(snapshot: Snapshot, selector: _Selector) -> _Tally:
-    reused = None
+    reused = other = None
     if selector.pid is not None:
         holder = next((r for r in snapshot.processes if r.pid == selector.pid), None)
         if holder is not None and not holder.zombie and not selector.written_before(holder):
             reused = holder
+        elif holder is not None and (holder.zombie or selector.matches(holder) is False):
+            other = holder
     running: list[int] = []
     zombies = unreadable = 0
-    # The adapter is never a candidate: a `cmdline: python` check must not find itself.
+    # The adapter is never a candidate: a `cmdline: python` check must not find
+    # itself, nor the commands its exec checks run.
     for record in selector.candidates(snapshot):
         verdict = selector.matches(record)
         if verdict is None and not record.zombie:
@@ -201,7 +208,7 @@ def _tally(snapshot: Snapshot, selector: _Selector) -> _Tally:
             zombies += 1
         elif verdict:
             running.append(record.pid)
-    return _Tally(tuple(running), zombies, unreadable, reused)
+    return _Tally(tuple(running), zombies, unreadable, reused, other)
 
 
 def _count(number: int, singular: str, plural: str) -> str:
@@ -234,6 +241,8 @@ def _check_name(name: str) -> None:
 class ProcessProbe(Probe):
     """Counts the running processes that match, and checks the count."""
 
+    # The keys of a `process:` block (the docstring would become the schema's
+    # description of the block; each key is described by its Meta).
     class Options(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
         name: Annotated[
             Annotated[str, msgspec.Meta(min_length=1)] | None,
@@ -295,6 +304,13 @@ class ProcessProbe(Probe):
     _pidfile_read: asyncio.Task[Pidfile] | None = None
 
     async def check(self) -> Result:
+        """Count the matching processes in the shared snapshot (a pidfile read
+        first, when one is configured) and judge the count.
+
+        The observed value is the count, in `processes`; a failure has reason
+        process_missing, process_count or access_denied (a process it was not
+        allowed to look at might have matched), or a pidfile's own reason.
+        """
         config = self.config
         pidfile = None
         if config.pidfile is not None:
@@ -346,7 +362,10 @@ class ProcessProbe(Probe):
         notes = [f"{matched}, expected at least {self.config.min_count}"]
         if tally.reused is not None and selector.written is not None:
             notes.append(_reused(tally.reused, selector))
-        if tally.zombies:
+        if tally.other is not None:
+            # twisted #7555: a stale pidfile's pid, now another program's.
+            notes.append(_other_holder(tally.other, snapshot))
+        if tally.zombies and not (tally.other is not None and tally.other.zombie):
             notes.append(f"{_count(tally.zombies, 'zombie', 'zombies')} matched")
         reason = Reason.PROCESS_MISSING
         if tally.unreadable:
@@ -355,13 +374,17 @@ class ProcessProbe(Probe):
                 f"{_count(tally.unreadable, 'process', 'processes')} could not be read "
                 "(access denied)"
             )
-        if snapshot.only_adapter_visible():
-            notes.append(_ONLY_ADAPTER_VISIBLE)
-        elif snapshot.hidepid is not None:
+        if snapshot.hidepid is not None:
+            if snapshot.hides_others(os.getuid()):
+                # Hidden, not missing: what the adapter may not see cannot be
+                # counted as absent (psutil #2026: hidepid read as "no process").
+                reason = Reason.ACCESS_DENIED
             notes.append(
                 f"/proc is mounted with hidepid={snapshot.hidepid}: processes the adapter "
                 "may not inspect are hidden from it"
             )
+        elif snapshot.only_adapter_visible() and not tally.unreadable:
+            notes.append(_ONLY_ADAPTER_VISIBLE)
         return self._result(Status.FAIL, "; ".join(notes), len(tally.running), reason)
 
     @staticmethod
@@ -378,6 +401,24 @@ def _reused(holder: ProcessRecord, selector: _Selector) -> str:
         f"pid {holder.pid} now belongs to {_printable(holder.name)!r}, which started "
         f"{_duration(late)} after the pidfile was last written "
         f"({_timestamp(selector.written)}): it cannot be the process that wrote it"
+    )
+
+
+def _other_holder(holder: ProcessRecord, snapshot: Snapshot) -> str:
+    """Why the process holding a pidfile's pid does not count."""
+    if holder.zombie:
+        # psutil #1008, lionagi #1744: kill(pid, 0) succeeds on a zombie.
+        parent = next((r for r in snapshot.processes if r.pid == holder.ppid), None)
+        by = (
+            ""
+            if parent is None
+            else f" by its parent {_printable(parent.name)!r} (pid {parent.pid})"
+        )
+        return f"pid {holder.pid} is a zombie: it exited and was not reaped{by}"
+    owner = holder.username if holder.username is not None else "?"
+    return (
+        f"pid {holder.pid} is {_printable(holder.name)!r} (user {owner}), "
+        "not the process the check names"
     )
 
 

@@ -27,12 +27,14 @@ if TYPE_CHECKING:
     import psutil
 
 __all__ = [
+    "ADAPTER_SESSIONS",
     "DEFAULT_MAX_AGE",
     "command_line",
     "kernel_name",
     "KERNEL_NAME_MAX",
     "ProcessRecord",
     "ProcessTable",
+    "SessionRegistry",
     "Snapshot",
     "scan_proc",
     "scan_processes",
@@ -82,6 +84,8 @@ class ProcessRecord:
     #: The command line as `cmdline` patterns see it, which is what `pgrep -f`
     #: matches: see `command_line`. Derived from `cmdline` unless given.
     command: str | None = dataclasses.field(default=None, repr=False, compare=False)
+    #: The id of the session the process belongs to (None where unknown).
+    session: int | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.command is None and self.cmdline is not None:
@@ -130,6 +134,36 @@ def kernel_name(name: str) -> str:
     )
 
 
+class SessionRegistry:
+    """The sessions of the commands the adapter is running (exec checks).
+
+    Each command runs in a session of its own, whose id is the command's pid.
+    Whatever runs in such a session is the adapter's doing (the command, its
+    shell, the children it left in its group), never the application: a
+    `cmdline: workerd` check must not count an `exec` check's `sh -c '…
+    workerd'`, which is what check_procs did under NRPE (monitoring-plugins
+    #999, #723). Sets of ints are changed and copied under the GIL only, so
+    the scan thread may read while the event loop writes.
+    """
+
+    def __init__(self) -> None:
+        self._sessions: set[int] = set()
+
+    def add(self, session: int) -> None:
+        self._sessions.add(session)
+
+    def discard(self, session: int) -> None:
+        self._sessions.discard(session)
+
+    def current(self) -> frozenset[int]:
+        return frozenset(self._sessions)
+
+
+#: The one registry of the running adapter: the exec probe adds each command's
+#: session when it starts it and drops it once the run is over.
+ADAPTER_SESSIONS = SessionRegistry()
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Snapshot:
     """Every process visible at one moment, and which of them is the adapter."""
@@ -139,6 +173,22 @@ class Snapshot:
     #: /proc's `hidepid` mount option when it hides processes ("1", "2",
     #: "invisible"…): other users' processes may be missing or unreadable.
     hidepid: str | None = None
+    #: Sessions of the commands the adapter ran while the table was read.
+    own_sessions: frozenset[int] = frozenset()
+
+    def hides_others(self, own_uid: int) -> bool:
+        """Whether /proc's `hidepid` may hide processes from this scan: it is set,
+        and no other user's process could be read (a privileged adapter reads them)."""
+        if self.hidepid is None:
+            return False
+        return not any(r.uid is not None and r.uid != own_uid for r in self.processes)
+
+    def is_adapters(self, record: ProcessRecord) -> bool:
+        """Whether `record` is the adapter itself or runs in a session of one of
+        its commands: never a process a check is about."""
+        return record.pid == self.own_pid or (
+            record.session is not None and record.session in self.own_sessions
+        )
 
     def adapter_family(self) -> frozenset[int]:
         """The adapter, its ancestors and its descendants among the visible pids."""
@@ -196,13 +246,21 @@ def scan_proc(pids: Callable[[], Iterable[int]] | None = None, proc: str = "/pro
     read (default: every one)."""
     username_of = functools.cache(_username)
     records = []
+    sessions = ADAPTER_SESSIONS.current()
     for pid in (pids or functools.partial(_proc_pids, proc))():
         try:
             record = _read_proc(pid, username_of, proc=proc)
         except (FileNotFoundError, ProcessLookupError):
             continue  # it exited before or while it was read
         records.append(record)
-    return Snapshot(processes=tuple(records), own_pid=os.getpid(), hidepid=_hidepid(proc))
+    # A command started while the table was read is the adapter's too.
+    sessions |= ADAPTER_SESSIONS.current()
+    return Snapshot(
+        processes=tuple(records),
+        own_pid=os.getpid(),
+        hidepid=_hidepid(proc),
+        own_sessions=sessions,
+    )
 
 
 def _proc_pids(proc: str = "/proc") -> list[int]:
@@ -232,6 +290,7 @@ class _Stat:
     name: str
     state: bytes
     ppid: int
+    session: int | None
     flags: int
     threads: int
     start_ticks: int
@@ -280,6 +339,7 @@ def _read_proc(
         zombie=zombie,
         started=_boot_time(proc) + stat.start_ticks / _CLOCK_TICKS,
         command=None if raw is None else command_line(raw, stat.name, zombie),
+        session=stat.session,
     )
 
 
@@ -324,10 +384,13 @@ def _parse_stat(stat: bytes) -> _Stat:
     open_paren, close_paren = stat.index(b"("), stat.rindex(b")")
     fields = stat[close_paren + 2 :].split()
     name = stat[open_paren + 1 : close_paren].decode("utf-8", "surrogateescape")
-    # Fields 3 (state), 4 (ppid), 9 (flags), 20 (num_threads), 22 (starttime), man 5 proc.
+    # Fields 3 (state), 4 (ppid), 6 (session), 9 (flags), 20 (num_threads),
+    # 22 (starttime), man 5 proc.
+    state, ppid = fields[0], int(fields[1])
+    session = int(fields[3]) if len(fields) > 3 else None
     if len(fields) < 20:  # a stat without the later fields: nothing known of them
-        return _Stat(name, fields[0], int(fields[1]), 0, 1, 0)
-    return _Stat(name, fields[0], int(fields[1]), int(fields[6]), int(fields[17]), int(fields[19]))
+        return _Stat(name, state, ppid, session, 0, 1, 0)
+    return _Stat(name, state, ppid, session, int(fields[6]), int(fields[17]), int(fields[19]))
 
 
 @functools.lru_cache(maxsize=1)
@@ -384,13 +447,15 @@ def scan_psutil() -> Snapshot:
 
     username_of = functools.cache(_username)
     records = []
+    sessions = ADAPTER_SESSIONS.current()
     for process in psutil.process_iter(_SCAN_ATTRS, ad_value=None):
         # A process that exits before or while it is read (NoSuchProcess) is
         # left out by process_iter itself.
         info = _settle_unread(process, process.info)
         if info is not None:
             records.append(_record(info, username_of))
-    return Snapshot(processes=tuple(records), own_pid=os.getpid())
+    sessions |= ADAPTER_SESSIONS.current()
+    return Snapshot(processes=tuple(records), own_pid=os.getpid(), own_sessions=sessions)
 
 
 def _settle_unread(process: psutil.Process, info: dict[str, Any]) -> dict[str, Any] | None:
@@ -434,7 +499,15 @@ def _record(info: dict[str, Any], username_of: Callable[[int], str]) -> ProcessR
         uid=uid,
         zombie=zombie,
         started=info["create_time"],
+        session=_session_of(info["pid"]),
     )
+
+
+def _session_of(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
 
 
 def _username(uid: int) -> str:
@@ -469,6 +542,9 @@ class ProcessTable:
         self._running: asyncio.Task[Snapshot] | None = None
 
     async def snapshot(self) -> Snapshot:
+        """A snapshot at most `max_age` seconds old (counted from when its scan
+        finished); callers that come while a scan runs share it. A failed scan
+        raises to every caller that waited for it and is not kept."""
         if self._latest is not None and self._clock() < self._latest_expires:
             return self._latest
         if self._running is None:

@@ -22,7 +22,7 @@ import enum
 import re
 from collections.abc import Awaitable, Callable
 
-__all__ = ["Ended", "Reading", "Source", "read_until", "text_matcher"]
+__all__ = ["Ended", "Matcher", "Reading", "Source", "read_until", "text_matcher"]
 
 #: Returns the next chunk of at most the given number of bytes; b"" at the end.
 Source = Callable[[int], Awaitable[bytes]]

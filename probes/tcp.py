@@ -10,10 +10,8 @@ here times out on its own, and the connection is closed however the run ends.
 from __future__ import annotations
 
 import asyncio
-import errno
 import functools
 import re
-import socket
 import ssl
 import time
 from typing import Annotated
@@ -22,31 +20,65 @@ import msgspec
 
 from probes.address import Host, format_endpoint
 from probes.base import Probe, Reason, Result, Status
+from probes.certificates import (
+    CertExpiryFail,
+    CertExpiryWarn,
+    ExpiryLimits,
+    presented_expiry,
+)
+from probes.connection import classify_connect_error, describe_ssl_error, elapsed_ms
 from probes.material import Reread
 from probes.reading import Ended, read_until, text_matcher
-from probes.tls import (
-    CaFile,
-    KeyFile,
-    PemPath,
-    ServerName,
-    TlsSettings,
-    TlsSetupError,
-    describe_ssl_error,
-    tls_failure,
-)
+from probes.tls import CaFile, KeyFile, PemPath, ServerName, TlsSettings, TlsSetupError
 from probes.types import option_error
 
-__all__ = ["EXPECT_LIMIT", "TcpProbe", "TlsSetupError", "classify_connect_error"]
+__all__ = ["EXPECT_LIMIT", "Step", "TcpProbe", "TlsSetupError", "classify_connect_error"]
 
 #: `expect` looks at no more than this many leading bytes of the reply.
 EXPECT_LIMIT = 4096
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 _NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
-# "Multiple exceptions: [Errno 111] Connect call failed ('::1', …), [Errno 111] …":
-# asyncio's message when every address of a name failed (3.11 keeps no list).
-_ERRNO_IN_MESSAGE = re.compile(r"\[Errno (\d+)\]")
 _LITERAL_ESCAPE = re.compile(r"\\[rn]")
+_TLS_KEYS = (
+    "ca_file",
+    "server_name",
+    "cert_file",
+    "key_file",
+    "cert_expiry_warn",
+    "cert_expiry_fail",
+)
+
+
+class Step(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """One step of a tcp `dialog`: exactly one of `send`, `expect` and `starttls: true`."""
+
+    send: Annotated[
+        _NonEmpty | None,
+        msgspec.Meta(description="text to send, UTF-8; in double quotes for escapes"),
+    ] = None
+    expect: Annotated[
+        re.Pattern | None,  # type: ignore[type-arg]  # msgspec decodes the bare class only
+        msgspec.Meta(
+            description="regular expression the reply must match, judged as soon as it "
+            "does, within 4 KiB read after the line the previous expect matched in"
+        ),
+    ] = None
+    starttls: Annotated[
+        bool,
+        msgspec.Meta(
+            description="upgrade the connection to TLS here, with the probe's TLS options"
+        ),
+    ] = False
+
+    def __post_init__(self) -> None:
+        given = [key for key in ("send", "expect") if getattr(self, key) is not None] + (
+            ["starttls"] if self.starttls else []
+        )
+        if len(given) != 1:
+            found = f"it has {' and '.join(given)}" if given else "it has none"
+            raise ValueError(f"a step is exactly one of send, expect or starttls: true; {found}")
+        _check_send(self.send, "send")
 
 
 class TcpProbe(Probe):
@@ -74,12 +106,22 @@ class TcpProbe(Probe):
                 description="regular expression the reply must match within its first 4 KiB"
             ),
         ] = None
+        dialog: Annotated[
+            tuple[Step, ...],
+            msgspec.Meta(
+                description="steps run in order once connected, each one of send: TEXT, "
+                "expect: PATTERN or starttls: true (instead of send and expect)"
+            ),
+        ] = ()
         tls: Annotated[bool, msgspec.Meta(description="do a TLS handshake after connecting")] = (
             False
         )
         tls_verify: Annotated[
             bool,
-            msgspec.Meta(description="verify the server's certificate and host name (with tls)"),
+            msgspec.Meta(
+                description="verify the server's certificate and host name (with tls or "
+                "a starttls step)"
+            ),
         ] = True
         ca_file: CaFile = None
         cert_file: Annotated[
@@ -88,24 +130,47 @@ class TcpProbe(Probe):
         ] = None
         key_file: KeyFile = None
         server_name: ServerName = None
+        cert_expiry_warn: CertExpiryWarn = None
+        cert_expiry_fail: CertExpiryFail = None
 
         def __post_init__(self) -> None:
-            if not self.tls:
-                for key in ("ca_file", "server_name", "cert_file", "key_file"):
+            ExpiryLimits.checked(self.cert_expiry_warn, self.cert_expiry_fail)
+            starttls = [index for index, step in enumerate(self.dialog) if step.starttls]
+            if self.dialog and (self.send is not None or self.expect is not None):
+                key = "send" if self.send is not None else "expect"
+                raise option_error(
+                    key, f"{key} and dialog exclude each other: put it in the dialog as a step"
+                )
+            if self.tls and starttls:
+                raise option_error(
+                    f"dialog[{starttls[0]}]",
+                    "starttls needs a plain connection: leave out tls: true",
+                )
+            if len(starttls) > 1:
+                raise option_error(f"dialog[{starttls[1]}]", "starttls may come only once")
+            if not self.tls and not starttls:
+                for key in _TLS_KEYS:
                     if getattr(self, key) is not None:
-                        raise option_error(key, f"{key} needs tls: true")
+                        raise option_error(key, f"{key} needs tls: true or a starttls step")
                 if not self.tls_verify:
-                    raise option_error("tls_verify", "tls_verify needs tls: true")
+                    raise option_error(
+                        "tls_verify", "tls_verify needs tls: true or a starttls step"
+                    )
             if self.key_file is not None and self.cert_file is None:
                 raise option_error("key_file", "key_file requires cert_file")
-            if self.send is not None and _LITERAL_ESCAPE.search(self.send):
-                # A plain or single-quoted YAML scalar keeps \r\n as two characters;
-                # no line protocol wants a backslash there.
-                raise option_error(
-                    "send",
-                    "send holds a literal backslash escape (\\r or \\n); write the text in "
-                    'double quotes, like "PING\\r\\n", so that YAML turns it into a line break',
-                )
+            _check_send(self.send, "send")
+
+        @property
+        def steps(self) -> tuple[Step, ...]:
+            """The dialog, or the one-step form (send, then expect) as one."""
+            if self.dialog:
+                return self.dialog
+            one = [Step(send=self.send)] if self.send is not None else []
+            return (*one, Step(expect=self.expect)) if self.expect is not None else tuple(one)
+
+        @property
+        def limits(self) -> ExpiryLimits:
+            return ExpiryLimits(self.cert_expiry_warn, self.cert_expiry_fail)
 
     config: Options
 
@@ -119,48 +184,64 @@ class TcpProbe(Probe):
                 str(config.host),  # uvloop and the ssl module take an exact str
                 config.port,
                 ssl=context,
-                server_hostname=str(config.server_name or config.host) if config.tls else None,
+                server_hostname=self._server_hostname if config.tls else None,
             )
         except (OSError, ssl.SSLError, ssl.CertificateError) as exc:
             reason, message = classify_connect_error(exc, where, tls=config.tls)
             return Result(Status.FAIL, message, reason=reason)
-        connect_ms = _elapsed_ms(started)
+        connect_ms = elapsed_ms(started)
         connected = f"{'TLS ' if config.tls else ''}connected to {where} in {connect_ms} ms"
+        conversation = _Conversation(reader, writer)
         try:
-            problem = await self._converse(reader, writer)
+            problem = await self._converse(conversation, where)
         except (OSError, ssl.SSLError) as exc:
             problem = Reason.CONNECTION_ERROR, f"{connected}, then: {describe_ssl_error(exc)}"
         finally:
             # Close without waiting for the peer: a TLS close_notify is sent,
             # an answer to it is not awaited, and no socket outlives the run.
+            writer = conversation.writer
+            expiry = presented_expiry(writer.get_extra_info("ssl_object"))
             writer.close()
             writer.transport.abort()
         if problem is not None:
             reason, output = problem
-            return Result(Status.FAIL, output, connect_ms, "ms", reason=reason)
-        if config.expect is not None:
-            connected += f"; reply matches /{config.expect.pattern}/"
-        return Result(Status.PASS, connected, connect_ms, "ms")
-
-    async def _converse(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> tuple[Reason, str] | None:
-        """Send and expect as configured; the reason and output when the reply is wrong."""
-        config = self.config
-        if config.send is not None:
-            writer.write(config.send.encode())
-            await writer.drain()
-        if config.expect is None:
-            return None
-        reading = await read_until(reader.read, EXPECT_LIMIT, text_matcher(pattern=config.expect))
-        if reading.ended is Ended.MATCH:
-            return None
-        if reading.ended is Ended.END:
-            ended = f"the connection was closed after {len(reading.data)} bytes"
+            result = Result(Status.FAIL, output, connect_ms, "ms", reason=reason)
         else:
-            ended = f"no match in the first {EXPECT_LIMIT} bytes"
-        # The reply itself is not quoted: it is the target's, and may be anything.
-        return Reason.BODY_MISMATCH, f"reply does not match /{config.expect.pattern}/ ({ended})"
+            if config.dialog:
+                steps = len(config.dialog)
+                connected += f"; dialog of {steps} step{'s' if steps > 1 else ''} completed"
+            elif config.expect is not None:
+                connected += f"; reply matches /{config.expect.pattern}/"
+            result = Result(Status.PASS, connected, connect_ms, "ms")
+        return config.limits.apply(result, expiry, time.time())
+
+    async def _converse(self, conversation: _Conversation, where: str) -> tuple[Reason, str] | None:
+        """Run the steps; the reason and output when one of them goes wrong."""
+        config = self.config
+        for index, step in enumerate(config.steps):
+            # The one-step form keeps its wording; a dialog names the step.
+            prefix = f"dialog step {index + 1}: " if config.dialog else ""
+            if step.send is not None:
+                await conversation.send(step.send)
+            elif step.expect is not None:
+                ended = await conversation.expect(step.expect)
+                if ended is not None:
+                    # The reply itself is not quoted: it is the target's, and may be anything.
+                    return (
+                        Reason.BODY_MISMATCH,
+                        f"{prefix}reply does not match /{step.expect.pattern}/ ({ended})",
+                    )
+            else:
+                try:
+                    await conversation.start_tls(self._tls_context.get(), self._server_hostname)
+                except (OSError, ssl.SSLError, ssl.CertificateError) as exc:
+                    reason, message = classify_connect_error(exc, where, tls=True)
+                    return reason, f"{prefix}starttls: {message}"
+        return None
+
+    @property
+    def _server_hostname(self) -> str:
+        return str(self.config.server_name or self.config.host)
 
     @functools.cached_property
     def _tls_context(self) -> Reread[ssl.SSLContext]:
@@ -170,28 +251,63 @@ class TcpProbe(Probe):
         ).reread()
 
 
-def classify_connect_error(
-    exc: BaseException, where: str, *, tls: bool = False
-) -> tuple[Reason, str]:
-    """The reason and a one-line output for a connection that could not be made."""
-    if isinstance(exc, ssl.CertificateError | ssl.SSLError):
-        return Reason.TLS, tls_failure(where, exc)
-    if isinstance(exc, socket.gaierror):
-        host = where.rpartition(":")[0]
-        return Reason.DNS, f"cannot resolve {host}: {exc.strerror or exc}"
-    numbers = _errnos(exc)
-    if numbers and all(number == errno.ECONNREFUSED for number in numbers):
-        return Reason.CONNECTION_REFUSED, f"connection refused by {where}"
-    if tls and isinstance(exc, ConnectionResetError | ConnectionAbortedError | EOFError):
-        return Reason.TLS, tls_failure(where, exc)
-    return Reason.CONNECTION_ERROR, f"cannot connect to {where}: {describe_ssl_error(exc)}"
+class _Conversation:
+    """One connection as a dialog goes over it.
+
+    An expect consumes the reply up to the end of the line its match ends in
+    (as blackbox_exporter's query_response reads line by line); lines read
+    past it are kept for the next expect. A starttls upgrades the writer in place.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self._unread = b""
+
+    async def send(self, text: str) -> None:
+        self.writer.write(text.encode())
+        await self.writer.drain()
+
+    async def expect(self, pattern: re.Pattern[str]) -> str | None:
+        """None once `pattern` matches; else how the reading ended, in words."""
+        reading = await read_until(self._read, EXPECT_LIMIT, text_matcher(pattern=pattern))
+        if reading.ended is Ended.MATCH:
+            # Decoded so that every byte maps back. The line the match ends in
+            # is consumed; the lines after it stay for the next expect.
+            text = reading.data.decode("utf-8", "surrogateescape")
+            match = pattern.search(text)
+            rest = ""
+            if match is not None:
+                end = match.end()
+                if not text[:end].endswith("\n"):
+                    line_end = text.find("\n", end)
+                    end = len(text) if line_end < 0 else line_end + 1
+                rest = text[end:]
+            self._unread = rest.encode("utf-8", "surrogateescape")
+            return None
+        if reading.ended is Ended.END:
+            return f"the connection was closed after {len(reading.data)} bytes"
+        return f"no match in the first {EXPECT_LIMIT} bytes"
+
+    async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> None:
+        # Plain bytes that arrived before the upgrade are never read as if
+        # they had come over TLS (the STARTTLS injection of RFC 3207's errata).
+        self._unread = b""
+        await self.writer.start_tls(context, server_hostname=server_hostname)
+
+    async def _read(self, most: int) -> bytes:
+        if self._unread:
+            chunk, self._unread = self._unread[:most], self._unread[most:]
+            return chunk
+        return await self.reader.read(most)
 
 
-def _errnos(exc: BaseException) -> list[int]:
-    if isinstance(exc, OSError) and exc.errno is not None:
-        return [exc.errno]
-    return [int(number) for number in _ERRNO_IN_MESSAGE.findall(str(exc))]
-
-
-def _elapsed_ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 1)
+def _check_send(text: str | None, key: str) -> None:
+    if text is not None and _LITERAL_ESCAPE.search(text):
+        # A plain or single-quoted YAML scalar keeps \r\n as two characters;
+        # no line protocol wants a backslash there.
+        raise option_error(
+            key,
+            "send holds a literal backslash escape (\\r or \\n); write the text in "
+            'double quotes, like "PING\\r\\n", so that YAML turns it into a line break',
+        )

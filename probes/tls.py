@@ -6,21 +6,20 @@ adapter's own misconfiguration, not the target's fault: it is raised as
 
 The files are read again at the first run after they change on disk
 (`TlsSettings.reread`, see probes.material), so a rotated CA or client
-certificate is used without a restart. A TLS failure is worded by
-`tls_failure` in every probe: `TLS error with HOST:PORT: certificate verify
-failed (...)`.
+certificate is used without a restart. A TLS failure is worded in every
+probe by probes.connection (`tls_failure`, re-exported here): `TLS error with
+HOST:PORT: certificate verify failed (...)`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
-import re
 import ssl
 from typing import Annotated
 
 import msgspec
 
+from probes.connection import describe_ssl_error, tls_failure
 from probes.material import Reread
 
 __all__ = [
@@ -137,61 +136,3 @@ def pem_material(
         what="TLS material " + ", ".join(f for f in (ca_file, cert_file, key_file) if f),
         errors=(TlsSetupError,),
     )
-
-
-# gRPC core's wording of the same failures the ssl module reports.
-_GRPC_VERIFY = re.compile(r"CERTIFICATE_VERIFY_FAILED(?::\s*(?P<detail>[^:;]+))?")
-_GRPC_PEER_NAME = re.compile(r"Peer name (?P<name>\S+) is not in peer certificate")
-_GRPC_NAME_CHECK = "Hostname Verification Check failed"
-_CLOSED_IN_HANDSHAKE = "the server closed the connection during the handshake"
-
-
-def tls_failure(where: str, error: BaseException | str, *, server_name: str | None = None) -> str:
-    """One line for a failed TLS handshake with `where` (`HOST:PORT`), worded the
-    same whichever library reported it: an ssl exception, or gRPC's details
-    (which do not name the server name that was verified: `server_name` does)."""
-    return f"TLS error with {where}: {_tls_reason(error, server_name)}"
-
-
-def _tls_reason(error: BaseException | str, server_name: str | None = None) -> str:
-    if isinstance(error, ssl.SSLCertVerificationError):
-        detail = error.verify_message
-        return f"certificate verify failed ({detail})" if detail else "certificate verify failed"
-    if isinstance(error, ConnectionResetError | ConnectionAbortedError | EOFError):
-        return _CLOSED_IN_HANDSHAKE
-    if isinstance(error, BaseException):
-        return describe_ssl_error(error)
-    verify = _GRPC_VERIFY.search(error)
-    if verify is not None:
-        detail = (verify["detail"] or "").strip()
-        return f"certificate verify failed ({detail})" if detail else "certificate verify failed"
-    peer = _GRPC_PEER_NAME.search(error)
-    name = peer["name"] if peer is not None else server_name
-    if name is not None and (peer is not None or _GRPC_NAME_CHECK in error):
-        kind = "IP address" if _is_ip(name) else "Hostname"
-        return (
-            f"certificate verify failed ({kind} mismatch, certificate is not valid for {name!r}.)"
-        )
-    lowered = error.lower()
-    if "connection reset" in lowered or "socket closed" in lowered or "eof" in lowered:
-        return _CLOSED_IN_HANDSHAKE
-    return f"handshake failed ({error})" if error else "handshake failed"
-
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
-def describe_ssl_error(exc: BaseException) -> str:
-    """A short, lower-case reason: the SSL library's, or the OS error's."""
-    if isinstance(exc, ssl.SSLError) and isinstance(exc.reason, str) and exc.reason:
-        return exc.reason.lower().replace("_", " ")
-    strerror = getattr(exc, "strerror", None)
-    if isinstance(strerror, str) and strerror:
-        return strerror
-    message = str(exc).strip()
-    return message or type(exc).__name__

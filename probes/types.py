@@ -1,7 +1,7 @@
 """Value types shared by the config file and probe options: durations and regexes.
 
 Declare a field as `Duration` or `re.Pattern` in an `Options` struct and the
-config loader parses it ("250ms", "10s", "2m", a bare number of seconds;
+config loader parses it ("250ms", "10s", "2m", "14d", a bare number of seconds;
 a regular expression compiled once) with a located error when it is invalid.
 
 Any other class can be an option type too: give it a `from_config(value)`
@@ -18,13 +18,13 @@ from typing import Any
 
 __all__ = ["Duration", "format_duration", "option_error", "parse_duration"]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
 _DURATION_HINT = "write it like 250ms, 10s, 2m, 1h or a number of seconds"
-_SECONDS_PER_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_SECONDS_PER_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 class Duration(float):
-    """A length of time in seconds, written "250ms", "10s", "2m", "1h" or 30."""
+    """A length of time in seconds, written "250ms", "10s", "2m", "1h", "14d" or 30."""
 
     def __repr__(self) -> str:
         return f"Duration({format_duration(self)!r})"
@@ -54,10 +54,11 @@ def parse_duration(value: Any) -> Duration:
 
 
 def format_duration(seconds: float) -> str:
-    """The shortest exact spelling of `seconds`: 0.25 -> "250ms", 90 -> "90s", 120 -> "2m"."""
+    """The shortest exact spelling of `seconds`: 0.25 -> "250ms", 90 -> "90s", 120 -> "2m",
+    1209600 -> "14d"."""
     if seconds and seconds < 1:
         return f"{seconds * 1000:g}ms"
-    for unit, size in (("h", 3600), ("m", 60)):
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{seconds / size:g}{unit}"
     return f"{seconds:g}s"
@@ -89,7 +90,7 @@ def json_schema_of_custom(type_: type) -> dict[str, Any] | None:
                 {"type": "number", "minimum": 0},
                 {"type": "string", "pattern": _DURATION.pattern},
             ],
-            "description": "a duration: 250ms, 10s, 2m, 1h, or a number of seconds",
+            "description": "a duration: 250ms, 10s, 2m, 1h, 14d, or a number of seconds",
         }
     if type_ is re.Pattern or typing.get_origin(type_) is re.Pattern:
         return {"title": "regular expression", "type": "string", "format": "regex"}

@@ -1,7 +1,8 @@
 """`application/health+json`, after draft-inadarei-api-health-check.
 
 The overall status, the serviceId, and per check a one-element list of its
-latest observation. A single check's document (/health/{name}) adds its recent
+latest observation; a check that spoke TLS adds `"<name>:certNotAfter"`, the
+expiry of the certificate it was presented. A single check's document (/health/{name}) adds its recent
 runs and its run counts.
 """
 
@@ -17,6 +18,7 @@ from adapter.formats.printable import json_escaped
 from adapter.health import CheckVerdict, Verdict
 from adapter.state import Run
 from probes import Status
+from probes.certificates import MEASUREMENT
 
 HEALTH_JSON = "application/health+json"
 
@@ -46,6 +48,21 @@ def check_entry(check: CheckVerdict) -> dict[str, Any]:
         entry["since"] = rfc3339(check.since)
     if not check.critical:
         entry["critical"] = False
+    return entry
+
+
+def cert_entry(check: CheckVerdict, not_after: float) -> dict[str, Any]:
+    """The certificate expiry a TLS check observed, as a measurement of its own
+    (the draft's `"<component>:<measurement>"` key): a Unix time in seconds.
+    Its status is the check's: the expiry is one of the things the check judged."""
+    entry: dict[str, Any] = {
+        "status": check.status.value,
+        "componentType": check.probe_type,
+        "observedValue": int(not_after) if float(not_after).is_integer() else not_after,
+        "observedUnit": "s",
+    }
+    if check.time is not None:
+        entry["time"] = rfc3339(check.time)
     return entry
 
 
@@ -91,9 +108,14 @@ def health_document(
     if service:
         document["serviceId"] = service
     describe = entry_with_runs if with_runs else check_entry
-    document["checks"] = {check.name: [describe(check)] for check in verdict.checks}
+    checks: dict[str, list[dict[str, Any]]] = {}
+    for check in verdict.checks:
+        checks[check.name] = [describe(check)]
+        if check.cert_not_after is not None:
+            checks[f"{check.name}:{MEASUREMENT}"] = [cert_entry(check, check.cert_not_after)]
+    document["checks"] = checks
     if verdict.draining:
-        document["notes"] = ["shutting down"]
+        document["notes"] = [verdict.drain_reason or "shutting down"]
     if verdict.unmatched:
         document["notes"] = [
             *document.get("notes", ()),

@@ -60,7 +60,10 @@ def status_page(
     with_runs: bool = False,
 ) -> str:
     """The page for `verdict`; `now` (wall-clock seconds) dates it and the "since" column."""
-    word = "Shutting down" if verdict.draining else _VERDICT_WORDS[verdict.status]
+    word = _VERDICT_WORDS[verdict.status]
+    if verdict.draining:
+        shutdown = verdict.drain_reason in ("", "shutting down")
+        word = "Shutting down" if shutdown else "Draining"
     title = f"{word} · {service}" if service else f"{word} · health-adapter"
     checks = worst_first(verdict.checks)
     compact = len(checks) > COMPACT_ABOVE
@@ -107,7 +110,10 @@ def _counts(verdict: Verdict) -> str:
 def _notes(verdict: Verdict) -> str:
     notes = []
     if verdict.draining:
-        notes.append("The adapter is shutting down: it no longer reports ready.")
+        if verdict.drain_reason in ("", "shutting down"):
+            notes.append("The adapter is shutting down: it no longer reports ready.")
+        else:
+            notes.append(f"The adapter no longer reports ready: {verdict.drain_reason}.")
     if verdict.excluded:
         notes.append(f"Excluded on request: {', '.join(verdict.excluded)}.")
     if verdict.unmatched:

@@ -6,7 +6,8 @@
     [PASS] worker: 2 processes
 
 The first line is the state, a summary and the performance data of every check
-that has a numeric observed value (adapter.formats.units converts its unit);
+that has a numeric observed value (adapter.formats.units converts its unit),
+and `'NAME:certNotAfter'` for one that observed a certificate's expiry;
 one line per check follows (the "long output"), failing, then warning, then
 passing checks. The whole stays within 8 KiB, what Nagios reads of a plugin's
 output: what does not fit is cut from the end, so passing lines go first and
@@ -23,6 +24,7 @@ from adapter.formats.units import nagios_unit
 from adapter.formats.wording import counted
 from adapter.health import CheckVerdict, Verdict
 from probes import Status
+from probes.certificates import MEASUREMENT
 from probes.perfdata import format_item, number
 
 __all__ = [
@@ -106,15 +108,17 @@ def _first_line(
     else:
         summary = f"{counted(total, 'check')} passing"
     if verdict.draining:
-        summary = f"shutting down; {summary}"
+        summary = f"{verdict.drain_reason or 'shutting down'}; {summary}"
     if service:
         summary = f"{service}: {summary}"
     head = plain(one_line(f"HEALTH {STATES[verdict.status]} - {summary}"))
-    entries = [
-        perfdata(check.name, check.observed_value, check.observed_unit)
-        for check in checks
-        if check.observed_value is not None
-    ]
+    entries = []
+    for check in checks:
+        if check.observed_value is not None:
+            entries.append(perfdata(check.name, check.observed_value, check.observed_unit))
+        if check.cert_not_after is not None:
+            # A Unix time has no unit of the guidelines: `s` would read as a duration.
+            entries.append(perfdata(f"{check.name}:{MEASUREMENT}", check.cert_not_after, None))
     line = head
     for index, entry in enumerate(entries):
         extended = f"{line} {entry}" if index else f"{line} | {entry}"

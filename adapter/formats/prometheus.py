@@ -70,6 +70,15 @@ def check_metrics(verdict: Verdict) -> list[Metric]:
         "The value the check's last run observed, in the base unit named by `unit`.",
         labels=["check", "unit"],
     )
+    # After blackbox_exporter's probe_ssl_earliest_cert_expiry, named by the
+    # X.509 field and with the unit suffix Prometheus' conventions ask for.
+    cert_not_after = GaugeMetricFamily(
+        "health_check_tls_cert_not_after_timestamp_seconds",
+        "When the earliest certificate of the chain the check's TLS peer presented "
+        "expires (its notAfter), as a Unix time.",
+        labels=["check"],
+        unit="seconds",
+    )
     runs = CounterMetricFamily(
         "health_check_runs",
         "Runs of the check since the adapter started, by their result.",
@@ -93,11 +102,23 @@ def check_metrics(verdict: Verdict) -> list[Metric]:
         if check.observed_value is not None:
             value, unit = base_unit(check.observed_value, check.observed_unit)
             observed.add_metric([check.name, unit], value)
+        if check.cert_not_after is not None:
+            cert_not_after.add_metric(name, check.cert_not_after)
         for result in Status:
             runs.add_metric([check.name, result.value], check.run_counts.get(result, 0))
         for reason, count in sorted(check.failure_counts.items()):
             failures.add_metric([check.name, reason.value], count)
-    return [success, status, duration, last_run, changed, observed, runs, failures]
+    return [
+        success,
+        status,
+        duration,
+        last_run,
+        changed,
+        observed,
+        cert_not_after,
+        runs,
+        failures,
+    ]
 
 
 class VerdictCollector(Collector):

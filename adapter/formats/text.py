@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from adapter.formats.order import worst_first
 from adapter.formats.printable import one_line, printable
-from adapter.health import Verdict
+from adapter.health import SHUTTING_DOWN, Verdict
 from probes import Status
 
 __all__ = ["one_line", "verbose_text"]
@@ -19,7 +19,7 @@ def verbose_text(verdict: Verdict, label: str) -> str:
     """kube-apiserver's `?verbose` answer: one `[+]`/`[-]` line per check, failing
     first, then `notes` and the last line `LABEL check passed` (or `failed`).
     """
-    lines = ["[-]shutdown in progress"] if verdict.draining else []
+    lines = [f"[-]{_drain_line(verdict.drain_reason)}"] if verdict.draining else []
     for check in worst_first(verdict.checks):
         if check.status is Status.PASS:
             lines.append(f"[+]{check.name} ok")
@@ -36,3 +36,8 @@ def verbose_text(verdict: Verdict, label: str) -> str:
     passed = verdict.status is not Status.FAIL
     lines.append(f"{label} check {'passed' if passed else 'failed'}")
     return "\n".join(lines) + "\n"
+
+
+def _drain_line(reason: str) -> str:
+    # kube-apiserver's own words for its shutdown; any other drain says why.
+    return "shutdown in progress" if reason in ("", SHUTTING_DOWN) else one_line(reason)

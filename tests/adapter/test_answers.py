@@ -16,7 +16,7 @@ from adapter import server
 from adapter.answers import Answer, AnswerCache
 from adapter.config import parse_config
 from adapter.formats.outputs import Output, Page, output_for
-from adapter.health import Verdict
+from adapter.health import SHUTTING_DOWN, Verdict
 from adapter.negotiation import Format
 from adapter.server import DRAIN, make_app
 from adapter.state import Run, StateStore
@@ -171,7 +171,7 @@ async def test_one_check_answers_follow_its_runs_and_its_staleness(
 
 async def test_draining_is_seen_at_once(client: TestClient[Any, Any]) -> None:
     assert (await body(client, "/readyz"))[0] == 200
-    client.app[DRAIN].begin("SIGTERM")  # type: ignore[index]
+    client.app[DRAIN].begin(SHUTTING_DOWN)  # type: ignore[index]
     assert (await body(client, "/readyz"))[0] == 503
     assert (await body(client, "/livez"))[0] == 200
 

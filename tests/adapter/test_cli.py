@@ -160,6 +160,46 @@ def test_check_exits_like_a_nagios_plugin(
     assert time.monotonic() - begin < 20  # a stuck thread does not hold the process
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_check_stopped_by_a_signal_leaves_no_command_behind(
+    config_file: Callable[..., Path], tmp_path: Path, signum: signal.Signals
+) -> None:
+    pidfile = tmp_path / "command.pid"
+    path = config_file(
+        "checks:\n"
+        "  - name: slow\n"
+        "    timeout: 60s\n"
+        f"    exec: {{command: 'echo $$$$ > {pidfile}; exec sleep 60', shell: true}}\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "adapter", "check", "-c", str(path)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not pidfile.exists() or not pidfile.read_text().strip():
+            assert time.monotonic() < deadline, "the command never started"
+            time.sleep(0.02)
+        command = int(pidfile.read_text())
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 3, (stdout, stderr)
+    assert stdout.startswith(f"HEALTH UNKNOWN - stopped by {signum.name}"), stdout
+    assert "Traceback" not in stderr
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{command}").exists():
+        assert time.monotonic() < deadline, "the command outlived check"
+        time.sleep(0.02)
+
+
 @pytest.mark.parametrize(
     ("checks", "error"),
     [

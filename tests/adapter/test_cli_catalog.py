@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from adapter.registry import BUILTINS
+from adapter.registry import BUILTINS, PLUGIN_KEY
 from tests.adapter.test_cli import cli
 from tests.adapter.test_registry import install_distribution
 from tests.conftest import ROOT
+
+PROBE_TYPES = ", ".join([*sorted(BUILTINS), PLUGIN_KEY])
 
 
 def with_plugin(tmp_path: Path) -> dict[str, str]:
@@ -75,8 +77,7 @@ def test_probes_of_an_unknown_type_suggests_the_close_one(name: str, hint: str) 
     done = cli("probes", name)
     assert done.returncode == 1
     assert done.stderr == (
-        f"health-adapter: unknown probe type {name!r}{hint} (probe types: exec, file, "
-        "grpc, http, process, tcp, plugin)\n"
+        f"health-adapter: unknown probe type {name!r}{hint} (probe types: {PROBE_TYPES})\n"
     )
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from adapter.config import CheckConfig
 from adapter.health import (
+    STALE_INTERVALS,
     check_verdict,
     in_group,
     judge,
     one_check_verdict,
     shutting_down,
+    stale_after,
     startup_verdict,
 )
 from adapter.state import CheckState, Run, advance
@@ -86,6 +90,22 @@ def test_results_older_than_three_intervals_plus_timeout_are_stale(
     if expected is Status.FAIL:
         assert verdict.reason is Reason.STALE
         assert verdict.output.startswith("stale: the last result is 32.1s old")
+
+
+@pytest.mark.parametrize(
+    ("interval", "timeout", "seconds"),
+    [(10.0, 2.0, 32.0), (10.0, 0.25, 30.25), (0.1, 0.01, 0.31)],
+    ids=["defaults", "short-timeout", "minimums"],
+)
+def test_a_result_turns_stale_after_three_intervals_plus_the_timeout(
+    interval: float, timeout: float, seconds: float
+) -> None:
+    assert stale_after(check(interval=interval, timeout=timeout)) == pytest.approx(seconds)
+
+
+def test_the_configuration_reference_states_the_staleness_rule_of_the_code() -> None:
+    reference = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
+    assert f"{STALE_INTERVALS} × interval + timeout (`health.stale_after`)" in reference
 
 
 def test_non_critical_failure_only_warns_the_group_but_fails_itself() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from adapter.config import load_config, parse_config
 from adapter.lifecycle import Lifecycle
 from adapter.listener import ListenError
+from adapter.notify import Notifier
 from adapter.server import SCHEDULER, STORE
 from tests.conftest import free_port
 
@@ -204,3 +206,75 @@ async def test_a_port_in_use_is_a_listen_error_before_any_listener() -> None:
         assert recorder.seen == []
     finally:
         await first.stop("SIGTERM")
+
+
+async def agent_line(port: int) -> str:
+    """What HAProxy's agent check reads: one line, then the agent closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        return (await asyncio.wait_for(reader.read(), 5)).decode().strip()
+    finally:
+        writer.close()
+
+
+async def agent_says(port: int, line: str) -> bool:
+    try:
+        return await agent_line(port) == line
+    except OSError:  # not listening yet
+        return False
+
+
+async def test_the_agent_port_lives_with_the_lifecycle_and_reads_its_drain(
+    tmp_path: Path,
+) -> None:
+    port, agent = free_port(), free_port()
+    drain = tmp_path / "drain"
+    config = parse_config(
+        CONFIG
+        + f'server: {{haproxy_agent: {{listen: "127.0.0.1:{agent}"}}, drain_file: {drain}}}\n',
+        environ={},
+    )
+    base = f"http://127.0.0.1:{port}"
+    lifecycle = Lifecycle(config, f"127.0.0.1:{port}", shutdown_delay=60.0)
+    task = asyncio.create_task(lifecycle.serve(handle_signals=False))
+    try:
+        await until(lambda: agent_says(agent, "up ready 100%"), "the agent says up")
+        drain.touch()  # the drain file: /readyz and the agent alike
+        assert await agent_line(agent) == f"drain #draining: drain file {drain} exists"
+        assert await status_of(base + "/readyz") == 503
+        drain.unlink()
+        assert await agent_line(agent) == "up ready 100%"
+        lifecycle.request_stop("SIGTERM")  # the delay: drained, both ports still open
+        assert await agent_line(agent) == "drain #shutting down"
+        assert await status_of(base + "/readyz") == 503
+    finally:
+        lifecycle.request_stop("SIGTERM")
+        await asyncio.wait_for(task, 10)
+    with pytest.raises(OSError):
+        await agent_line(agent)
+
+
+async def test_systemd_hears_ready_after_the_first_round_and_stopping_at_the_stop(
+    tmp_path: Path,
+) -> None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify"))
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    port = free_port()
+    lifecycle = Lifecycle(
+        parse_config(CONFIG, environ={}),
+        f"127.0.0.1:{port}",
+        notifier=Notifier(str(tmp_path / "notify")),
+    )
+    try:
+        await lifecycle.start()
+        ready = (await asyncio.wait_for(loop.sock_recv(sock, 4096), 10)).decode()
+        assert ready.splitlines() == ["READY=1", f"STATUS=listening on 127.0.0.1:{port}"]
+        assert lifecycle.app[STORE].get("api").last is not None  # type: ignore[index]
+        lifecycle.request_stop("SIGTERM")
+        stopping = await asyncio.wait_for(loop.sock_recv(sock, 4096), 10)
+        assert stopping == b"STOPPING=1"
+    finally:
+        await lifecycle.stop("SIGTERM")
+        sock.close()

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 
 import pytest
 from aiohttp import web
 
 from adapter.config import parse_config
-from adapter.listener import ListenError, start_listening
+from adapter.listener import (
+    ListenError,
+    TcpAddress,
+    UnixAddress,
+    parse_listen,
+    start_listening,
+)
 from tests.conftest import free_port
 
 CONFIG = "checks: [{name: a, plugin: {class: 'tests.sample_probes:Ok'}}]"
@@ -55,3 +62,39 @@ async def test_a_listen_address_that_cannot_work_is_refused_with_its_reason() ->
     config = parse_config(CONFIG, environ={})
     with pytest.raises(ListenError, match=r"write an IPv6 address in brackets with its port"):
         await start_listening(web.Application(), config, "::1:9180")
+
+
+@pytest.mark.parametrize(
+    ("listen", "address"),
+    [
+        ("0.0.0.0:9180", TcpAddress("0.0.0.0", 9180)),
+        ("127.0.0.1:80", TcpAddress("127.0.0.1", 80)),
+        ("[::]:9180", TcpAddress("::", 9180)),
+        ("[::1]:9", TcpAddress("::1", 9)),
+        (":9180", TcpAddress("0.0.0.0", 9180)),
+        ("9180", TcpAddress("0.0.0.0", 9180)),
+        ("localhost:1", TcpAddress("localhost", 1)),
+        ("unix:/run/health.sock", UnixAddress("/run/health.sock")),
+    ],
+)
+def test_listen_addresses(listen: str, address: TcpAddress | UnixAddress) -> None:
+    assert parse_listen(listen) == address
+    assert parse_listen(str(address)) == address
+
+
+@pytest.mark.parametrize(
+    "listen",
+    [
+        "localhost",
+        "host:0",
+        "host:65536",
+        "host:http",
+        "",
+        "unix:relative.sock",
+        "unix:",
+        "unix:/" + "x" * 120,
+    ],
+)
+def test_invalid_listen_addresses(listen: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"invalid listen address {listen!r}")):
+        parse_listen(listen)

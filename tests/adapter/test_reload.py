@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from adapter.config import load_config
+from adapter.registry import BUILTINS, PLUGIN_KEY
 from adapter.reload import Reloader
 from adapter.server import LIVE, SCHEDULER, make_app, reloader_for
 from tests import sample_probes
@@ -43,6 +44,8 @@ checks:
   - {name: changed, interval: 100ms, plugin: {class: "tests.sample_probes:Switch", key: new}}
   - {name: added, interval: 100ms, plugin: {class: "tests.sample_probes:Ok"}}
 """
+
+PROBE_TYPES = ", ".join([*sorted(BUILTINS), PLUGIN_KEY])
 
 
 @pytest.fixture
@@ -135,8 +138,7 @@ async def test_a_valid_config_swaps_in_keeping_unchanged_checks_running(
             [
                 (
                     "checks[0] (kept).htpp: unknown key 'htpp': not a check setting nor a "
-                    "probe type; did you mean 'http'? (probe types: exec, file, grpc, http, "
-                    "process, tcp, plugin)"
+                    f"probe type; did you mean 'http'? (probe types: {PROBE_TYPES})"
                 )
             ],
             id="unknown-key",
@@ -314,10 +316,7 @@ def test_sighup_reloads_a_real_process_and_a_bad_config_never_stops_it(
             "checks[0] (a).interval: invalid duration '10 sec' (write it like 250ms, 10s, 2m, 1h "
             "or a number of seconds)"
         ),
-        (
-            "checks[0] (a): no probe block; add exactly one of: exec, file, grpc, http, process, "
-            "tcp, plugin"
-        ),
+        (f"checks[0] (a): no probe block; add exactly one of: {PROBE_TYPES}"),
     ]
     assert "Traceback" not in stderr
 

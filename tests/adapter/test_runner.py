@@ -10,10 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapter.runner import MAX_OUTPUT_BYTES, ProbeRunner, sanitize
+from adapter.runner import ProbeRunner, sanitize
 from adapter.state import Run
 from adapter.threads import DaemonThreadPool
 from probes import Probe, Reason, Result, Status
+from probes.base import OUTPUT_LIMIT
 from tests import sample_probes
 
 
@@ -115,7 +116,7 @@ async def test_output_is_capped_and_made_valid_text(pool: DaemonThreadPool) -> N
     output = run.result.output
     kept, _, note = output.rpartition(" … ")
     assert note == f"(captured {len(kept.encode())} of 100001 bytes)"
-    assert len(output.encode()) <= MAX_OUTPUT_BYTES
+    assert len(output.encode()) <= OUTPUT_LIMIT
     output.encode("utf-8")  # no lone surrogates left
 
 
@@ -128,7 +129,7 @@ def test_a_cut_inside_a_character_is_counted_as_it_is(text: str) -> None:
     output = sanitize(Result("fail", text)).output
     kept, _, note = output.rpartition(" … ")
     assert note == f"(captured {len(kept.encode())} of {len(text.encode())} bytes)"
-    assert len(output.encode()) <= MAX_OUTPUT_BYTES
+    assert len(output.encode()) <= OUTPUT_LIMIT
     assert text.startswith(kept)
 
 

@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from adapter.config import Config
+from adapter.health import SHUTTING_DOWN
 from adapter.lifecycle import log_empty_groups
 from adapter.server import DRAIN, make_app
 from adapter.state import Run, StateStore
@@ -263,7 +264,7 @@ checks:
 
 async def test_draining_flips_readyz_only(client: TestClient[Any, Any]) -> None:
     await settle(client, "/readyz", 200)
-    client.app[DRAIN].begin("SIGTERM")  # type: ignore[index]
+    client.app[DRAIN].begin(SHUTTING_DOWN)  # type: ignore[index]
     assert (await client.get("/readyz")).status == 503
     assert "[-]shutdown in progress" in await (await client.get("/readyz?verbose")).text()
     assert (await client.get("/livez")).status == 200
@@ -453,7 +454,7 @@ async def test_startupz_passes_once_every_check_has_passed(
 
 async def test_draining_shows_in_every_format(client: TestClient[Any, Any]) -> None:
     await settle(client, "/readyz", 200)
-    client.app[DRAIN].begin("SIGTERM")  # type: ignore[index]
+    client.app[DRAIN].begin(SHUTTING_DOWN)  # type: ignore[index]
     nagios = await client.get("/readyz?format=nagios")
     assert nagios.status == 503
     assert (await nagios.text()).startswith("HEALTH CRITICAL - orders-api: shutting down;")
@@ -616,3 +617,23 @@ def test_an_empty_endpoint_group_is_logged_at_start(
     (record,) = [r for r in caplog.records if r.getMessage() == "empty_group"]
     assert record.levelno == logging.WARNING
     assert record.fields["endpoint"] == "/readyz"  # type: ignore[attr-defined]
+
+
+async def test_the_drain_file_drains_readiness_only(
+    aiohttp_client: Client, make_config: Callable[[str], Config], tmp_path: Any
+) -> None:
+    drain = tmp_path / "drain"
+    client = await aiohttp_client(
+        make_app(make_config(CONFIG + f"server: {{drain_file: {drain}}}\n"))
+    )
+    await settle(client, "/readyz", 200)
+    drain.touch()
+    response = await client.get("/readyz?verbose")
+    assert response.status == 503
+    assert f"[-]draining: drain file {drain} exists" in await response.text()
+    body = await (await client.get("/readyz")).json(content_type=None)
+    assert body["notes"] == [f"draining: drain file {drain} exists"]
+    assert (await client.get("/livez")).status == 200
+    assert (await client.get("/health")).status == 200
+    drain.unlink()
+    assert (await client.get("/readyz")).status == 200

@@ -258,3 +258,19 @@ def test_alive_is_false_when_nothing_answers() -> None:
     done = run_alive(url)
     assert done.returncode == 1
     assert done.stderr.startswith(f"health-adapter is not answering at {url}: ")
+
+
+def test_the_grpc_pod_probes_the_adapter_s_grpc_port_with_its_groups() -> None:
+    config_map, pod = yaml.safe_load_all((KUBE / "pod-grpc-probes.yaml").read_text())
+    config = parse_config(config_map["data"]["config.yaml"], environ={})
+    assert config.server.grpc is not None
+    grpc_port = int(config.server.grpc.listen.rsplit(":", 1)[1])
+    app, adapter = pod["spec"]["containers"]
+    assert {"name": "grpc-health", "containerPort": grpc_port} in adapter["ports"]
+    probes = {key: app[key]["grpc"] for key in ("startupProbe", "livenessProbe", "readinessProbe")}
+    assert probes == {
+        "startupProbe": {"port": grpc_port, "service": "startup"},
+        "livenessProbe": {"port": grpc_port, "service": "live"},
+        "readinessProbe": {"port": grpc_port, "service": "ready"},
+    }
+    assert pod["spec"]["volumes"][1]["configMap"]["name"] == config_map["metadata"]["name"]

@@ -38,8 +38,8 @@ import aiohttp
 import psutil
 from aiohttp import web
 
-from adapter.config import Config, ListenAddress, TcpAddress, parse_config
-from adapter.listener import LimitedSite, start_listening
+from adapter.config import Config, parse_config
+from adapter.listener import LimitedSite, ListenAddress, TcpAddress, start_listening
 from adapter.server import make_app
 
 #: How long closing may take before what is still open counts as left behind.

@@ -16,8 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapter.config import UnixAddress
-from adapter.listener import ListenError
+from adapter.listener import ListenError, UnixAddress
 from tests import sample_probes
 from tests.faults.conftest import (
     MAX_LATENCY,

@@ -56,8 +56,12 @@ async def test_a_plugin_that_misbehaves_fails_its_own_check_only(
 ) -> None:
     before = Footprint.take()
     async with running_adapter(plugin_config(cls)) as adapter:
+        # First runs are spread over a moment: wait for both checks to have run.
         body = await adapter.until(
-            lambda status, b: check_entry(b, "plugin").get("reason") == reason
+            lambda status, b: (
+                check_entry(b, "plugin").get("reason") == reason
+                and check_entry(b, "other").get("status") == "pass"
+            )
         )
         polls = await adapter.poll(10)
     assert check_entry(body, "plugin")["output"] == output

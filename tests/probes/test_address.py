@@ -46,6 +46,11 @@ def test_hosts_are_accepted_bare(written: str, host: str) -> None:
         ),
         pytest.param("[::1", "invalid host '[::1': the '[' is never closed", id="open-bracket"),
         pytest.param(
+            "::1:19340",
+            "invalid host '::1:19340': give the port in the port option, and the host as '::1'",
+            id="ipv6-with-its-port-glued-on",
+        ),
+        pytest.param(
             "fe80::1%nosuch0",
             "invalid host 'fe80::1%nosuch0': this host has no network interface 'nosuch0'",
             id="unknown-zone",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -19,9 +20,10 @@ import psutil
 import pytest
 
 from adapter.config import ConfigError, parse_config
-from adapter.runner import CANCEL_GRACE, MAX_OUTPUT_BYTES, ProbeRunner
+from adapter.runner import CANCEL_GRACE, ProbeRunner
 from adapter.threads import DaemonThreadPool
 from probes import Reason, Result, Status
+from probes.base import OUTPUT_LIMIT
 from probes.exec import (
     CAPTURE_LIMIT,
     DEFAULT_PATH,
@@ -121,9 +123,29 @@ async def test_nagios_exit_codes(
         ("echo down; exit 2", Status.FAIL, Reason.FAILED, "down"),
         ("echo huh; exit 42", Status.FAIL, Reason.UNKNOWN, "huh\nexit status 42"),
         ("kill -SEGV $$", Status.FAIL, Reason.UNKNOWN, "killed by SIGSEGV"),
-        ("no-such-command-here", Status.FAIL, Reason.UNKNOWN, "exit status 127\nstderr: "),
+        (
+            "no-such-command-here",
+            Status.FAIL,
+            Reason.UNKNOWN,
+            "exit status 127: command not found\nstderr: ",
+        ),
+        (
+            "f=$(mktemp); echo 'echo OK' > $f; $f; s=$?; rm $f; exit $s",
+            Status.FAIL,
+            Reason.UNKNOWN,
+            "exit status 126: a program could not be run (not executable?)\nstderr: ",
+        ),
     ],
-    ids=["silent-ok", "ok", "warning", "critical", "exit-42", "signal", "sh-not-found"],
+    ids=[
+        "silent-ok",
+        "ok",
+        "warning",
+        "critical",
+        "exit-42",
+        "signal",
+        "sh-not-found",
+        "sh-not-executable",
+    ],
 )
 async def test_exit_status_of_any_script(
     script: str, status: Status, reason: Reason | None, output: str
@@ -132,6 +154,93 @@ async def test_exit_status_of_any_script(
 
     assert (result.status, result.reason) == (status, reason)
     assert result.output.startswith(output)
+
+
+@pytest.mark.parametrize(
+    ("script", "status", "reason", "output"),
+    [
+        pytest.param(
+            'echo "UNKNOWN - no data"; exit $STATUS_UNKNOWN',
+            Status.WARN,
+            None,
+            "UNKNOWN - no data\nthe output says UNKNOWN but the exit status is 0",
+            id="unset-exit-variable",
+        ),
+        pytest.param(
+            'echo "DISK CRITICAL - /data is 99% full"',
+            Status.WARN,
+            None,
+            "DISK CRITICAL - /data is 99% full\nthe output says CRITICAL but the exit status is 0",
+            id="service-prefixed-critical-exit-0",
+        ),
+        pytest.param(
+            'echo "OK - all fine"; exit 2',
+            Status.FAIL,
+            Reason.FAILED,
+            "OK - all fine\nthe output says OK but the exit status is 2",
+            id="ok-with-exit-2",
+        ),
+        pytest.param(
+            'echo "WARNING: disk 85%"; exit 1',
+            Status.WARN,
+            None,
+            "WARNING: disk 85%",
+            id="agreeing-warning",
+        ),
+        pytest.param(
+            'echo "HTTP/1.1 200 OK"', Status.PASS, None, "HTTP/1.1 200 OK", id="ok-not-first"
+        ),
+        pytest.param('echo "OKAY then"', Status.PASS, None, "OKAY then", id="not-a-state-word"),
+    ],
+)
+async def test_a_status_word_that_contradicts_the_exit_status_is_named(
+    script: str, status: Status, reason: Reason | None, output: str
+) -> None:
+    # JasonRivers/nagios-plugins #5: `exit $STATUS_UNKNOWN` with the variable
+    # unset exits 0, and Nagios stayed green on an UNKNOWN.
+    result = await check(script, shell=True)
+
+    assert (result.status, result.reason, result.output) == (status, reason, output)
+
+
+@pytest.mark.parametrize(
+    ("program", "status", "reason", "first_line"),
+    [
+        pytest.param(
+            "import nosuchmodule_for_this_test",
+            Status.FAIL,
+            Reason.UNKNOWN,
+            "the command crashed with ModuleNotFoundError: No module named "
+            "'nosuchmodule_for_this_test' (exit status 1)",
+            id="import-error",
+        ),
+        pytest.param(
+            "print('WARNING - 3 retries'); raise SystemExit(1)",
+            Status.WARN,
+            None,
+            "WARNING - 3 retries",
+            id="chosen-warning",
+        ),
+        pytest.param(
+            "import sys, traceback\ntry:\n    1 / 0\nexcept ZeroDivisionError:\n"
+            "    traceback.print_exc()\nprint('WARNING - handled', file=sys.stderr)\n"
+            "raise SystemExit(1)",
+            Status.WARN,
+            None,
+            "exit status 1",
+            id="handled-traceback-then-warning",
+        ),
+    ],
+)
+async def test_an_uncaught_python_exception_is_a_crash_not_a_warning(
+    program: str, status: Status, reason: Reason | None, first_line: str
+) -> None:
+    # Josef-Friedrich/check_systemd #25: a plugin whose import failed exited 1,
+    # which Nagios shows as a WARNING that is mostly ignored.
+    result = await check([sys.executable, "-c", program])
+
+    assert (result.status, result.reason) == (status, reason)
+    assert result.output.splitlines()[0] == first_line
 
 
 # Every plugin on the machine, asked only what needs neither a target nor a
@@ -244,7 +353,7 @@ async def test_a_file_that_is_not_executable(tmp_path: Path) -> None:
     script.chmod(0o644)
     result = await check([str(script)])
     assert (result.status, result.reason) == (Status.FAIL, Reason.UNKNOWN)
-    assert result.output == f"cannot run {script}: permission denied"
+    assert result.output == f"cannot run {script}: not executable (no x permission)"
 
 
 async def test_a_missing_working_directory(tmp_path: Path) -> None:
@@ -306,7 +415,7 @@ async def test_80_kb_of_random_bytes_are_capped_and_safe() -> None:
 
     assert result.status is Status.PASS
     encoded = result.output.encode("utf-8")  # strict: it is valid text
-    assert len(encoded) <= MAX_OUTPUT_BYTES
+    assert len(encoded) <= OUTPUT_LIMIT
     assert result.output.endswith(f"(captured {CAPTURE_LIMIT} of {80 * 1024} bytes of stdout)")
     assert json.loads(msgspec.json.encode({"output": result.output}))["output"] == result.output
 
@@ -324,7 +433,7 @@ async def test_output_on_both_streams_is_read_to_the_end_and_counted() -> None:
         f"(captured {CAPTURE_LIMIT} of 1000000 bytes of stdout; "
         f"captured {CAPTURE_LIMIT} of 1000000 bytes of stderr)"
     )
-    assert len(result.output.encode()) <= MAX_OUTPUT_BYTES
+    assert len(result.output.encode()) <= OUTPUT_LIMIT
 
 
 async def test_stderr_is_shown_after_the_text() -> None:
@@ -424,6 +533,26 @@ async def test_what_a_command_leaves_running_is_killed_when_it_exits(tmp_path: P
         assert (result.status, result.output) == (Status.PASS, "started")
         await assert_group_gone(int(pidfile.read_text()))
         assert zombie_children() == []
+
+
+async def test_a_process_that_escaped_with_the_output_open_is_named_not_waited_for() -> None:
+    # ricoberger/script_exporter #191: a background child kept stdout open, and
+    # a command that was done in 10 ms ran into its timeout.
+    started = time.monotonic()
+    # The pause lets setsid take the sleep out of the group before the command
+    # exits (the group's leftovers are killed then).
+    result = await run(2.0, "setsid sleep 30 & sleep 0.3; echo OK; exit 0", shell=True)
+    took = time.monotonic() - started
+
+    holder = [int(pid) for pid in re.findall(r"sleep \(pid (\d+)\)", result.output)]
+    for pid in holder:
+        os.kill(pid, signal.SIGKILL)
+    assert (result.status, took < 1.8) == (Status.PASS, True)
+    assert result.output.startswith("OK (stdout and stderr held open by sleep (pid ")
+    assert result.output.endswith(
+        "which the command started, 0.5s after it exited: not read further)"
+    )
+    assert len(holder) == 1
 
 
 async def test_an_endless_writer_runs_into_its_timeout_without_blocking() -> None:

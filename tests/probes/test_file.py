@@ -434,6 +434,49 @@ def test_missing(tmp_path: Path, relative: str, reason: Reason, output: str) -> 
     assert result.observed_value is None
 
 
+@pytest.mark.parametrize(
+    ("made", "output"),
+    [
+        pytest.param(
+            [],
+            "file {tmp}/backup-*.tar.gz does not exist",
+            id="nothing-the-pattern-would-match",
+        ),
+        pytest.param(
+            ["backup-1.tar.gz"],
+            "file {tmp}/backup-*.tar.gz does not exist (the path is taken as written, "
+            "not as a pattern, which 1 file matches)",
+            id="one-file-the-pattern-would-match",
+        ),
+        pytest.param(
+            ["backup-1.tar.gz", "backup-2.tar.gz"],
+            "file {tmp}/backup-*.tar.gz does not exist (the path is taken as written, "
+            "not as a pattern, which 2 files match)",
+            id="two-files-the-pattern-would-match",
+        ),
+    ],
+)
+def test_a_path_with_wildcards_is_one_file_and_never_passes_on_zero_matches(
+    tmp_path: Path, made: list[str], output: str
+) -> None:
+    for name in made:
+        touch(tmp_path / name)
+
+    result = check(path=f"{tmp_path}/backup-*.tar.gz", max_age="1h")
+
+    assert (result.status, result.reason) == (Status.FAIL, Reason.FILE_MISSING)
+    assert result.output == output.format(tmp=tmp_path)
+
+
+def test_a_file_named_with_a_star_is_found_as_written(tmp_path: Path) -> None:
+    touch(tmp_path / "backup-*.tar.gz")
+    touch(tmp_path / "backup-1.tar.gz")
+
+    result = check(path=f"{tmp_path}/backup-*.tar.gz", max_age="1h")
+
+    assert result.status is Status.PASS
+
+
 # --- something other than a regular file ------------------------------------------------
 
 

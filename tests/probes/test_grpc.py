@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from adapter.threads import DaemonThreadPool
 from probes import Reason, Result, Status
 from probes import grpc as grpc_probe
 from probes.grpc import INSTALL_HINT, GrpcProbe, TlsSetupError
+from tests.certificates import DAY, HOUR, make_chain
 from tests.conftest import ROOT, free_port
 from tests.leaks import no_leaks
 from tests.rotation import SecretDir
@@ -170,6 +172,32 @@ async def test_the_first_run_after_a_long_outage_passes(start_server: ServerFact
     finally:
         await probe.close()
         pool.shutdown(wait=False)
+
+
+async def test_proxies_in_the_environment_are_ignored(
+    start_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connections: list[bytes] = []
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(await reader.read(200))
+        writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+        writer.close()
+
+    proxy = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    try:
+        url = f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
+        for name in ("http_proxy", "https_proxy", "grpc_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+            monkeypatch.setenv(name, url)
+        for name in ("no_proxy", "NO_PROXY", "no_grpc_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        server = await start_server()
+        result = await run(port=server.port)
+    finally:
+        proxy.close()
+        await proxy.wait_closed()
+    assert result.status is Status.PASS, result
+    assert connections == []
 
 
 async def test_a_server_without_the_health_service(start_server: ServerFactory) -> None:
@@ -380,6 +408,82 @@ async def test_an_unreadable_ca_file_is_a_setup_error(tmp_path: Path) -> None:
         await probe.check()
 
 
+@pytest.mark.parametrize(
+    ("expires_in", "status", "reason", "said"),
+    [
+        pytest.param(
+            HOUR, Status.FAIL, Reason.CERT_EXPIRY, "within cert_expiry_fail 1d", id="hour"
+        ),
+        pytest.param(
+            10 * DAY, Status.WARN, Reason.CERT_EXPIRY, "within cert_expiry_warn 14d", id="10d"
+        ),
+        pytest.param(365 * DAY, Status.PASS, None, "(in 364 days)", id="year"),
+    ],
+)
+async def test_certificate_expiry(
+    start_server: ServerFactory,
+    tmp_path: Path,
+    expires_in: float,
+    status: Status,
+    reason: Reason | None,
+    said: str,
+) -> None:
+    not_after = int(time.time() + expires_in)
+    chain = make_chain(not_after, intermediate_not_after=int(time.time() + 400 * DAY))
+    server = await start_server(
+        credentials=grpc.ssl_server_credentials([(chain.key_pem, chain.chain_pem)])
+    )
+
+    result = await run(
+        port=server.port,
+        tls=True,
+        server_name="localhost",
+        ca_file=chain.ca_file(tmp_path),
+        cert_expiry_warn="14d",
+        cert_expiry_fail="1d",
+    )
+
+    assert (result.status, result.reason) == (status, reason), result.output
+    assert result.cert_not_after == not_after
+    assert "server is SERVING" in result.output
+    assert "certificate 'localhost' expires " in result.output
+    assert said in result.output
+
+
+async def test_an_expired_certificate_fails_grpcs_own_verification(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    chain = make_chain(int(time.time() - DAY))
+    server = await start_server(
+        credentials=grpc.ssl_server_credentials([(chain.key_pem, chain.chain_pem)])
+    )
+
+    result = await run(
+        port=server.port,
+        tls=True,
+        server_name="localhost",
+        ca_file=chain.ca_file(tmp_path),
+        cert_expiry_warn="14d",
+    )
+
+    assert (result.status, result.reason) == (Status.FAIL, Reason.TLS), result.output
+
+
+async def test_without_limits_no_second_handshake_is_made(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    chain = make_chain(int(time.time() + 10 * DAY))
+    server = await start_server(
+        credentials=grpc.ssl_server_credentials([(chain.key_pem, chain.chain_pem)])
+    )
+
+    result = await run(
+        port=server.port, tls=True, server_name="localhost", ca_file=chain.ca_file(tmp_path)
+    )
+
+    assert (result.status, result.cert_not_after) == (Status.PASS, None), result.output
+
+
 # --- options and the missing extra ---------------------------------------------------------
 
 
@@ -388,6 +492,10 @@ async def test_an_unreadable_ca_file_is_a_setup_error(tmp_path: Path) -> None:
     [
         ("{}", "checks[0] (g).grpc.port: required"),
         ("{port: 50051, ca_file: ca.pem}", "checks[0] (g).grpc.ca_file: ca_file needs tls: true"),
+        (
+            "{port: 50051, cert_expiry_fail: 3d}",
+            "checks[0] (g).grpc.cert_expiry_fail: cert_expiry_fail needs tls: true",
+        ),
         (
             "{port: 50051, tls: true, cert_file: c.pem}",
             "checks[0] (g).grpc.key_file: cert_file and key_file go together",
@@ -436,7 +544,14 @@ def test_with_the_extra_nothing_is_missing() -> None:
 
 @pytest.mark.usefixtures("without_grpc")
 def test_without_the_extra_other_probes_are_unaffected() -> None:
-    parse_config("checks: [{name: t, tcp: {port: 22}}]", environ={})
+    config = parse_config("checks: [{name: t, tcp: {port: 22}}]", environ={})
+    assert [(check.name, check.probe_type) for check in config.checks] == [("t", "tcp")]
+    # Beside a grpc check, only that check is refused.
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            "checks: [{name: t, tcp: {port: 22}}, {name: g, grpc: {port: 50051}}]", environ={}
+        )
+    assert caught.value.errors == [f"checks[1] (g).grpc: {INSTALL_HINT}"]
 
 
 def test_the_module_imports_without_grpc() -> None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import gc
 import gzip
 import re
 import socket
 import ssl
+import time
 import urllib.parse
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,17 +28,17 @@ import trustme
 from aiohttp import web
 from aiohttp.client_reqrep import ConnectionKey
 from aiohttp.test_utils import TestServer
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from probes import Reason, Resources, Result, Status
 from probes.http import (
     BODY_LIMIT,
     HttpProbe,
-    StatusRange,
     TlsSetupError,
     classify_error,
 )
 from probes.types import json_schema_of_custom
+from tests.certificates import DAY, HOUR, make_chain
 from tests.conftest import free_port
 from tests.raw import raw_server
 from tests.rotation import SecretDir
@@ -882,6 +884,20 @@ async def test_a_status_check_never_needs_the_package_of_a_coding(
             {},
             re.compile(r"HTTP 204 in .* ms"),
             id="1xx-then-204-with-stray-bytes",
+        ),
+        pytest.param(
+            OK_HEAD
+            + b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n9\r\nstatus ok\r\n0\r\n\r\n",
+            {"body_contains": "status ok"},
+            PASSED_200,
+            id="chunked-wins-over-a-content-length",
+        ),
+        pytest.param(
+            OK_HEAD
+            + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nstatus ok\r\n0\r\n\r\n",
+            {},
+            PASSED_200,
+            id="chunked-wins-over-a-content-length-status-only",
         ),
     ],
 )
@@ -1973,24 +1989,24 @@ def test_a_password_in_a_bad_url_is_not_repeated() -> None:
     assert "admin:***@app" in str(raised.value)
 
 
-def test_defaults() -> None:
-    config = HttpProbe.parse_options({"url": "http://app/healthz"})
-    assert config == HttpProbe.Options(
-        url=config.url,
-        unix_socket=None,
-        method="GET",  # type: ignore[arg-type]
-        headers={},
-        body=None,
-        expect_status=(StatusRange(200, 399),),
-        body_contains=None,
-        body_regex=None,
-        tls_verify=True,
-        ca_file=None,
-        cert_file=None,
-        key_file=None,
-        follow_redirects=True,
-        keep_alive=False,
-    )
+async def test_a_block_with_only_a_url_gets_what_the_defaults_promise(
+    server: TestServer, app: web.Application, resources: Resources
+) -> None:
+    # The status defaults (200-399) and TLS verification have their own
+    # tests above; here, what the others make the probe do to a real app.
+    probe = make_probe(resources, server.make_url("/chain/1"))
+    for _ in range(2):
+        assert (await probe.check()).status is Status.PASS
+    seen = app[SEEN]
+    # Redirects followed, with GET and no body.
+    assert [(request.method, request.path) for request in seen] == [
+        ("GET", "/chain/1"),
+        ("GET", "/chain/0"),
+        ("GET", "/ok"),
+    ] * 2
+    assert all(request.body == b"" for request in seen)
+    # No keep_alive: each run on a connection of its own.
+    assert seen[0].peer != seen[3].peer
 
 
 @pytest.mark.parametrize(
@@ -2023,3 +2039,455 @@ def test_every_option_is_described_in_the_json_schema() -> None:
     assert all(prop.get("description") for prop in properties.values())
     assert properties["expect_status"]["default"] == ["200-399"]
     assert properties["method"]["default"] == "GET"
+
+
+# --- negative body matches, header matches, warn statuses, require_tls --------------------------
+
+
+async def status_down(request: web.Request) -> web.Response:
+    return web.json_response({"status": "DOWN", "checks": {"db": "DOWN"}})
+
+
+async def with_headers(request: web.Request) -> web.Response:
+    headers = CIMultiDict([("X-Status", "degraded"), ("X-Status", "ok"), ("X-Version", "2.4.1")])
+    return web.Response(text="ok", headers=headers)
+
+
+def extended_app() -> web.Application:
+    app = make_app()
+    app.router.add_get("/down", status_down)
+    app.router.add_get("/headers", with_headers)
+    return app
+
+
+@pytest.fixture
+async def extended(aiohttp_server: ServerFactory) -> TestServer:
+    return await aiohttp_server(extended_app())
+
+
+@pytest.mark.parametrize(
+    ("path", "options", "status", "reason", "output"),
+    [
+        pytest.param(
+            "/ok", {"body_not_contains": '"DOWN"'}, Status.PASS, None, PASSED_200, id="absent"
+        ),
+        pytest.param(
+            "/down",
+            {"body_not_contains": '"status": "DOWN"'},
+            Status.FAIL,
+            Reason.BODY_MISMATCH,
+            "body contains the forbidden text (body_not_contains)",
+            id="status-down-in-a-200",
+        ),
+        pytest.param(
+            "/down",
+            {"body_not_regex": r'"(db|cache)":\s*"DOWN"'},
+            Status.FAIL,
+            Reason.BODY_MISMATCH,
+            'body matches /"(db|cache)":\\s*"DOWN"/ (body_not_regex)',
+            id="regex",
+        ),
+        pytest.param(
+            "/down",
+            {"body_contains": "status", "body_not_contains": "DOWN"},
+            Status.FAIL,
+            Reason.BODY_MISMATCH,
+            "body contains the forbidden text (body_not_contains)",
+            id="wanted-and-forbidden",
+        ),
+        pytest.param(
+            "/ok",
+            {"body_contains": "status: ok", "body_not_regex": "DOWN"},
+            Status.PASS,
+            None,
+            PASSED_200,
+            id="wanted-without-forbidden",
+        ),
+        pytest.param(
+            "/ok",
+            {"body_contains": "nothing", "body_not_regex": "DOWN"},
+            Status.FAIL,
+            Reason.BODY_MISMATCH,
+            "body does not contain the expected text",
+            id="forbidden-absent-wanted-absent",
+        ),
+        pytest.param(
+            f"/big?size={BODY_LIMIT}&needle_at={BODY_LIMIT // 2}",
+            {"body_not_contains": NEEDLE},
+            Status.FAIL,
+            Reason.BODY_MISMATCH,
+            "body contains the forbidden text (body_not_contains)",
+            id="within-the-cap",
+        ),
+        pytest.param(
+            f"/big?needle_at={2 * BODY_LIMIT}",
+            {"body_not_contains": NEEDLE},
+            Status.PASS,
+            None,
+            PASSED_200,
+            id="beyond-the-cap-is-not-read",
+        ),
+        pytest.param(
+            "/gzip?size=100&needle_at=10",
+            {"body_not_regex": "needle-[0-9a-f]+"},
+            Status.FAIL,
+            Reason.BODY_MISMATCH,
+            "body matches /needle-[0-9a-f]+/ (body_not_regex)",
+            id="decoded",
+        ),
+        pytest.param(
+            "/endless", {"body_not_contains": NEEDLE}, Status.PASS, None, PASSED_200, id="endless"
+        ),
+        pytest.param(
+            "/stream?piece=status:%20DOWN",
+            {"body_not_contains": "DOWN"},
+            Status.FAIL,
+            Reason.BODY_MISMATCH,
+            "body contains the forbidden text (body_not_contains)",
+            id="open-stream-judged-when-it-appears",
+        ),
+    ],
+)
+async def test_negative_body_matches(
+    extended: TestServer,
+    resources: Resources,
+    path: str,
+    options: dict[str, Any],
+    status: Status,
+    reason: Reason | None,
+    output: str | re.Pattern[str],
+) -> None:
+    result = await asyncio.wait_for(
+        run(resources, f"http://127.0.0.1:{extended.port}{path}", **options), WAIT
+    )
+    assert_result(result, status, reason, output)
+
+
+async def test_a_negative_match_cannot_pass_before_the_body_ends(
+    extended: TestServer, resources: Resources
+) -> None:
+    url = f"http://127.0.0.1:{extended.port}/stream?piece=status:%20ok"
+    probe = make_probe(resources, url, body_not_contains="DOWN")
+
+    # The body stays open and has not shown the forbidden text: no verdict yet.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(probe.check(), 0.5)
+
+
+@pytest.mark.parametrize(
+    ("options", "status", "output"),
+    [
+        pytest.param({"header_regex": {"X-Version": r"^2\."}}, Status.PASS, None, id="matches"),
+        pytest.param(
+            {"header_regex": {"x-version": r"^2\."}}, Status.PASS, None, id="any-case-name"
+        ),
+        pytest.param(
+            {"header_regex": {"X-Status": "^ok$"}}, Status.PASS, None, id="one-of-many-values"
+        ),
+        pytest.param(
+            {"header_regex": {"X-Status": "^down$"}},
+            Status.FAIL,
+            "header 'X-Status' does not match /^down$/ in any of its 2 values",
+            id="no-value-matches",
+        ),
+        pytest.param(
+            {"header_regex": {"X-Version": "^3"}},
+            Status.FAIL,
+            "header 'X-Version' does not match /^3/",
+            id="one-value-mismatch",
+        ),
+        pytest.param(
+            {"header_regex": {"X-Build": "."}},
+            Status.FAIL,
+            "header 'X-Build' is missing (header_regex wants /./)",
+            id="missing",
+        ),
+        pytest.param(
+            {"header_not_regex": {"X-Status": "degraded"}},
+            Status.FAIL,
+            "header 'X-Status' matches /degraded/ (header_not_regex)",
+            id="forbidden-in-one-value",
+        ),
+        pytest.param(
+            {"header_not_regex": {"X-Build": "."}}, Status.PASS, None, id="forbidden-missing"
+        ),
+        pytest.param(
+            {"header_not_regex": {"X-Version": "^1"}}, Status.PASS, None, id="forbidden-absent"
+        ),
+    ],
+)
+async def test_header_matches(
+    extended: TestServer,
+    resources: Resources,
+    options: dict[str, Any],
+    status: Status,
+    output: str | None,
+) -> None:
+    result = await run(resources, f"http://127.0.0.1:{extended.port}/headers", **options)
+
+    reason = None if status is Status.PASS else Reason.HEADER_MISMATCH
+    assert (result.status, result.reason) == (status, reason), result
+    if output is not None:
+        assert result.output == output
+    # Header values are the target's text, never shown.
+    assert "degraded" not in result.output or "degraded" in str(options)
+
+
+@pytest.mark.parametrize(
+    ("path", "options", "status", "output"),
+    [
+        pytest.param(
+            "/status/429", {"warn_status": [429]}, Status.WARN, "HTTP 429, a warn_status", id="429"
+        ),
+        pytest.param(
+            "/status/503",
+            {"warn_status": ["500-503"]},
+            Status.WARN,
+            "HTTP 503, a warn_status",
+            id="range",
+        ),
+        pytest.param(
+            "/status/502",
+            {"warn_status": ["5xx"]},
+            Status.WARN,
+            "HTTP 502, a warn_status",
+            id="class",
+        ),
+        pytest.param(
+            "/status/500",
+            {"warn_status": [429]},
+            Status.FAIL,
+            "HTTP 500, expected 200-399",
+            id="not-a-warn-status",
+        ),
+        pytest.param("/ok", {"warn_status": [429]}, Status.PASS, None, id="expected-passes"),
+        pytest.param(
+            "/status/429",
+            {"warn_status": [429], "body_contains": "never checked"},
+            Status.WARN,
+            "HTTP 429, a warn_status",
+            id="body-not-judged-on-a-warn-status",
+        ),
+    ],
+)
+async def test_warn_status(
+    server: TestServer,
+    resources: Resources,
+    path: str,
+    options: dict[str, Any],
+    status: Status,
+    output: str | None,
+) -> None:
+    result = await run(resources, f"http://127.0.0.1:{server.port}{path}", **options)
+
+    assert result.status is status, result
+    if output is not None:
+        assert (result.output, result.reason) == (output, Reason.STATUS)
+
+
+async def test_require_tls(
+    aiohttp_server: ServerFactory,
+    ca: trustme.CA,
+    tls_files: TlsFiles,
+    resources: Resources,
+) -> None:
+    ports: dict[str, int] = {}
+
+    async def to_https(request: web.Request) -> web.Response:
+        return redirect(f"https://localhost:{ports['tls']}/ok", 308)
+
+    async def to_http(request: web.Request) -> web.Response:
+        return redirect(f"http://localhost:{ports['plain']}/ok", 302)
+
+    tls_app, plain_app = make_app(), make_app()
+    plain_app.router.add_get("/up", to_https)
+    tls_app.router.add_get("/down", to_http)
+    ports["tls"] = (await aiohttp_server(tls_app, ssl=server_tls_context(ca))).port
+    ports["plain"] = (await aiohttp_server(plain_app)).port
+    plain_url = f"http://localhost:{ports['plain']}"
+    tls_url = f"https://localhost:{ports['tls']}"
+
+    upgraded = await run(resources, f"{plain_url}/up", require_tls=True, ca_file=tls_files.ca)
+    direct = await run(resources, f"{tls_url}/ok", require_tls=True, ca_file=tls_files.ca)
+    plain = await run(resources, f"{plain_url}/ok", require_tls=True)
+    downgraded = await run(resources, f"{tls_url}/down", require_tls=True, ca_file=tls_files.ca)
+
+    assert (upgraded.status, direct.status) == (Status.PASS, Status.PASS), (upgraded, direct)
+    assert_result(
+        plain, Status.FAIL, Reason.NOT_TLS, "the answer came over plain http (require_tls)"
+    )
+    assert (downgraded.status, downgraded.reason) == (Status.FAIL, Reason.NOT_TLS)
+    assert paths_seen(plain_app) == ["/up", "/ok", "/ok"]
+
+
+# --- certificate expiry ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "options", "status", "said"),
+    [
+        pytest.param(
+            HOUR, {}, Status.FAIL, "(in 59 minutes), within cert_expiry_fail 1d", id="hour"
+        ),
+        pytest.param(
+            10 * DAY, {}, Status.WARN, "(in 9 days), within cert_expiry_warn 14d", id="10d"
+        ),
+        pytest.param(365 * DAY, {}, Status.PASS, "(in 364 days)", id="year"),
+        pytest.param(-DAY, {"tls_verify": False}, Status.FAIL, "(1 day ago)", id="expired"),
+    ],
+)
+async def test_certificate_expiry(
+    aiohttp_server: ServerFactory,
+    resources: Resources,
+    tmp_path: Path,
+    expires_in: float,
+    options: dict[str, Any],
+    status: Status,
+    said: str,
+) -> None:
+    not_after = int(time.time() + expires_in)
+    chain = make_chain(not_after)
+    server = await aiohttp_server(make_app(), ssl=chain.server_context(tmp_path))
+    verify = {} if options else {"ca_file": chain.ca_file(tmp_path)}
+
+    result = await run(
+        resources,
+        f"https://localhost:{server.port}/ok",
+        cert_expiry_warn="14d",
+        cert_expiry_fail="1d",
+        **verify,
+        **options,
+    )
+
+    assert result.status is status, result
+    assert result.reason == (None if status is Status.PASS else Reason.CERT_EXPIRY)
+    assert result.cert_not_after == not_after
+    date = datetime.datetime.fromtimestamp(not_after, datetime.UTC)
+    assert f"certificate 'localhost' {'expired' if expires_in < 0 else 'expires'} " in (
+        result.output
+    )
+    assert f" {date:%Y-%m-%d %H:%M} UTC {said}" in result.output
+    assert "HTTP 200 in " in result.output
+
+
+async def test_the_expiry_is_recorded_without_limits_and_after_a_redirect(
+    aiohttp_server: ServerFactory, resources: Resources, tmp_path: Path
+) -> None:
+    not_after = int(time.time() + 30 * DAY)
+    chain = make_chain(not_after, intermediate_not_after=int(time.time() + 60 * DAY))
+    server = await aiohttp_server(make_app(), ssl=chain.server_context(tmp_path))
+    url = f"https://localhost:{server.port}/chain/2"
+
+    result = await run(resources, url, ca_file=chain.ca_file(tmp_path))
+
+    assert (result.status, result.cert_not_after) == (Status.PASS, not_after)
+    assert "certificate" not in result.output
+
+
+async def test_a_failing_status_keeps_its_reason_and_notes_the_expiry(
+    aiohttp_server: ServerFactory, resources: Resources, tmp_path: Path
+) -> None:
+    chain = make_chain(int(time.time() + 10 * DAY))
+    server = await aiohttp_server(make_app(), ssl=chain.server_context(tmp_path))
+
+    result = await run(
+        resources,
+        f"https://localhost:{server.port}/status/500",
+        ca_file=chain.ca_file(tmp_path),
+        cert_expiry_warn="14d",
+    )
+
+    assert (result.status, result.reason) == (Status.FAIL, Reason.STATUS)
+    assert result.output.startswith("HTTP 500, expected 200-399; certificate 'localhost' expires")
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        pytest.param(
+            {"method": "HEAD", "body_not_contains": "DOWN"},
+            "body_not_contains and body_not_regex need a method other than HEAD",
+            id="head-with-negative-body-match",
+        ),
+        pytest.param(
+            {"body_not_regex": "(unclosed"},
+            "invalid regular expression '(unclosed': missing ), unterminated subpattern "
+            "at position 0 - at `$.body_not_regex`",
+            id="bad-negative-pattern",
+        ),
+        pytest.param(
+            {"header_regex": {"X Status": "ok"}},
+            "invalid header name 'X Status' - at `$.header_regex`",
+            id="bad-header-name",
+        ),
+        pytest.param(
+            {"header_not_regex": {"Server": "(x"}},
+            "invalid regular expression '(x': missing ), unterminated subpattern at position 0"
+            " - at `$.header_not_regex[...]`",
+            id="bad-header-pattern",
+        ),
+        pytest.param(
+            {"warn_status": ["3xx"]},
+            "warn_status 300-399 overlaps expect_status 200-399: a status either passes or "
+            "warns - at `$.warn_status`",
+            id="warn-and-expect-overlap",
+        ),
+        pytest.param(
+            {"warn_status": [429], "expect_status": ["200", "400-499"]},
+            "warn_status 429 overlaps expect_status 400-499: a status either passes or warns"
+            " - at `$.warn_status`",
+            id="warn-inside-an-expected-range",
+        ),
+        pytest.param(
+            {"cert_expiry_warn": "14d"},
+            "cert_expiry_warn needs an https:// url, or require_tls: true for a redirect"
+            " - at `$.cert_expiry_warn`",
+            id="expiry-over-plain-http",
+        ),
+        pytest.param(
+            {"url": "https://localhost/", "cert_expiry_warn": "1d", "cert_expiry_fail": "1d"},
+            "cert_expiry_warn (1d) must be longer than cert_expiry_fail (1d), or the warning "
+            "never shows - at `$.cert_expiry_warn`",
+            id="warn-not-longer-than-fail",
+        ),
+        pytest.param(
+            {"unix_socket": "/run/app.sock", "require_tls": True},
+            "require_tls cannot hold: requests go through a unix socket - at `$.require_tls`",
+            id="require-tls-on-a-unix-socket",
+        ),
+    ],
+)
+def test_invalid_match_and_expiry_options(options: dict[str, Any], error: str) -> None:
+    with pytest.raises(msgspec.ValidationError) as caught:
+        HttpProbe.parse_options({"url": "http://127.0.0.1/", **options})
+    assert str(caught.value) == error
+
+
+def test_expiry_limits_over_plain_http_are_allowed_with_require_tls() -> None:
+    options = HttpProbe.parse_options(
+        {"url": "http://127.0.0.1/", "require_tls": True, "cert_expiry_fail": "3d"}
+    )
+    assert options.cert_expiry_fail == 3 * DAY
+
+
+async def test_a_kept_connection_still_reports_its_certificate(
+    aiohttp_server: ServerFactory, resources: Resources, tmp_path: Path
+) -> None:
+    not_after = int(time.time() + 10 * DAY)
+    chain = make_chain(not_after)
+    app = make_app()
+    server = await aiohttp_server(app, ssl=chain.server_context(tmp_path))
+    probe = make_probe(
+        resources,
+        f"https://localhost:{server.port}/ok",
+        ca_file=chain.ca_file(tmp_path),
+        keep_alive=True,
+        cert_expiry_warn="14d",
+    )
+
+    first, second = await probe.check(), await probe.check()
+
+    peers = {seen.peer for seen in app[SEEN]}
+    assert len(peers) == 1  # the second run came over the first run's connection
+    assert (first.status, second.status) == (Status.WARN, Status.WARN)
+    assert second.cert_not_after == not_after

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pwd
 import re
@@ -20,6 +21,7 @@ import psutil
 import pytest
 
 from probes import Reason, Resources, Result, Status
+from probes.exec import ExecProbe
 from probes.process import ProcessProbe
 from probes.process_table import ProcessRecord, ProcessTable, Snapshot
 from tests.probes.conftest import Spawn, proc_bytes, proc_state, wait_for
@@ -346,7 +348,12 @@ def reaped_pid(spawn: Spawn) -> int:
             id="the-adapters-own-pid",
         ),
         pytest.param(
-            "zombie", Status.FAIL, Reason.PROCESS_MISSING, "; 1 zombie matched$", id="zombie-pid"
+            "zombie",
+            Status.FAIL,
+            Reason.PROCESS_MISSING,
+            r"; pid \d+ is a zombie: it exited and was not reaped by its parent "
+            rf"'[^']+' \(pid {os.getpid()}\)$",
+            id="zombie-pid",
         ),
         pytest.param(
             "not a pid\n",
@@ -437,6 +444,34 @@ async def test_pidfile_combines_with_the_other_criteria(
     assert (other.status, other.observed_value) == (Status.FAIL, 0)
 
 
+async def test_a_pidfile_naming_another_program_says_whose_pid_it_is(
+    spawn: Spawn, unique_sleep: str, tmp_path: Path
+) -> None:
+    # twisted #7555, nebula #6149: after a crash the pidfile's pid belonged to
+    # an unrelated live program, started before the file was written again.
+    stranger = spawn(unique_sleep, "60")
+    await asyncio.to_thread(
+        wait_for, lambda: proc_state(stranger.pid) not in ("", "Z"), "the stranger to run"
+    )
+    pidfile = tmp_path / "app.pid"
+    pidfile.write_text(f"{stranger.pid}\n")
+    name = Path(unique_sleep).name
+
+    named = await check({"pidfile": str(pidfile), "name": "myapp"})
+    alone = await check({"pidfile": str(pidfile)})
+
+    assert (named.status, named.reason, named.observed_value) == (
+        Status.FAIL,
+        Reason.PROCESS_MISSING,
+        0,
+    )
+    assert named.output.endswith(
+        f"; pid {stranger.pid} is {name!r} (user {own_username()}), not the process the check names"
+    )
+    assert alone.status is Status.PASS
+    assert alone.output.endswith(f"({name}, pid {stranger.pid})")
+
+
 # --- user ---------------------------------------------------------------------------------------
 
 
@@ -476,6 +511,48 @@ async def test_the_adapter_never_matches_itself() -> None:
     pids = re.findall(r"\d+", result.output.partition("(pid ")[2])
     assert str(os.getpid()) not in pids
     assert ONLY_ADAPTER_HINT not in result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param("sleep 30; : {marker}", id="shell-running-a-child"),
+        pytest.param("exec sh -c 'sleep 30' {marker}", id="command-replaced-by-exec"),
+        pytest.param("sh -c 'sleep 30' {marker} & sleep 30", id="child-of-the-command"),
+    ],
+)
+async def test_the_commands_of_exec_checks_are_never_counted(
+    spawn_marked: Callable[[], subprocess.Popen[bytes]], marker: str, command: str
+) -> None:
+    # monitoring-plugins #999: check_procs run through `sh -c` counted its own
+    # wrapper, so a dead daemon read as one running.
+    running = asyncio.create_task(
+        ExecProbe("wrapper", {"command": command.format(marker=marker), "shell": True}).check()
+    )
+    try:
+        await asyncio.to_thread(
+            wait_for,
+            lambda: any(
+                marker in " ".join(p.info["cmdline"] or ())
+                for p in psutil.process_iter(["cmdline"], ad_value=None)
+            ),
+            "the exec check's command to start",
+        )
+
+        result = await check({"cmdline": marker})
+
+        assert (result.status, result.observed_value) == (Status.FAIL, 0)
+        assert result.output.startswith(f"no process matches cmdline /{marker}/")
+
+        daemon = spawn_marked()
+        result = await check({"cmdline": marker})
+
+        assert (result.status, result.observed_value) == (Status.PASS, 1)
+        assert f"(pid {daemon.pid})" in result.output
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
 
 
 # --- what reality cannot be made to do: fake process tables -----------------------------
@@ -846,6 +923,114 @@ async def test_a_pid_reused_by_another_process_fails(
 
     assert (result.status, result.reason) == (Status.FAIL, Reason.PROCESS_MISSING)
     assert f"pid {writer.pid} now belongs to 'sleep', which started 10 min after" in result.output
+
+
+def can_mount_hidepid() -> bool:
+    return (
+        os.geteuid() == 0
+        and shutil.which("unshare") is not None
+        and shutil.which("setpriv") is not None
+        and subprocess.run(
+            ["unshare", "-mpf", "--mount-proc", "mount", "-o", "remount,hidepid=2", "/proc"],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
+
+
+HIDDEN_PROBE = """
+import asyncio
+from probes import Resources
+from probes.process import ProcessProbe
+result = asyncio.run(ProcessProbe("w", {"name": "sleep"}, Resources()).check())
+print(result.status, result.reason, result.output, sep="|")
+"""
+
+
+@pytest.mark.parametrize("hidepid", ["invisible", "noaccess"])
+@pytest.mark.skipif(not can_mount_hidepid(), reason="needs root and unshare to remount /proc")
+def test_processes_hidden_by_hidepid_are_access_denied_not_missing(hidepid: str) -> None:
+    # psutil #2026: under hidepid a running root daemon read as "no process".
+    # The adapter runs as nobody, in a PID namespace of its own whose /proc
+    # hides root's `sleep` from it.
+    script = (
+        f"mount -o remount,hidepid={hidepid} /proc; sleep 60 & "
+        "exec setpriv --reuid=nobody --regid=nogroup --clear-groups "
+        f'{sys.executable} -c "$0"'
+    )
+    done = subprocess.run(
+        ["unshare", "-mpf", "--mount-proc", "sh", "-c", script, HIDDEN_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+    )
+
+    assert done.stderr == ""
+    status, reason, output = done.stdout.strip().split("|")
+    assert (status, reason) == ("fail", "access_denied")
+    assert f"/proc is mounted with hidepid={hidepid}" in output
+    assert ONLY_ADAPTER_HINT not in output
+
+
+def own_record(pid: int) -> ProcessRecord:
+    return ProcessRecord(
+        pid=pid,
+        ppid=0,
+        name="health-adapter",
+        cmdline=("health-adapter",),
+        username="me",
+        uid=os.getuid(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("processes", "hidepid", "reason", "output"),
+    [
+        pytest.param(
+            (own_record(1),),
+            "invisible",
+            Reason.ACCESS_DENIED,
+            "no process matches name 'nginx', expected at least 1; /proc is mounted with "
+            "hidepid=invisible: processes the adapter may not inspect are hidden from it",
+            id="invisible-only-the-adapter-seen",
+        ),
+        pytest.param(
+            (own_record(1), record(2, name=None, cmdline=None, username=None)),
+            "noaccess",
+            Reason.ACCESS_DENIED,
+            "no process matches name 'nginx', expected at least 1; 1 process could not be "
+            "read (access denied); /proc is mounted with hidepid=noaccess: processes the "
+            "adapter may not inspect are hidden from it",
+            id="noaccess-one-unreadable",
+        ),
+        pytest.param(
+            (own_record(1), record(2, "pause", username="app")),
+            "invisible",
+            Reason.PROCESS_MISSING,
+            "no process matches name 'nginx', expected at least 1; /proc is mounted with "
+            "hidepid=invisible: processes the adapter may not inspect are hidden from it",
+            id="invisible-but-another-users-process-read",
+        ),
+        pytest.param(
+            (own_record(1),),
+            None,
+            Reason.PROCESS_MISSING,
+            f"no process matches name 'nginx', expected at least 1; {ONLY_ADAPTER_HINT}",
+            id="no-hidepid-only-the-adapter-seen",
+        ),
+    ],
+)
+async def test_hidepid_makes_a_short_count_hidden_not_missing(
+    processes: tuple[ProcessRecord, ...], hidepid: str | None, reason: Reason, output: str
+) -> None:
+    resources = Resources()
+    snapshot = Snapshot(processes=processes, own_pid=1, hidepid=hidepid)
+    resources.get(lambda: ProcessTable(lambda: snapshot), key=ProcessTable)
+
+    result = await check({"name": "nginx"}, resources)
+
+    assert (result.status, result.reason, result.output) == (Status.FAIL, reason, output)
 
 
 async def test_hidepid_is_named_when_too_few_processes_are_seen() -> None:

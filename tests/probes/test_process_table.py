@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import pwd
@@ -20,6 +19,7 @@ import psutil
 import pytest
 
 from probes.process_table import (
+    ADAPTER_SESSIONS,
     KERNEL_NAME_MAX,
     ProcessRecord,
     ProcessTable,
@@ -95,6 +95,28 @@ def test_scan_knows_which_process_is_the_adapter(scan: Scan) -> None:
 
     assert snapshot.own_pid == os.getpid()
     assert record_of(snapshot, os.getpid()).cmdline == tuple(psutil.Process().cmdline())
+
+
+@pytest.mark.parametrize("scan", SCANNERS)
+def test_scan_knows_the_sessions_of_the_adapters_commands(scan: Scan) -> None:
+    marker = f"table-test-{uuid.uuid4().hex}"
+    command = subprocess.Popen(
+        [SLEEP, "60"], start_new_session=True, env={"MARKER": marker}, stdin=subprocess.DEVNULL
+    )
+    ADAPTER_SESSIONS.add(command.pid)
+    try:
+        snapshot = scan()
+    finally:
+        ADAPTER_SESSIONS.discard(command.pid)
+        command.kill()
+        command.wait()
+
+    record = record_of(snapshot, command.pid)
+    assert record.session == command.pid
+    assert snapshot.is_adapters(record)
+    assert snapshot.is_adapters(record_of(snapshot, os.getpid()))
+    assert record_of(snapshot, os.getpid()).session == os.getsid(0)
+    assert not scan().own_sessions
 
 
 @pytest.mark.parametrize(
@@ -300,11 +322,22 @@ def test_scan_skips_processes_that_vanish_during_the_scan(
     assert [record.pid for record in from_psutil.processes] == [os.getpid()]
 
 
-def test_records_are_immutable() -> None:
-    record = record_of(scan_processes(), os.getpid())
+@pytest.mark.parametrize(
+    ("cmdline", "command", "expected"),
+    [
+        pytest.param(("sh", "-c", "sleep 1"), None, "sh -c sleep 1", id="derived"),
+        pytest.param(("sh",), "given as read", "given as read", id="given"),
+        pytest.param(None, None, None, id="denied"),
+    ],
+)
+def test_a_records_command_comes_from_its_cmdline_unless_given(
+    cmdline: tuple[str, ...] | None, command: str | None, expected: str | None
+) -> None:
+    record = ProcessRecord(
+        pid=5, ppid=1, name="sh", cmdline=cmdline, username="app", uid=1000, command=command
+    )
 
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        record.name = "other"  # type: ignore[misc]
+    assert record.command == expected
 
 
 # --- who is visible ---------------------------------------------------------------------
@@ -355,10 +388,69 @@ def test_only_adapter_visible(
     assert snapshot.only_adapter_visible() is only_adapter
 
 
-def test_real_table_shows_more_than_the_adapter() -> None:
-    snapshot = scan_processes()
+def test_a_real_table_with_a_process_outside_the_family_shows_more_than_the_adapter() -> None:
+    # sh starts a sleep and exits: the sleep is reparented away from this
+    # process, so it is neither its ancestor nor its descendant.
+    starter = subprocess.run(
+        ["sh", "-c", f"{SLEEP} 60 >/dev/null 2>&1 & echo $!"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    )
+    orphan = int(starter.stdout)
+    try:
+        snapshot = scan_processes()
+        assert orphan in {record.pid for record in snapshot.processes}
+        assert orphan not in snapshot.adapter_family()
+        assert snapshot.only_adapter_visible() is False
+    finally:
+        os.kill(orphan, 9)
 
-    assert snapshot.only_adapter_visible() is (snapshot.own_pid == 1)
+
+OWN_NAMESPACE_SCAN = (
+    "from probes.process_table import scan_processes; "
+    "snapshot = scan_processes(); "
+    "print(snapshot.own_pid, snapshot.only_adapter_visible())"
+)
+
+
+def can_unshare_pid() -> bool:
+    return os.geteuid() == 0 and shutil.which("unshare") is not None
+
+
+@pytest.mark.skipif(not can_unshare_pid(), reason="needs root and unshare --pid")
+@pytest.mark.parametrize(
+    ("wrapper", "own_pid"),
+    [
+        pytest.param([], "1", id="as-pid-1"),
+        pytest.param(["sh", "-c", '"$0" "$@"; exit $?'], "2", id="under-an-init-wrapper"),
+    ],
+)
+def test_a_real_table_in_a_pid_namespace_of_its_own_shows_only_the_adapter(
+    wrapper: list[str], own_pid: str
+) -> None:
+    done = subprocess.run(
+        [
+            "unshare",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+            *wrapper,
+            sys.executable,
+            "-c",
+            OWN_NAMESPACE_SCAN,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [own_pid, "True"]
 
 
 # --- sharing scans ------------------------------------------------------------------------

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import os
 import socket
 import ssl
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from adapter.runner import ProbeRunner
 from adapter.threads import DaemonThreadPool
 from probes import Reason, Result, Status
 from probes.tcp import EXPECT_LIMIT, TcpProbe, TlsSetupError, classify_connect_error
+from tests.certificates import DAY, HOUR, make_chain, make_self_signed
 from tests.conftest import ROOT, free_port
 from tests.leaks import no_leaks
 from tests.rotation import SecretDir
@@ -446,10 +449,13 @@ def test_connect_errors_are_classified(
             "{port: 70000}",
             "checks[0] (t).tcp.port: expected an integer <= 65535, got an integer 70000",
         ),
-        ("{port: 80, ca_file: /ca.pem}", "checks[0] (t).tcp.ca_file: ca_file needs tls: true"),
+        (
+            "{port: 80, ca_file: /ca.pem}",
+            "checks[0] (t).tcp.ca_file: ca_file needs tls: true or a starttls step",
+        ),
         (
             "{port: 80, tls_verify: false}",
-            "checks[0] (t).tcp.tls_verify: tls_verify needs tls: true",
+            "checks[0] (t).tcp.tls_verify: tls_verify needs tls: true or a starttls step",
         ),
         (
             "{port: 80, expect: '(unclosed'}",
@@ -468,7 +474,7 @@ def test_connect_errors_are_classified(
         ("{port: 80, sned: x}", "checks[0] (t).tcp.sned: unknown key; did you mean 'send'?"),
         (
             "{port: 80, cert_file: c.pem}",
-            "checks[0] (t).tcp.cert_file: cert_file needs tls: true",
+            "checks[0] (t).tcp.cert_file: cert_file needs tls: true or a starttls step",
         ),
         (
             "{port: 80, tls: true, key_file: k.pem}",
@@ -658,3 +664,391 @@ async def test_mutual_tls(
         assert result.status is Status.PASS, result.output
     else:
         assert (result.status, result.reason) == (Status.FAIL, Reason.TLS), result.output
+
+
+# --- certificate expiry -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "options", "status", "reason", "said"),
+    [
+        pytest.param(
+            HOUR,
+            {"cert_expiry_warn": "14d", "cert_expiry_fail": "1d"},
+            Status.FAIL,
+            Reason.CERT_EXPIRY,
+            "expires {date} UTC (in 59 minutes), within cert_expiry_fail 1d",
+            id="in-an-hour-fails",
+        ),
+        pytest.param(
+            10 * DAY,
+            {"cert_expiry_warn": "14d", "cert_expiry_fail": "1d"},
+            Status.WARN,
+            Reason.CERT_EXPIRY,
+            "expires {date} UTC (in 9 days), within cert_expiry_warn 14d",
+            id="in-10-days-warns",
+        ),
+        pytest.param(
+            365 * DAY,
+            {"cert_expiry_warn": "14d", "cert_expiry_fail": "1d"},
+            Status.PASS,
+            None,
+            "expires {date} UTC (in 364 days)",
+            id="in-a-year-passes",
+        ),
+        pytest.param(
+            -DAY,
+            {"cert_expiry_warn": "14d", "tls_verify": False},
+            Status.FAIL,
+            Reason.CERT_EXPIRY,
+            "expired {date} UTC (1 day ago)",
+            id="expired-with-verification-off",
+        ),
+        pytest.param(10 * DAY, {}, Status.PASS, None, None, id="no-limits-only-records-the-date"),
+    ],
+)
+async def test_certificate_expiry(
+    serve: Callable[..., Awaitable[Server]],
+    tmp_path: Path,
+    expires_in: float,
+    options: dict[str, Any],
+    status: Status,
+    reason: Reason | None,
+    said: str | None,
+) -> None:
+    not_after = int(time.time() + expires_in)
+    chain = make_chain(not_after)
+    server = await serve(banner, chain.server_context(tmp_path))
+    verify = {} if options.get("tls_verify") is False else {"ca_file": chain.ca_file(tmp_path)}
+
+    result = await run(WAIT, port=server.port, tls=True, **verify, **options)
+
+    assert (result.status, result.reason) == (status, reason), result.output
+    assert result.cert_not_after == not_after
+    if said is None:
+        assert "certificate" not in result.output
+    else:
+        date = datetime.datetime.fromtimestamp(not_after, datetime.UTC)
+        assert f"certificate 'localhost' {said.format(date=f'{date:%Y-%m-%d %H:%M}')}" in (
+            result.output
+        )
+        assert f"TLS connected to 127.0.0.1:{server.port} in " in result.output
+
+
+async def test_an_expired_self_signed_certificate_is_reported_with_verification_off(
+    serve: Callable[..., Awaitable[Server]], tmp_path: Path
+) -> None:
+    not_after = int(time.time() - 3 * DAY)
+    server = await serve(banner, make_self_signed(not_after).server_context(tmp_path))
+
+    result = await run(WAIT, port=server.port, tls=True, tls_verify=False, cert_expiry_fail="1d")
+
+    assert (result.status, result.reason) == (Status.FAIL, Reason.CERT_EXPIRY), result.output
+    assert result.cert_not_after == not_after
+    assert result.output.startswith("certificate 'self-signed.test' expired ")
+    assert "(3 days ago)" in result.output
+
+
+async def test_the_earliest_certificate_of_the_presented_chain_counts(
+    serve: Callable[..., Awaitable[Server]], tmp_path: Path
+) -> None:
+    leaf_until, middle_until = int(time.time() + 365 * DAY), int(time.time() + 5 * DAY)
+    chain = make_chain(leaf_until, intermediate_not_after=middle_until)
+    server = await serve(banner, chain.server_context(tmp_path))
+
+    result = await run(
+        WAIT, port=server.port, tls=True, ca_file=chain.ca_file(tmp_path), cert_expiry_warn="7d"
+    )
+
+    assert result.status is Status.WARN, result.output
+    assert result.cert_not_after == middle_until
+    assert result.output.startswith("certificate 'Test Intermediate CA' expires ")
+
+
+async def test_a_certificate_without_a_common_name_is_named_by_its_first_san(
+    serve: Callable[..., Awaitable[Server]], tmp_path: Path
+) -> None:
+    chain = make_chain(int(time.time() + 2 * DAY), leaf_name="")
+    server = await serve(banner, chain.server_context(tmp_path))
+
+    result = await run(WAIT, port=server.port, tls=True, tls_verify=False, cert_expiry_warn="7d")
+
+    assert result.output.startswith("certificate 'localhost' expires ")
+
+
+async def test_a_failed_connection_reports_no_expiry(
+    serve: Callable[..., Awaitable[Server]], tmp_path: Path
+) -> None:
+    chain = make_chain(int(time.time() + 2 * DAY))
+    server = await serve(banner, chain.server_context(tmp_path))
+
+    # The CA is not given: verification fails, no chain is trusted enough to report.
+    result = await run(WAIT, port=server.port, tls=True, cert_expiry_warn="7d")
+
+    assert (result.status, result.reason, result.cert_not_after) == (Status.FAIL, Reason.TLS, None)
+
+
+# --- dialog ----------------------------------------------------------------------------------
+
+
+def smtp_like(tls: ssl.SSLContext) -> Handler:
+    """An SMTP-like server: a banner, EHLO with a multi-line answer, STARTTLS, NOOP, QUIT."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 mail.test ESMTP ready\r\n")
+        await writer.drain()
+        while line := await reader.readline():
+            command = line.strip().upper()
+            if command.startswith(b"EHLO"):
+                writer.write(b"250-mail.test\r\n250-SIZE 1000\r\n250 STARTTLS\r\n")
+            elif command == b"STARTTLS":
+                writer.write(b"220 ready to start TLS\r\n")
+                await writer.drain()
+                await writer.start_tls(tls)
+                continue
+            elif command == b"NOOP":
+                writer.write(b"250 OK\r\n")
+            elif command == b"QUIT":
+                writer.write(b"221 bye\r\n")
+                await writer.drain()
+                return
+            else:
+                writer.write(b"500 unknown command\r\n")
+            await writer.drain()
+
+    return handle
+
+
+async def redis_like(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A redis-like server: PING, INFO replication and QUIT, one reply per line."""
+    while line := await reader.readline():
+        if line == b"PING\r\n":
+            writer.write(b"+PONG\r\n")
+        elif line == b"INFO replication\r\n":
+            info = b"# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"
+            writer.write(b"$%d\r\n%s\r\n" % (len(info), info))
+        elif line == b"QUIT\r\n":
+            writer.write(b"+OK\r\n")
+            await writer.drain()
+            return
+        else:
+            writer.write(b"-ERR unknown command\r\n")
+        await writer.drain()
+
+
+SMTP_DIALOG = [
+    {"expect": "^220 "},
+    {"send": "EHLO health\r\n"},
+    {"expect": "(?m)^250 "},
+    {"send": "STARTTLS\r\n"},
+    {"expect": "^220 "},
+    {"starttls": True},
+    {"send": "NOOP\r\n"},
+    {"expect": "^250 OK"},
+    {"send": "QUIT\r\n"},
+]
+REDIS_DIALOG = [
+    {"send": "PING\r\n"},
+    {"expect": "^\\+PONG\r\n"},
+    {"send": "INFO replication\r\n"},
+    {"expect": "role:master"},
+]
+
+
+@pytest.mark.parametrize(
+    ("dialog", "handler", "with_ca", "status", "reason", "said"),
+    [
+        pytest.param(
+            SMTP_DIALOG, "smtp", True, Status.PASS, None, "dialog of 9 steps completed", id="smtp"
+        ),
+        pytest.param(
+            REDIS_DIALOG, "redis", False, Status.PASS, None, "dialog of 4 steps", id="redis"
+        ),
+        pytest.param(
+            [*REDIS_DIALOG[:2], {"send": "INFO replication\r\nQUIT\r\n"}, {"expect": "role:x"}],
+            "redis",
+            False,
+            Status.FAIL,
+            Reason.BODY_MISMATCH,
+            "dialog step 4: reply does not match /role:x/ (the connection was closed",
+            id="redis-wrong-role",
+        ),
+        pytest.param(
+            SMTP_DIALOG,
+            "smtp",
+            False,
+            Status.FAIL,
+            Reason.TLS,
+            "dialog step 6: starttls: TLS error with 127.0.0.1:{port}: certificate verify failed",
+            id="starttls-untrusted",
+        ),
+        pytest.param(
+            [{"send": "QUIT\r\n"}, {"expect": "^250 "}],
+            "smtp",
+            False,
+            Status.FAIL,
+            Reason.BODY_MISMATCH,
+            "dialog step 2: reply does not match /^250 / (the connection was closed after",
+            id="closed-before-the-match",
+        ),
+        pytest.param(
+            [{"send": "PING\r\n"}, {"starttls": True}],
+            "redis",
+            True,
+            Status.FAIL,
+            Reason.TLS,
+            "dialog step 2: starttls: TLS error with 127.0.0.1:{port}: ",
+            id="starttls-to-a-plain-server",
+        ),
+    ],
+)
+async def test_dialog(
+    serve: Callable[..., Awaitable[Server]],
+    ca: trustme.CA,
+    ca_file: str,
+    dialog: list[dict[str, Any]],
+    handler: str,
+    with_ca: bool,
+    status: Status,
+    reason: Reason | None,
+    said: str,
+) -> None:
+    server = await serve(smtp_like(server_tls(ca)) if handler == "smtp" else redis_like)
+    tls = {"ca_file": ca_file} if with_ca else {}
+
+    async with no_leaks():
+        result = await run(WAIT, port=server.port, dialog=dialog, **tls)
+        await asyncio.wait_for(server.client_left.wait(), WAIT)
+
+    assert (result.status, result.reason) == (status, reason), result.output
+    assert said.format(port=server.port) in result.output
+    assert server.open == 0
+
+
+async def test_starttls_reports_the_certificate_expiry(
+    serve: Callable[..., Awaitable[Server]], tmp_path: Path
+) -> None:
+    not_after = int(time.time() + 10 * DAY)
+    chain = make_chain(not_after)
+    server = await serve(smtp_like(chain.server_context(tmp_path)))
+
+    result = await run(
+        WAIT,
+        port=server.port,
+        dialog=SMTP_DIALOG,
+        ca_file=chain.ca_file(tmp_path),
+        cert_expiry_warn="14d",
+    )
+
+    assert (result.status, result.cert_not_after) == (Status.WARN, not_after), result.output
+
+
+async def test_an_expect_consumes_its_line_and_leaves_the_next_lines(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    async def two_lines_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"* OK ready\r\n* BYE later\r\n")
+        await writer.drain()
+        await reader.read()
+
+    server = await serve(two_lines_at_once)
+
+    # Both lines arrive in one read: the first expect consumes its line only.
+    after = await run(WAIT, port=server.port, dialog=[{"expect": "OK"}, {"expect": "^\\* BYE"}])
+    rest_of_line = await run(0.5, port=server.port, dialog=[{"expect": "OK"}, {"expect": "ready"}])
+
+    assert after.status is Status.PASS, after.output
+    assert (rest_of_line.status, rest_of_line.reason) == (Status.FAIL, Reason.TIMEOUT)
+
+
+async def test_a_dialog_runs_under_the_checks_deadline(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    server = await serve(silent)
+
+    async with no_leaks():
+        result = await run(0.3, port=server.port, dialog=[{"send": "hi\r\n"}, {"expect": "x"}])
+        await asyncio.wait_for(server.client_left.wait(), WAIT)
+
+    assert (result.status, result.reason) == (Status.FAIL, Reason.TIMEOUT)
+
+
+@pytest.mark.parametrize(
+    ("block", "error"),
+    [
+        pytest.param(
+            "{port: 25, send: x, dialog: [{expect: x}]}",
+            "checks[0] (t).tcp.send: send and dialog exclude each other: "
+            "put it in the dialog as a step",
+            id="both-forms",
+        ),
+        pytest.param(
+            "{port: 25, dialog: [{expect: x}, {send: x, expect: y}]}",
+            "checks[0] (t).tcp.dialog[1]: a step is exactly one of send, expect or "
+            "starttls: true; it has send and expect",
+            id="two-in-a-step",
+        ),
+        pytest.param(
+            "{port: 25, dialog: [{}]}",
+            "checks[0] (t).tcp.dialog[0]: a step is exactly one of send, expect or "
+            "starttls: true; it has none",
+            id="empty-step",
+        ),
+        pytest.param(
+            "{port: 25, dialog: [{starttls: false}]}",
+            "checks[0] (t).tcp.dialog[0]: a step is exactly one of send, expect or "
+            "starttls: true; it has none",
+            id="starttls-false",
+        ),
+        pytest.param(
+            "{port: 25, tls: true, dialog: [{starttls: true}]}",
+            "checks[0] (t).tcp.dialog[0]: starttls needs a plain connection: leave out tls: true",
+            id="starttls-over-tls",
+        ),
+        pytest.param(
+            "{port: 25, dialog: [{starttls: true}, {starttls: true}]}",
+            "checks[0] (t).tcp.dialog[1]: starttls may come only once",
+            id="starttls-twice",
+        ),
+        pytest.param(
+            "{port: 25, dialog: [{expect: '(x'}]}",
+            "checks[0] (t).tcp.dialog[0].expect: invalid regular expression '(x': "
+            "missing ), unterminated subpattern at position 0",
+            id="bad-pattern",
+        ),
+        pytest.param(
+            "{port: 25, dialog: [{sned: x}]}",
+            "checks[0] (t).tcp.dialog[0].sned: unknown key",
+            id="unknown-step-key",
+        ),
+        pytest.param(
+            "{port: 443, cert_expiry_warn: 14d}",
+            "checks[0] (t).tcp.cert_expiry_warn: cert_expiry_warn needs tls: true "
+            "or a starttls step",
+            id="expiry-without-tls",
+        ),
+        pytest.param(
+            "{port: 443, tls: true, cert_expiry_warn: 3d, cert_expiry_fail: 7d}",
+            "checks[0] (t).tcp.cert_expiry_warn: cert_expiry_warn (3d) must be longer than "
+            "cert_expiry_fail (7d), or the warning never shows",
+            id="warn-not-longer-than-fail",
+        ),
+        pytest.param(
+            "{port: 443, tls: true, cert_expiry_warn: 2 weeks}",
+            "checks[0] (t).tcp.cert_expiry_warn: invalid duration '2 weeks' "
+            "(write it like 250ms, 10s, 2m, 1h or a number of seconds)",
+            id="bad-expiry-duration",
+        ),
+    ],
+)
+def test_invalid_dialogs_and_expiry_limits_are_located(block: str, error: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f"checks: [{{name: t, tcp: {block}}}]", environ={})
+    assert caught.value.errors == [error]
+
+
+def test_a_starttls_step_allows_the_tls_options() -> None:
+    options = TcpProbe.parse_options(
+        {"port": 25, "dialog": [{"starttls": True}], "ca_file": "/ca.pem", "server_name": "mx"}
+    )
+    assert [step.starttls for step in options.dialog] == [True]

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from acme_probes.queue import QueueDepth
 
-from probes.testing import ConfigError, run_probe
+from adapter.testing import ConfigError, run_probe
 
 DEPTHS = {"orders": 3, "emails": 250}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from acme_probes.spool import SpoolDepth
 
-from probes.testing import run_probe_sync
+from adapter.testing import run_probe_sync
 
 
 def spool(directory: Path, ages: list[float]) -> Path:

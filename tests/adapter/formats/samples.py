@@ -61,3 +61,21 @@ STATES = {
 
 def sample_verdict() -> Verdict:
     return judge(CHECKS, STATES, NOW)
+
+
+#: 2026-01-01T00:00:00Z, the expiry the TLS sample's certificate was presented with.
+CERT_NOT_AFTER = 1_767_225_600
+
+
+def tls_verdict() -> Verdict:
+    """One https check whose certificate expires soon enough to warn."""
+    result = Result(
+        "warn",
+        "certificate 'site.test' expires 2026-01-01 00:00 UTC (in 9 days), within "
+        "cert_expiry_warn 14d; HTTP 200 in 12.5 ms",
+        12.5,
+        "ms",
+        reason="cert_expiry",
+        cert_not_after=CERT_NOT_AFTER,
+    )
+    return judge([check("site", probe_type="http")], {"site": state(result)}, NOW)

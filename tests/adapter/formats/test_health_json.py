@@ -8,12 +8,14 @@ from adapter.formats.health_json import health_json
 from adapter.health import judge, one_check_verdict
 from probes import Result
 from tests.adapter.formats.samples import (
+    CERT_NOT_AFTER,
     CHECKS,
     NOW,
     STATES,
     check,
     sample_verdict,
     state,
+    tls_verdict,
 )
 
 
@@ -64,3 +66,28 @@ def test_notes_name_what_could_not_be_excluded() -> None:
     verdict = judge([check("a")], {"a": state(Result("pass"))}, NOW, exclude=["zz"])
     document = json.loads(health_json(verdict, None))
     assert document["notes"] == ["no check to exclude named zz"]
+
+
+def test_a_certificate_expiry_is_a_measurement_of_its_own() -> None:
+    document = json.loads(health_json(tls_verdict(), None))
+
+    site, expiry = document["checks"]["site"][0], document["checks"]["site:certNotAfter"]
+    # The check keeps its latency; the expiry is a Unix time, with the check's status.
+    assert (site["observedValue"], site["observedUnit"], site["reason"]) == (
+        12.5,
+        "ms",
+        "cert_expiry",
+    )
+    assert "2026-01-01 00:00 UTC" in site["output"]
+    assert expiry == [
+        {
+            "status": "warn",
+            "componentType": "http",
+            "observedValue": CERT_NOT_AFTER,
+            "observedUnit": "s",
+            "time": site["time"],
+        }
+    ]
+    assert not any(
+        ":" in name for name in json.loads(health_json(sample_verdict(), None))["checks"]
+    )

@@ -8,7 +8,14 @@ from adapter.formats.nagios import exit_code, nagios_text, number, perfdata, rel
 from adapter.health import judge, shutting_down
 from probes import Result, Status
 from tests import nagios_grammar
-from tests.adapter.formats.samples import NOW, check, sample_verdict, state
+from tests.adapter.formats.samples import (
+    CERT_NOT_AFTER,
+    NOW,
+    check,
+    sample_verdict,
+    state,
+    tls_verdict,
+)
 
 
 def test_the_sample_verdict_follows_the_guidelines() -> None:
@@ -194,3 +201,13 @@ def test_shutting_down_says_so() -> None:
 )
 def test_exit_codes(status: Status, code: int) -> None:
     assert exit_code(status) == code
+
+
+def test_a_certificate_expiry_is_perfdata_without_a_unit() -> None:
+    parsed = nagios_grammar.parse(nagios_text(tls_verdict()))
+
+    # A Unix time, not a duration: no `s`, so graphers do not add it up as one.
+    assert parsed.perfdata == {"site": (12.5, "ms"), "site:certNotAfter": (CERT_NOT_AFTER, "")}
+    assert parsed.long_output[0].startswith(
+        "[WARN] site: certificate 'site.test' expires 2026-01-01 00:00 UTC"
+    )

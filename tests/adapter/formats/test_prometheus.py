@@ -14,7 +14,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapter.formats.prometheus import AdapterMetrics, exposition_bytes
 from adapter.health import Verdict, judge
 from probes import Result
-from tests.adapter.formats.samples import NOW, STARTED, check, sample_verdict, state
+from tests.adapter.formats.samples import (
+    CERT_NOT_AFTER,
+    NOW,
+    STARTED,
+    check,
+    sample_verdict,
+    state,
+    tls_verdict,
+)
 
 
 def samples(
@@ -107,3 +115,15 @@ def test_promtool_finds_nothing_to_lint() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == b"" and done.stderr.strip() == b""
+
+
+@pytest.mark.parametrize("openmetrics", [False, True], ids=["prometheus", "openmetrics"])
+def test_a_certificate_expiry_is_a_timestamp_gauge(openmetrics: bool) -> None:
+    found = samples(AdapterMetrics(version="1.2.3"), tls_verdict(), openmetrics)
+    other = samples(AdapterMetrics(version="1.2.3"), sample_verdict(), openmetrics)
+
+    name = "health_check_tls_cert_not_after_timestamp_seconds"
+    assert value(found, name, check="site") == CERT_NOT_AFTER
+    # The latency stays the observed value; checks without TLS have no expiry series.
+    assert value(found, "health_check_observed_value", check="site", unit="seconds") == 0.0125
+    assert not any(key[0] == name for key in other)

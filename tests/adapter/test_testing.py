@@ -1,4 +1,4 @@
-"""probes.testing: a probe run once, as the adapter runs it, for plugin authors' tests."""
+"""adapter.testing: a probe run once, as the adapter runs it, for plugin authors' tests."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import time
 import pytest
 
 from adapter.registry import EntryPointSpec, Registry
+from adapter.testing import ConfigError, make_probe, run_probe, run_probe_sync
 from probes import Probe, Reason, Resources, Result, Status
-from probes.testing import ConfigError, make_probe, run_probe, run_probe_sync
 from tests import sample_probes
 
 

@@ -1,6 +1,6 @@
-"""Test helpers for probe authors: run a probe once, as the adapter would, and get its Result.
+"""The test kit for probe authors: run a probe once, as the adapter would, and get its Result.
 
-    from probes.testing import run_probe, run_probe_sync
+    from adapter.testing import run_probe, run_probe_sync
 
     async def test_a_deep_queue_fails():            # with pytest-asyncio or pytest-aiohttp
         result = await run_probe(QueueDepth, {"max_depth": 5})
@@ -15,6 +15,11 @@ block: a mistake raises `ConfigError` whose `errors` are the lines
 `checks[0] (test).queue_depth.max_depth: expected an integer, got 'lots'`.
 The run goes through the adapter's own runner, so an exception, an overrun of
 `timeout` or a stuck thread gives the Result it gives in the adapter.
+
+It lives in the adapter, not in `probes`, because it runs the adapter's
+config loader and runner, and `probes` (the API a plugin builds on) depends
+on nothing of the adapter's. The names in `__all__` are the stable entry
+for plugin tests; everything else of `adapter` may change between releases.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from adapter.config import ConfigError, parse_probe_options
 from adapter.registry import PLUGIN_KEY, Registry, load_class
 from adapter.runner import ProbeRunner
 from adapter.threads import DaemonThreadPool
-from probes.base import Probe, Resources, Result
+from probes import Probe, Resources, Result
 from probes.types import parse_duration
 
 __all__ = ["ConfigError", "make_probe", "run_probe", "run_probe_sync"]
