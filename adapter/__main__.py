@@ -9,6 +9,7 @@ import sys
 
 
 def main() -> int:
+    """Run the command line; returns the exit status (see adapter.cli)."""
     if sys.argv[1:2] == ["serve"]:
         from adapter import stopping
 

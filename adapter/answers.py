@@ -20,6 +20,8 @@ MAX_ANSWERS = 64
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Answer:
+    """One rendered answer: HTTP status, body bytes, and the headers sent with it."""
+
     status: int
     body: bytes
     headers: Mapping[str, str]
@@ -34,11 +36,21 @@ class _Kept:
 
 
 class AnswerCache:
+    """The answers of one endpoint, by key, each kept while it is still the truth.
+
+    The key is whatever tells two answers apart (format, access tier,
+    `?exclude=` names, draining). An answer is valid while the store's
+    `version` and the config in force are those it was rendered from, and the
+    monotonic `now` is before its `valid_until`. Past `max_answers` distinct
+    keys the whole lot is dropped: a caller that varies more gets no memory.
+    """
+
     def __init__(self, max_answers: int = MAX_ANSWERS) -> None:
         self._kept: dict[Hashable, _Kept] = {}
         self._max = max_answers
 
     def get(self, key: Hashable, version: int, config: Config, now: float) -> Answer | None:
+        """The answer kept for `key`, or None if it is missing or no longer valid."""
         kept = self._kept.get(key)
         if kept is None or kept.version != version or kept.config is not config:
             return None
@@ -49,6 +61,9 @@ class AnswerCache:
     def put(
         self, key: Hashable, answer: Answer, version: int, config: Config, valid_until: float
     ) -> None:
+        """Keep `answer` for `key` until the store passes `version`, the config is
+        swapped, or the monotonic clock reaches `valid_until` (`health.stale_at`).
+        """
         if len(self._kept) >= self._max and key not in self._kept:
             self._kept.clear()
         self._kept[key] = _Kept(answer, version, config, valid_until)

@@ -53,6 +53,7 @@ DEFAULT_SHUTDOWN_DELAY = 2.0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `health-adapter` command line: serve, validate, check, probes, schema."""
     parser = argparse.ArgumentParser(
         prog="health-adapter",
         description="Run health probes against an application and serve one uniform "
@@ -147,6 +148,9 @@ def _duration(text: str) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; `argv` defaults to `sys.argv[1:]`. Returns the exit status:
+    0, 2 for an invalid config, 3 (Nagios UNKNOWN) when `check` cannot tell.
+    """
     arguments = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(arguments)
@@ -210,6 +214,7 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """`validate`: 0 and a one-line summary, or 2 and every error with where it is."""
     try:
         config = _load(args)
     except ConfigError as exc:
@@ -221,8 +226,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """`serve`: run the adapter (adapter.lifecycle) until a stop signal; 0 after a
+    clean stop, 2 for an invalid config, 1 when the address cannot be bound.
+    """
+    from adapter.lifecycle import serve
     from adapter.listener import ListenError
-    from adapter.server import serve
 
     logs.configure(args.log_format, args.log_level)
     try:
@@ -253,6 +261,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """`check`: run the checks once (or read a running adapter with `--url`) and
+    answer as a Nagios plugin: one line, perfdata, exit 0/1/2/3.
+    """
     if args.url is not None:
         return check_url(args)
     try:
@@ -414,6 +425,7 @@ async def _run_once(checks: list[CheckConfig]) -> Verdict:
 
 
 def cmd_probes(args: argparse.Namespace) -> int:
+    """`probes [NAME]`: the installed probe types, or one type's options and an example."""
     try:
         registry = Registry.discover()
     except RegistryError as exc:
@@ -503,6 +515,7 @@ def _first_line(doc: str | None) -> str:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    """`schema`: the JSON schema of the config file, for the probe types installed (or built-in only)."""
     try:
         registry = Registry.discover([] if args.builtin else None)
     except RegistryError as exc:

@@ -44,14 +44,14 @@ def agent_line(verdict: Verdict, *, warn_weight: int, details: bool = True) -> b
     `warn_weight` is a percentage (1-100). Without `details`, comments name
     no check and no output.
     """
-    failing = [check for check in verdict.checks if check.status is Status.FAIL]
+    failing = [check for check in verdict.checks if check.contributes is Status.FAIL]
     if failing:
         why = _failures(failing) if details else "not ready"
         return _line("down", why)
     if verdict.draining:
         return _line("drain", verdict.drain_reason if details else "draining")
     if verdict.status is Status.WARN:
-        warning = [check.name for check in verdict.checks if check.status is Status.WARN]
+        warning = [check.name for check in verdict.checks if check.contributes is Status.WARN]
         why = "degraded: " + ", ".join(warning) if details else ""
         return _line(f"up ready {warn_weight}%", why)
     return _line("up ready 100%", "")

@@ -18,9 +18,18 @@ from probes.types import format_duration
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CheckVerdict:
+    """One check's verdict, as every format shows it.
+
+    `status` is the check's own (what /health/NAME answers); `contributes` is
+    what it gives its group, where a failing non-critical check only warns.
+    Times: `time`, `since` and `started_at` are wall-clock seconds since the
+    epoch, `duration` seconds; `observed_value` is in `observed_unit` as the
+    probe reported it.
+    """
+
     name: str
-    status: Status  # what it contributes to a group: a non-critical failure only warns
-    own_status: Status  # the check's own status, for /health/{name}
+    status: Status  # the check's own status, as /health/{name} reports it
+    contributes: Status  # to its group's verdict: a non-critical failure only warns
     output: str
     reason: Reason | None
     observed_value: int | float | None
@@ -40,6 +49,12 @@ class CheckVerdict:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Verdict:
+    """The verdict of a set of checks: the worst of what each contributes.
+
+    Made only by `judge` (and `one_check_verdict`, `shutting_down`); renderers,
+    status codes and metrics read it and never judge for themselves.
+    """
+
     status: Status
     checks: tuple[CheckVerdict, ...]
     excluded: tuple[str, ...] = ()  # checks left out on request (`?exclude=`)
@@ -49,7 +64,7 @@ class Verdict:
     notes: tuple[str, ...] = ()  # what a reader should know beside the checks
 
 
-Judge = Callable[[CheckConfig, CheckState, float], CheckVerdict]
+PerCheck = Callable[[CheckConfig, CheckState, float], CheckVerdict]
 
 #: A result older than this many intervals, plus the check's timeout, is stale:
 #: one late or slow run is not enough, runs missed in a row are.
@@ -62,7 +77,7 @@ def stale_after(check: CheckConfig) -> float:
     return STALE_INTERVALS * check.interval + check.timeout
 
 
-def judge_check(check: CheckConfig, state: CheckState, now: float) -> CheckVerdict:
+def check_verdict(check: CheckConfig, state: CheckState, now: float) -> CheckVerdict:
     """One check's verdict; `now` is on the monotonic clock the runs were timed with."""
     last = state.last
     reason: Reason | None
@@ -83,8 +98,8 @@ def judge_check(check: CheckConfig, state: CheckState, now: float) -> CheckVerdi
     result = last.result if last is not None else None
     return CheckVerdict(
         name=check.name,
-        status=contributes,
-        own_status=own,
+        status=own,
+        contributes=contributes,
         output=output,
         reason=reason,
         observed_value=result.observed_value if result else None,
@@ -103,22 +118,22 @@ def judge_check(check: CheckConfig, state: CheckState, now: float) -> CheckVerdi
     )
 
 
-def judge_startup(check: CheckConfig, state: CheckState, now: float) -> CheckVerdict:
+def startup_verdict(check: CheckConfig, state: CheckState, now: float) -> CheckVerdict:
     """Whether a check has started: it has reported pass or warn at least once.
 
     A check that has started stays started, whatever it reports later; that is
     for liveness and readiness to say.
     """
-    verdict = judge_check(check, state, now)
+    verdict = check_verdict(check, state, now)
     if state.started_at is not None:
         return dataclasses.replace(
-            verdict, status=Status.PASS, own_status=Status.PASS, output="started", reason=None
+            verdict, status=Status.PASS, contributes=Status.PASS, output="started", reason=None
         )
     contributes = Status.FAIL if check.critical else Status.WARN
     return dataclasses.replace(
         verdict,
-        status=contributes,
-        own_status=Status.FAIL,
+        status=Status.FAIL,
+        contributes=contributes,
         output=f"not started yet: {verdict.output}" if verdict.output else "not started yet",
     )
 
@@ -129,7 +144,7 @@ def judge(
     now: float,
     *,
     exclude: Iterable[str] = (),
-    judge_one: Judge = judge_check,
+    per_check: PerCheck = check_verdict,
 ) -> Verdict:
     """The verdict of a set of checks: the worst of what each contributes.
 
@@ -142,23 +157,23 @@ def judge(
     for check in checks:
         (excluded if check.name in unwanted else included).append(check)
     verdicts = tuple(
-        judge_one(check, states.get(check.name) or CheckState(), now) for check in included
+        per_check(check, states.get(check.name) or CheckState(), now) for check in included
     )
     matched = {check.name for check in excluded}
     return Verdict(
-        Status.worst(v.status for v in verdicts),
+        Status.worst(v.contributes for v in verdicts),
         verdicts,
         excluded=tuple(check.name for check in excluded),
         unmatched=tuple(name for name in unwanted if name not in matched),
     )
 
 
-def judge_alone(
-    check: CheckConfig, state: CheckState, now: float, judge_one: Judge = judge_check
+def one_check_verdict(
+    check: CheckConfig, state: CheckState, now: float, per_check: PerCheck = check_verdict
 ) -> Verdict:
     """One check on its own: its own status, as /health/{name} reports it."""
-    verdict = judge_one(check, state, now)
-    return Verdict(verdict.own_status, (verdict,))
+    verdict = per_check(check, state, now)
+    return Verdict(verdict.status, (verdict,))
 
 
 #: The drain reason during the shutdown delay.
@@ -172,6 +187,7 @@ def shutting_down(verdict: Verdict, reason: str = SHUTTING_DOWN) -> Verdict:
 
 
 def in_group(checks: Iterable[CheckConfig], group: str) -> list[CheckConfig]:
+    """The checks that belong to `group`, in config order."""
     return [check for check in checks if group in check.groups]
 
 

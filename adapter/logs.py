@@ -37,7 +37,10 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class LogfmtFormatter(logging.Formatter):
+    """`key=value` lines (logfmt); an internal error keeps its traceback, indented below."""
+
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one logfmt line (and its traceback, for an error)."""
         line = " ".join(f"{key}={_logfmt_value(value)}" for key, value in _fields(record).items())
         if record.exc_info and record.levelno >= logging.ERROR:
             # Unexpected internal errors keep their traceback, indented under the line.
@@ -47,7 +50,10 @@ class LogfmtFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line; an internal error's traceback goes in `traceback`."""
+
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one JSON object; what is not printable is escaped."""
         fields = _fields(record)
         if record.exc_info and record.levelno >= logging.ERROR:
             fields["traceback"] = self.formatException(record.exc_info)
@@ -85,4 +91,7 @@ def configure(fmt: str = "text", level: str | int = "INFO", stream: TextIO | Non
 
 
 def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields: Any) -> None:
+    """Log the event `name` with `fields` (`check=api old=pass new=fail`), as
+    both formatters write them; `level` defaults to INFO.
+    """
     logger.log(level, name, extra={"fields": fields})

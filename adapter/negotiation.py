@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 
 class Format(enum.Enum):
+    """The renderers a request can ask for; each has an entry in adapter.formats.outputs."""
+
     JSON = "json"
     TEXT = "text"
     NAGIOS = "nagios"
@@ -27,6 +29,8 @@ class Format(enum.Enum):
 
 
 class Choice(NamedTuple):
+    """The format a request gets, and the media type it asked for it by."""
+
     format: Format
     media_type: str  # the type asked for (application/json or application/health+json)
 
@@ -107,6 +111,8 @@ def negotiate(accept: str | None, default: Format) -> Choice:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class MediaRange:
+    """One media range of an Accept header (RFC 9110 §12.5.1), `quality` from 0 to 1."""
+
     type: str
     subtype: str
     params: Mapping[str, str]

@@ -81,6 +81,7 @@ def _prctl(option: int, value: int) -> int | None:
 
 
 def is_child_subreaper() -> bool:
+    """Whether orphaned descendants come back to this process (PR_GET_CHILD_SUBREAPER)."""
     return bool(_prctl(_PR_GET_CHILD_SUBREAPER, 0))
 
 
@@ -99,6 +100,8 @@ class Zombie:
 
     @property
     def leads_session(self) -> bool:
+        """Whether it led its session: a command a probe started in a session of its
+        own, which its probe may still be about to wait for (so it lingers first)."""
         return self.session == self.pid
 
 
@@ -215,6 +218,7 @@ class OrphanReaper:
         return sys.platform.startswith("linux") or os.getpid() == 1
 
     def start(self) -> None:
+        """Become a child subreaper if possible, sweep every `sweep_interval` seconds, log how."""
         if not is_child_subreaper():
             self._set_subreaper = set_child_subreaper(True)
         self.subreaper = is_child_subreaper()
@@ -230,11 +234,13 @@ class OrphanReaper:
             self.sweep()
 
     def sweep(self) -> int:
+        """Reap the orphaned zombies found now; how many were reaped."""
         reaped, self._since = reap_orphans(self._since)
         self.reaped += reaped
         return reaped
 
     async def stop(self) -> None:
+        """Stop sweeping, sweep once more, and give the subreaper flag back if it was set here."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -74,6 +74,13 @@ Loader = Callable[[Path], Config]
 
 
 class Reloader:
+    """Reloads the config file at `path` into the running adapter, one reload at a time.
+
+    `live` is the config in force, swapped on success; `scheduler` and `store`
+    follow the new checks (adapter.scheduler.Scheduler.replace, StateStore.retain).
+    `load` reads and validates a file (ConfigError for an invalid one).
+    """
+
     def __init__(
         self,
         path: str | os.PathLike[str],

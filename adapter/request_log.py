@@ -56,6 +56,9 @@ class BadRequestFilter(logging.Filter):
         return False
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Let records below WARNING through; turn aiohttp's bad-request errors into one
+        `bad_request` line without traceback, at most the bucket's rate, counting those left out.
+        """
         if record.levelno < logging.WARNING:
             return True
         if not self._allow():

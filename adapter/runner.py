@@ -55,9 +55,17 @@ class ProbeRunner:
 
     @property
     def stuck(self) -> bool:
+        """Whether a plain-`def` run that overran its deadline still holds its thread."""
         return self._stuck is not None and not self._stuck.done()
 
     async def run(self) -> Run:
+        """One run of the probe under its deadline, whatever happens: never raises.
+
+        The Result is the probe's own, or `fail` for an exception (reason `error`),
+        an overrun (`timeout`), a wait for a thread past `max_wait` (`queued`), a
+        previous run still holding its thread (`stuck`) or a return that is not a
+        Result; its output is capped at MAX_OUTPUT_BYTES and made valid text.
+        """
         # The run's one wall-clock reading, for people; every span is measured
         # on perf_counter (monotonic, and finer than uvloop's loop.time()).
         wall = time.time()
@@ -95,7 +103,7 @@ class ProbeRunner:
         if not task.done():
             await self._abandon_task(task)
             return self._timed_out(), _Span(submitted, ended)
-        return judge_outcome(task), _Span(submitted, ended)
+        return result_of(task), _Span(submitted, ended)
 
     async def _attempt_in_thread(self, submitted: float) -> tuple[Result, _Span]:
         loop = asyncio.get_running_loop()
@@ -137,7 +145,7 @@ class ProbeRunner:
             future.add_done_callback(_consume)
             self.executor.set_aside(thread_future)
             return self._timed_out(), _Span(span.began, time.perf_counter())
-        return judge_outcome(future), span
+        return result_of(future), span
 
     def _timed_out(self) -> Result:
         return Result(
@@ -186,7 +194,7 @@ def _tell(loop: asyncio.AbstractEventLoop, future: asyncio.Future[float], value:
         pass
 
 
-def judge_outcome(future: asyncio.Future[Any]) -> Result:
+def result_of(future: asyncio.Future[Any]) -> Result:
     """The Result of a finished probe call, whatever it did."""
     if future.cancelled():
         return Result(Status.FAIL, "cancelled", reason=Reason.ERROR)
@@ -204,6 +212,7 @@ def judge_outcome(future: asyncio.Future[Any]) -> Result:
 
 
 def describe_exception(exc: BaseException) -> str:
+    """`ExcType: message`, or `ExcType` alone when the message is empty."""
     message = str(exc).strip()
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 

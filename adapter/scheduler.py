@@ -44,6 +44,15 @@ CLOSE_TIMEOUT = 2.0
 
 
 class Scheduler:
+    """Runs every check of `checks` on its interval and records each run in `store`.
+
+    `start` spreads the first runs (see the module); `replace` swaps the checks
+    for a reload, unchanged ones running on without a gap; `stop`
+    cancels the runs in flight and closes every probe. Plain-`def` probes share
+    a pool of at most `max_threads` threads, one per blocking check. `resources`
+    is what the probes share (probes.Resources: a process-table snapshot, pools).
+    """
+
     def __init__(
         self,
         checks: Sequence[CheckConfig],
@@ -218,6 +227,7 @@ class Scheduler:
 
     @property
     def running(self) -> bool:
+        """Whether any check's task is still running."""
         return any(not task.done() for task in self._tasks.values())
 
 

@@ -15,7 +15,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from adapter.config import Config
-from adapter.health import Verdict, in_group, judge, judge_alone, judge_startup, shutting_down
+from adapter.health import (
+    Verdict,
+    in_group,
+    judge,
+    one_check_verdict,
+    shutting_down,
+    startup_verdict,
+)
 from adapter.state import CheckState
 
 GROUP_SERVICES = ("live", "ready", "startup")
@@ -35,7 +42,7 @@ def service_verdict(
     if service == "":
         return judge(config.checks, states, now)
     if service == "startup":
-        return judge(config.checks, states, now, judge_one=judge_startup)
+        return judge(config.checks, states, now, per_check=startup_verdict)
     if service in ("live", "ready"):
         verdict = judge(in_group(config.checks, service), states, now)
         if service == "ready" and drain is not None:
@@ -44,4 +51,4 @@ def service_verdict(
     check = config.check(service)
     if check is None:
         return None
-    return judge_alone(check, states.get(service) or CheckState(), now)
+    return one_check_verdict(check, states.get(service) or CheckState(), now)

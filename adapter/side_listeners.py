@@ -1,5 +1,6 @@
 """The listeners beside HTTP: HAProxy's agent check and gRPC health, started and
-stopped together with the adapter's HTTP port.
+stopped together with the adapter's HTTP port (`SidePorts`, a Listener of
+adapter.lifecycle).
 
 Each is off unless its `server.` key is set. They read what HTTP reads (the
 verdicts kept from the background runs) through `verdict_for(service)`
@@ -20,17 +21,21 @@ from adapter.config import ServerConfig, TcpAddress, parse_listen
 from adapter.haproxy_agent import HaproxyAgent
 from adapter.health import Verdict
 from adapter.listener import ListenError
+from adapter.server import STORE, current_config, verdict_of
 from adapter.services import GROUP_SERVICES
 from adapter.state import StateStore
 
 if TYPE_CHECKING:
     from adapter.grpc_health import GrpcHealth
+    from adapter.lifecycle import Lifecycle
 
 VerdictFor = Callable[[str], Verdict | None]
 
 
 @dataclasses.dataclass
 class SideListeners:
+    """The agent and gRPC servers that `start_side_listeners` started (None: not asked for)."""
+
     agent: HaproxyAgent | None = None
     grpc: GrpcHealth | None = None
 
@@ -103,3 +108,34 @@ async def _bind(start: Callable[[str, int], Awaitable[None]], listen: str) -> No
         await start(address.host, address.port)
     except OSError as exc:
         raise ListenError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+
+
+class SidePorts:
+    """The agent and gRPC ports as one Listener (adapter.lifecycle): bound right
+    after HTTP and before the first check, closed after the shutdown delay, so
+    that both say "draining" all through it. They read the verdicts and the
+    drain the HTTP endpoints read (adapter.server.verdict_of)."""
+
+    name = "side ports"
+
+    def __init__(self) -> None:
+        self.listening: SideListeners | None = None
+        self._grace = 1.0
+
+    async def start(self, lifecycle: Lifecycle) -> None:
+        """Bind what `server.haproxy_agent` and `server.grpc` ask for; ListenError if one cannot."""
+        app = lifecycle.app
+        assert app is not None  # the lifecycle starts listeners once the app is made
+        self._grace = lifecycle.shutdown_timeout
+        self.listening = await start_side_listeners(
+            current_config(app).server,
+            lambda service: verdict_of(app, service),
+            app[STORE],
+            details=lambda: current_config(app).server.details == "public",
+        )
+
+    async def stop(self) -> None:
+        """Close both ports; open gRPC calls get the shutdown timeout."""
+        listening, self.listening = self.listening, None
+        if listening is not None:
+            await listening.stop(self._grace)

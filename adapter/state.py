@@ -139,9 +139,11 @@ class StateStore:
             self._listeners.remove(listener)
 
     def get(self, name: str) -> CheckState:
+        """The state of `name`; a fresh CheckState for a name it does not hold."""
         return self._states.get(name) or CheckState()
 
     def states(self) -> dict[str, CheckState]:
+        """Every state by check name; the store's own dict, to be read, not changed."""
         return self._states
 
     def record(

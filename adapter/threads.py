@@ -28,6 +28,14 @@ _Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
 class DaemonThreadPool(concurrent.futures.Executor):
+    """An executor of at most `max_workers` daemon threads, started on demand.
+
+    Unlike ThreadPoolExecutor, its threads never hold the exit: a probe stuck
+    in a call forever cannot keep the adapter from stopping. A thread stuck in
+    a call its caller gave up on (`set_aside`) no longer counts against
+    `max_workers`. ValueError for `max_workers` below 1.
+    """
+
     def __init__(self, max_workers: int, name: str = "probe") -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
@@ -48,6 +56,7 @@ class DaemonThreadPool(concurrent.futures.Executor):
     def submit(
         self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> concurrent.futures.Future[Any]:
+        """Queue `fn(*args, **kwargs)`; RuntimeError once the pool is shut down."""
         with self._changed:
             if self._shutdown:
                 raise RuntimeError("cannot submit to a pool that was shut down")
@@ -140,6 +149,8 @@ class DaemonThreadPool(concurrent.futures.Executor):
                     return
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Take no more calls; with `cancel_futures`, cancel those not yet started;
+        with `wait`, join every thread (a stuck one too: the adapter never waits)."""
         with self._changed:
             self._shutdown = True
             threads = list(self._threads)

@@ -61,6 +61,9 @@ def _from_merge(key_node: yaml.Node, mapping: yaml.MappingNode) -> bool:
 
 
 def load_yaml(text: str) -> Any:
+    """The document in `text`, with duplicate keys, anchors and documents refused;
+    a YAMLError names the line and column and says what to do.
+    """
     try:
         return yaml.load(text, Loader=_StrictLoader)
     except yaml.MarkedYAMLError as exc:

@@ -33,10 +33,11 @@ from aiohttp import web
 
 from adapter import logs
 from adapter.config import load_config
+from adapter.lifecycle import serve
 from adapter.loop import event_loop_factory
 from adapter.registry import Registry
 from adapter.scheduler import Scheduler
-from adapter.server import SCHEDULER, STORE, serve
+from adapter.server import SCHEDULER, STORE
 from adapter.state import StateStore
 from probes.process_table import ProcessTable
 

@@ -241,15 +241,26 @@ class Probe:
         return not inspect.iscoroutinefunction(cls.check)
 
     def check(self) -> Result | Awaitable[Result]:  # pragma: no cover - the contract
-        """Observe once and say how it went: `async def` or plain `def` in subclasses.
+        """Observe the target once and return a Result: `async def` or plain `def`.
 
-        The runner, not the probe, owns what goes wrong: an exception becomes
-        `fail` with `ExcType: message` (reason `error`); a run past the check's
-        timeout is cancelled (a plain `def` is left to finish in its thread)
-        and becomes `fail` with `timed out after 2s` (reason `timeout`);
-        anything but a Result is `fail` too. Output beyond 4 KiB is cut with a
-        "captured x of y bytes" note. So a probe catches only what it can
-        say better than that.
+        The contract, kept by the adapter's runner (adapter.runner), not by the probe:
+
+        - Runs of one check never overlap; a plain `def` runs in a pool thread
+          and must block only itself, an `async def` must never block the loop.
+        - Raising is a failure: the run reports `fail`, output
+          "ExcType: message", reason `error`; so is returning anything that is
+          not a Result. A probe need not catch what it cannot explain better.
+        - Overrunning the check's `timeout` (seconds, counted from the moment
+          the probe starts) is a failure: `fail` "timed out after 2s", reason
+          `timeout`. An `async def` probe is cancelled at the deadline and gets
+          a second to act on it (an exec probe kills its process group); a
+          plain `def` cannot be stopped, and until its thread returns each run
+          of the check reports `fail` "previous run still running", reason
+          `stuck`, instead of starting another. A probe that swallows its
+          cancellation is treated the same way.
+        - The output is capped at 4096 bytes (UTF-8) and made valid text.
+          Retries and flapping are the check's thresholds (`failure_threshold`,
+          `success_threshold`), not the probe's: one call, one observation.
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement check()")
 

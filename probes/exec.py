@@ -167,7 +167,7 @@ class ExecProbe(Probe):
         finally:
             command.close()
             ADAPTER_SESSIONS.discard(command.pid)
-        return judge(command.returncode, command.stdout, command.stderr, command.notes)
+        return result_of_exit(command.returncode, command.stdout, command.stderr, command.notes)
 
 
 def command_environment(
@@ -210,7 +210,9 @@ class _Capture:
         return decoder.decode(bytes(self.kept), final=not self.cut)
 
 
-def judge(returncode: int, stdout: _Capture, stderr: _Capture, notes: Sequence[str] = ()) -> Result:
+def result_of_exit(
+    returncode: int, stdout: _Capture, stderr: _Capture, notes: Sequence[str] = ()
+) -> Result:
     """The Result of a finished command: Nagios exit status, text, perfdata, notes.
 
     The exit status decides, with two exceptions where it contradicts what the

@@ -208,7 +208,7 @@ class FileProbe(Probe):
             return _unresolved(path, exc)
         if not stat.S_ISREG(info.st_mode):
             return _fail(Reason.FILE_INVALID, _not_regular(path, info.st_mode, link))
-        judged = self._judge_mtime(info)
+        judged = self._mtime_result(info)
         if judged.status is Status.FAIL:
             return judged
         if self.config.contains is None and self.config.regex is None:
@@ -227,7 +227,7 @@ class FileProbe(Probe):
         except OSError as exc:
             return _fail(Reason.FAILED, f"cannot read {path}: {exc.strerror or exc}")
         # The file read may have replaced the one looked at: judge its own mtime.
-        judged = self._judge_mtime(info)
+        judged = self._mtime_result(info)
         if judged.status is Status.FAIL:
             return judged
         problem = self._content_problem(path, head)
@@ -235,7 +235,7 @@ class FileProbe(Probe):
             return _fail(Reason.BODY_MISMATCH, problem, judged.observed_value)
         return judged
 
-    def _judge_mtime(self, info: os.stat_result) -> Result:
+    def _mtime_result(self, info: os.stat_result) -> Result:
         """Pass with the file's age, or fail it for being stale or from the future.
 
         The mtime was set by the writer's clock (or the file server's), so it
@@ -288,7 +288,7 @@ class FileProbe(Probe):
         if not stat.S_ISREG(info.st_mode):
             kind = f"a {_describe_file_type(info.st_mode)}"
             what = f"{what}, {kind}" if what else kind
-        judged = self._judge_mtime(info)
+        judged = self._mtime_result(info)
         when = f"{what}, {judged.output}" if what else judged.output
         return _fail(
             Reason.FILE_PRESENT,

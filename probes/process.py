@@ -327,7 +327,7 @@ class ProcessProbe(Probe):
             written=None if pidfile is None else pidfile.written,
         )
         snapshot = await self.resources.get(ProcessTable).snapshot()
-        return self._judge(_tally(snapshot, selector), selector, snapshot)
+        return self._tally_result(_tally(snapshot, selector), selector, snapshot)
 
     async def _read_pidfile(self, path: str) -> Pidfile:
         # A read blocked on a dead network mount is awaited again by the next
@@ -336,7 +336,7 @@ class ProcessProbe(Probe):
             self._pidfile_read = asyncio.create_task(asyncio.to_thread(read_pidfile, path))
         return await asyncio.shield(self._pidfile_read)
 
-    def _judge(self, tally: _Tally, selector: _Selector, snapshot: Snapshot) -> Result:
+    def _tally_result(self, tally: _Tally, selector: _Selector, snapshot: Snapshot) -> Result:
         count = len(tally.running)
         matched = _matched(count, selector.describe())
         if count < self.config.min_count:

@@ -5,7 +5,9 @@ One module per consumer: `health_json` (the IETF health+json draft), `text`
 status page) and `prometheus` (text exposition and OpenMetrics). What they
 share, each in one place: `printable` (the escaping of text from a target),
 `units` (the conversion of observed units), `order` (failing checks first)
-and `wording` (counted nouns).
+and `wording` (counted nouns). `outputs` is the table the server looks a
+format up in: its content type and its two renderers (full, and the
+verdict alone for anonymous callers).
 """
 
 from adapter.formats.health_json import (

@@ -26,13 +26,14 @@ _json = msgspec.json.Encoder()
 
 
 def rfc3339(timestamp: float) -> str:
+    """Wall-clock seconds as RFC 3339 UTC with milliseconds (`2024-05-01T12:00:00.250Z`)."""
     whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp))
     return f"{whole}.{int(timestamp % 1 * 1000):03d}Z"
 
 
 def check_entry(check: CheckVerdict) -> dict[str, Any]:
     """One check's observation; its own status (the document's status applies `critical`)."""
-    entry: dict[str, Any] = {"status": check.own_status.value, "componentType": check.probe_type}
+    entry: dict[str, Any] = {"status": check.status.value, "componentType": check.probe_type}
     if check.observed_value is not None:
         entry["observedValue"] = check.observed_value
         if check.observed_unit:
@@ -41,7 +42,7 @@ def check_entry(check: CheckVerdict) -> dict[str, Any]:
         entry["time"] = rfc3339(check.time)
     if check.output:
         entry["output"] = check.output
-    if check.reason is not None and check.own_status is not Status.PASS:
+    if check.reason is not None and check.status is not Status.PASS:
         entry["reason"] = check.reason.value
     if check.since is not None:
         entry["since"] = rfc3339(check.since)
@@ -55,7 +56,7 @@ def cert_entry(check: CheckVerdict, not_after: float) -> dict[str, Any]:
     (the draft's `"<component>:<measurement>"` key): a Unix time in seconds.
     Its status is the check's: the expiry is one of the things the check judged."""
     entry: dict[str, Any] = {
-        "status": check.own_status.value,
+        "status": check.status.value,
         "componentType": check.probe_type,
         "observedValue": int(not_after) if float(not_after).is_integer() else not_after,
         "observedUnit": "s",
@@ -84,7 +85,7 @@ def run_entry(run: Run) -> dict[str, Any]:
     return entry
 
 
-def detailed_entry(check: CheckVerdict) -> dict[str, Any]:
+def entry_with_runs(check: CheckVerdict) -> dict[str, Any]:
     """A check's observation with its run counts and recent runs, newest first."""
     entry = check_entry(check)
     entry["runs"] = {status.value: check.run_counts.get(status, 0) for status in Status}
@@ -97,12 +98,16 @@ def detailed_entry(check: CheckVerdict) -> dict[str, Any]:
 
 
 def health_document(
-    verdict: Verdict, service: str | None, *, detailed: bool = False
+    verdict: Verdict, service: str | None, *, with_runs: bool = False
 ) -> dict[str, Any]:
+    """The health+json document of `verdict` (draft-inadarei-api-health-check):
+    `status`, `serviceId`, one observation per check under `checks`, and
+    `notes`. With `with_runs`, each check also carries its run counts and recent runs.
+    """
     document: dict[str, Any] = {"status": verdict.status.value}
     if service:
         document["serviceId"] = service
-    describe = detailed_entry if detailed else check_entry
+    describe = entry_with_runs if with_runs else check_entry
     checks: dict[str, list[dict[str, Any]]] = {}
     for check in verdict.checks:
         checks[check.name] = [describe(check)]
@@ -121,8 +126,9 @@ def health_document(
     return document
 
 
-def health_json(verdict: Verdict, service: str | None, *, detailed: bool = False) -> bytes:
-    return json_bytes(health_document(verdict, service, detailed=detailed))
+def health_json(verdict: Verdict, service: str | None, *, with_runs: bool = False) -> bytes:
+    """`health_document` as JSON bytes, with what is not printable escaped."""
+    return json_bytes(health_document(verdict, service, with_runs=with_runs))
 
 
 def json_bytes(document: dict[str, Any]) -> bytes:

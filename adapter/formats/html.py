@@ -57,7 +57,7 @@ def status_page(
     service: str | None,
     now: float,
     version: str,
-    detailed: bool = False,
+    with_runs: bool = False,
 ) -> str:
     """The page for `verdict`; `now` (wall-clock seconds) dates it and the "since" column."""
     word = _VERDICT_WORDS[verdict.status]
@@ -67,14 +67,14 @@ def status_page(
     title = f"{word} · {service}" if service else f"{word} · health-adapter"
     checks = worst_first(verdict.checks)
     compact = len(checks) > COMPACT_ABOVE
-    shown = [c for c in checks if c.own_status is not Status.PASS] if compact else checks
+    shown = [c for c in checks if c.status is not Status.PASS] if compact else checks
     rows = "\n".join(_row(check, now, compact=compact) for check in shown)
     if not verdict.checks:
         rows = '<tr><td colspan="6" class="muted">No checks here.</td></tr>'
     elif not rows:
         rows = '<tr><td colspan="6" class="muted">Every check passes.</td></tr>'
     passing = _passing(checks) if compact else ""
-    detail = "".join(_runs_table(check) for check in verdict.checks) if detailed else ""
+    runs = "".join(_runs_table(check) for check in verdict.checks) if with_runs else ""
     return TEMPLATE.substitute(
         title=_e(title),
         icon_colour=_COLOURS[verdict.status],
@@ -85,7 +85,7 @@ def status_page(
         notes=_notes(verdict),
         rows=rows,
         passing=passing,
-        detail=detail,
+        detail=runs,
         updated=_clock(now),
         refresh=REFRESH_SECONDS,
         version=_e(version),
@@ -101,7 +101,7 @@ def _e(text: str) -> str:
 def _counts(verdict: Verdict) -> str:
     tally = {status: 0 for status in Status}
     for check in verdict.checks:
-        tally[check.own_status] += 1
+        tally[check.status] += 1
     words = {Status.PASS: "passing", Status.WARN: "warning", Status.FAIL: "failing"}
     parts = [f"<span>{count:,} {words[status]}</span>" for status, count in tally.items() if count]
     return "".join(parts) or "<span>no checks</span>"
@@ -123,12 +123,12 @@ def _notes(verdict: Verdict) -> str:
 
 
 def _row(check: CheckVerdict, now: float, *, compact: bool = False) -> str:
-    status = check.own_status.value
+    status = check.status.value
     tags = [check.probe_type, ", ".join(check.groups)]
     if not check.critical:
         tags.append("non\u2011critical")  # a hyphen the line never breaks at
     reason = ""
-    if check.reason is not None and check.own_status is not Status.PASS:
+    if check.reason is not None and check.status is not Status.PASS:
         reason = f'<div class="reason">reason: {_e(check.reason.value)}</div>'
     since = '<span class="muted">—</span>'
     if check.since is not None:
@@ -157,7 +157,7 @@ def _passing(checks: list[CheckVerdict]) -> str:
         f'<a href="/health/{_e(c.name)}?format=html" title="{_e(_cut(c.output, CHIP_TITLE))}">'
         f"{_e(c.name)}</a>"
         for c in checks
-        if c.own_status is Status.PASS
+        if c.status is Status.PASS
     ]
     if not names:
         return ""

@@ -59,14 +59,20 @@ _TAG_RANK = {"[FAIL]": 0, "[WARN]": 1, "[PASS]": 3}
 
 
 def state_of(status: Status) -> str:
+    """The Nagios state word of a status: OK, WARNING or CRITICAL."""
     return STATES[status]
 
 
 def exit_code(status: Status) -> int:
+    """The Nagios plugin exit code of a status: 0, 1 or 2 (monitoring-plugins guidelines)."""
     return EXIT_CODES[STATES[status]]
 
 
 def nagios_text(verdict: Verdict, service: str | None = None) -> str:
+    """Plugin output for `verdict`: `HEALTH STATE - summary | perfdata`, then one
+    line per check, failing ones first, within 8 KiB (the monitoring-plugins
+    guidelines; Nagios reads at most that much).
+    """
     checks = worst_first(verdict.checks)
     notes = []
     if verdict.unmatched:
@@ -75,9 +81,7 @@ def nagios_text(verdict: Verdict, service: str | None = None) -> str:
     # What must never be crowded out by performance data: the notes, and every
     # line of a check that does not pass.
     urgent = notes + [
-        line
-        for check, line in zip(checks, lines, strict=True)
-        if check.own_status is not Status.PASS
+        line for check, line in zip(checks, lines, strict=True) if check.status is not Status.PASS
     ]
     room = MAX_BYTES - sum(len(line.encode()) + 1 for line in urgent) - _MARKER_ROOM
     first = _first_line(verdict, service, checks, min(MAX_FIRST_LINE, room))
@@ -94,8 +98,8 @@ def _first_line(
     verdict: Verdict, service: str | None, checks: list[CheckVerdict], limit: int
 ) -> str:
     total = len(verdict.checks)
-    failing = [c.name for c in checks if c.own_status is Status.FAIL]
-    warning = [c.name for c in checks if c.own_status is Status.WARN]
+    failing = [c.name for c in checks if c.status is Status.FAIL]
+    warning = [c.name for c in checks if c.status is Status.WARN]
     # "1 of 1 checks": partitive, plural whatever the count.
     if failing:
         summary = f"{len(failing)} of {total} checks failing: {_names(failing)}"
@@ -133,13 +137,14 @@ def _names(names: list[str]) -> str:
 def _check_line(check: CheckVerdict) -> str:
     note = "" if check.critical else " (non-critical)"
     detail = one_line(check.output)
-    if check.reason is not None and check.own_status is not Status.PASS:
+    if check.reason is not None and check.status is not Status.PASS:
         detail = f"{detail} ({check.reason.value})"
-    line = plain(f"[{check.own_status.value.upper()}] {check.name}{note}: {detail}")
+    line = plain(f"[{check.status.value.upper()}] {check.name}{note}: {detail}")
     return line if len(line) <= MAX_CHECK_LINE else line[: MAX_CHECK_LINE - 1] + "…"
 
 
 def plain(text: str) -> str:
+    """`text` with every `|` made `¦`, since a `|` starts performance data for Nagios."""
     # A "|" starts performance data for Nagios; one inside a message would cut it.
     return text.replace("|", "¦")
 

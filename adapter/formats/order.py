@@ -23,4 +23,4 @@ Check = TypeVar("Check", bound=CheckVerdict)
 
 def worst_first(checks: Iterable[Check]) -> list[Check]:
     """`checks` by their own status, fail, warn, pass; config order within each (a stable sort)."""
-    return sorted(checks, key=lambda check: RANK[check.own_status])
+    return sorted(checks, key=lambda check: RANK[check.status])

@@ -1,14 +1,15 @@
 """Prometheus and OpenMetrics exposition of a verdict, made with prometheus-client.
 
-`VerdictCollector` reads a verdict when it is scraped, so nothing is updated
-per run and no registry is shared: each application builds its own registry
-(see `adapter.server`). Counts come from the check states, which keep them.
+Each answer gets a registry of its own (`AdapterMetrics.registry_for`) that
+holds the verdict the endpoint judged for it, so nothing is updated per run,
+no registry is shared between requests, and the collectors never call back
+into the server. Counts come from the check states, which keep them.
 """
 
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Protocol
 
 from prometheus_client import (
@@ -90,8 +91,8 @@ def check_metrics(verdict: Verdict) -> list[Metric]:
     )
     for check in verdict.checks:
         name = [check.name]
-        success.add_metric(name, 0 if check.own_status is Status.FAIL else 1)
-        status.add_metric(name, STATUS_VALUE[check.own_status])
+        success.add_metric(name, 0 if check.status is Status.FAIL else 1)
+        status.add_metric(name, STATUS_VALUE[check.status])
         if check.duration is not None:
             duration.add_metric(name, check.duration)
         if check.time is not None:
@@ -121,29 +122,36 @@ def check_metrics(verdict: Verdict) -> list[Metric]:
 
 
 class VerdictCollector(Collector):
-    """Collects the check metrics of the verdict `source()` gives at scrape time."""
+    """Collects the check metrics of one verdict, the one it was handed."""
 
-    def __init__(self, source: Callable[[], Verdict]) -> None:
-        self.source = source
+    def __init__(self, verdict: Verdict) -> None:
+        self.verdict = verdict
 
     def collect(self) -> Iterable[Metric]:
-        return check_metrics(self.source())
+        """The eight `health_check_*` families of the verdict."""
+        return check_metrics(self.verdict)
 
 
 class ReloadCounts(Protocol):
+    """What the reload metrics read (adapter.reload.ReloadStats); wall-clock seconds."""
+
     successes: int
     failures: int
     last_success: float | None
 
 
 class ReloadCollector(Collector):
-    """Config reloads by result, and when the last one succeeded."""
+    """Config reloads by result, and when the last one succeeded.
 
-    def __init__(self, source: Callable[[], ReloadCounts]) -> None:
-        self.source = source
+    `counts` is the live tally (adapter.reload.ReloadStats), read at each scrape.
+    """
+
+    def __init__(self, counts: ReloadCounts) -> None:
+        self.counts = counts
 
     def collect(self) -> Iterable[Metric]:
-        counts = self.source()
+        """`health_adapter_config_reloads_total` by result, and the last success's time."""
+        counts = self.counts
         reloads = CounterMetricFamily(
             "health_adapter_config_reloads",
             "Config reloads (SIGHUP or a watched file), by result.",
@@ -170,12 +178,14 @@ class BuildInfoCollector(Collector):
         self.version = version
 
     def collect(self) -> Iterable[Metric]:
+        """`health_adapter_build_info`."""
         info = InfoMetricFamily("health_adapter_build", "The adapter's version.")
         info.add_metric([], {"version": self.version, "python": platform.python_version()})
         return [info]
 
 
 def exposition_bytes(registry: CollectorRegistry, *, openmetrics_format: bool) -> bytes:
+    """The registry's metrics in the Prometheus text format 0.0.4, or OpenMetrics 1.0."""
     if openmetrics_format:
         return openmetrics.exposition.generate_latest(registry)  # type: ignore[no-untyped-call,no-any-return]
     return exposition.generate_latest(registry)
@@ -184,18 +194,13 @@ def exposition_bytes(registry: CollectorRegistry, *, openmetrics_format: bool) -
 class AdapterMetrics:
     """The adapter's metric collectors: its checks, its own process, its build.
 
-    `registry` reads the verdict `source()` gives at scrape time; `registry_for`
-    makes a registry for another verdict (one endpoint's checks) that shares
-    the same process and build collectors.
+    `registry_for(verdict)` makes the registry of one answer: the check
+    metrics of `verdict` (all checks for /metrics, one endpoint's for
+    `/readyz?format=prometheus`) beside the shared process, build and
+    reload collectors. `reloads` is the live tally of config reloads.
     """
 
-    def __init__(
-        self,
-        source: Callable[[], Verdict],
-        *,
-        version: str,
-        reloads: Callable[[], ReloadCounts] | None = None,
-    ) -> None:
+    def __init__(self, *, version: str, reloads: ReloadCounts | None = None) -> None:
         self.own: list[Collector] = [
             ProcessCollector(registry=None),  # /proc/self: the adapter's own process
             PlatformCollector(registry=None),
@@ -203,11 +208,11 @@ class AdapterMetrics:
         ]
         if reloads is not None:
             self.own.append(ReloadCollector(reloads))
-        self.registry = self.registry_for(source)
 
-    def registry_for(self, source: Callable[[], Verdict]) -> CollectorRegistry:
+    def registry_for(self, verdict: Verdict) -> CollectorRegistry:
+        """A new registry: `verdict`'s check metrics and the adapter's own collectors."""
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(VerdictCollector(source))
+        registry.register(VerdictCollector(verdict))
         for collector in self.own:
             registry.register(collector)
         return registry

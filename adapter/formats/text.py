@@ -16,11 +16,14 @@ __all__ = ["one_line", "verbose_text"]
 
 
 def verbose_text(verdict: Verdict, label: str) -> str:
+    """kube-apiserver's `?verbose` answer: one `[+]`/`[-]` line per check, failing
+    first, then `notes` and the last line `LABEL check passed` (or `failed`).
+    """
     lines = [f"[-]{_drain_line(verdict.drain_reason)}"] if verdict.draining else []
     for check in worst_first(verdict.checks):
-        if check.own_status is Status.PASS:
+        if check.status is Status.PASS:
             lines.append(f"[+]{check.name} ok")
-        elif check.own_status is Status.WARN:
+        elif check.status is Status.WARN:
             lines.append(f"[+]{check.name} warn: {one_line(check.output)}")
         else:
             note = "" if check.critical else " (non-critical)"

@@ -22,18 +22,22 @@ NOTE = "details need the bearer token"
 
 
 def json_body(status: Status) -> bytes:
+    """`{"status":"pass"}`: the health+json document with nothing but the status."""
     return _json.encode({"status": status.value})
 
 
 def text_body(status: Status, label: str) -> str:
+    """kube-apiserver's last line alone: `readyz check passed` (warn passes too)."""
     return f"{label} check {'failed' if status is Status.FAIL else 'passed'}\n"
 
 
 def nagios_body(status: Status) -> str:
+    """`HEALTH STATE - details need the bearer token`: no perfdata, no check lines."""
     return f"HEALTH {state_of(status)} - {NOTE}\n"
 
 
 def html_body(status: Status) -> str:
+    """A page that says the status and that details need the token."""
     value = html.escape(status.value)
     return (
         f'<!doctype html><html><head><meta charset="utf-8"><title>{value}</title></head>'

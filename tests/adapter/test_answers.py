@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,9 +12,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from adapter import server
 from adapter.answers import Answer, AnswerCache
 from adapter.config import parse_config
-from adapter.server import LIFECYCLE, make_app
+from adapter.formats.outputs import Output, Page, output_for
+from adapter.health import SHUTTING_DOWN, Verdict
+from adapter.negotiation import Format
+from adapter.server import DRAIN, make_app
 from adapter.state import Run, StateStore
 from probes import Result
 
@@ -58,6 +64,24 @@ def store(clock: Clock) -> StateStore:
 
 
 @pytest.fixture
+def renders(monkeypatch: pytest.MonkeyPatch) -> Counter[Format]:
+    """How many times each format has rendered an answer (full or verdict only)."""
+    counts: Counter[Format] = Counter()
+
+    def counting(format_: Format) -> Output:
+        output = output_for(format_)
+
+        def render(verdict: Verdict, page: Page) -> bytes:
+            counts[format_] += 1
+            return output.render(verdict, page)
+
+        return dataclasses.replace(output, render=render)
+
+    monkeypatch.setattr(server, "output_for", counting)
+    return counts
+
+
+@pytest.fixture
 async def client(aiohttp_client: Client, store: StateStore, clock: Clock) -> TestClient[Any, Any]:
     config = parse_config(CONFIG, environ={})
     return await aiohttp_client(make_app(config, run_checks=False, store=store, clock=clock))
@@ -69,27 +93,63 @@ async def body(client: TestClient[Any, Any], path: str, **headers: str) -> tuple
 
 
 async def test_same_answer_until_a_run_is_recorded(
-    client: TestClient[Any, Any], store: StateStore, clock: Clock
+    client: TestClient[Any, Any], store: StateStore, clock: Clock, renders: Counter[Format]
 ) -> None:
     first = await body(client, "/health")
-    assert first == await body(client, "/health")
+    for _ in range(5):
+        assert first == await body(client, "/health")
+    assert renders[Format.JSON] == 1  # judged and rendered once for six requests
     store.record("api", run("fail", clock.now))
     status, text = await body(client, "/health")
     assert status == 503 and "it is fail" in text
+    assert renders[Format.JSON] == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "kept"),
+    [
+        ("/health", True),
+        ("/readyz?format=text", True),
+        ("/livez?format=nagios", True),
+        ("/health/api", True),
+        ("/livez/disk?format=text", True),
+        ("/", False),  # the page tells how long ago things happened
+        ("/metrics", False),  # with the adapter's own process figures
+        ("/health?format=openmetrics", False),
+    ],
+    ids=[
+        "health",
+        "readyz-text",
+        "livez-nagios",
+        "one-check",
+        "one-check-text",
+        "page",
+        "metrics",
+        "openmetrics",
+    ],
+)
+async def test_kept_formats_render_once_per_change_and_the_others_every_time(
+    client: TestClient[Any, Any], renders: Counter[Format], path: str, kept: bool
+) -> None:
+    for _ in range(3):
+        assert (await body(client, path))[0] == 200
+    assert sum(renders.values()) == (1 if kept else 3)
 
 
 async def test_a_check_turning_stale_is_seen_without_any_new_run(
-    client: TestClient[Any, Any], clock: Clock
+    client: TestClient[Any, Any], clock: Clock, renders: Counter[Format]
 ) -> None:
     assert (await body(client, "/health"))[0] == 200
     clock.now += 3 * 1 + 1 - 0.1  # api: just inside 3 intervals + timeout
     assert (await body(client, "/health"))[0] == 200
+    assert renders[Format.JSON] == 1
     clock.now += 0.2
     status, text = await body(client, "/health")
     assert status == 503 and "stale" in text
     # Stale answers tell their age, so each is rendered afresh.
     clock.now += 5
     assert "stale: the last result is 9.1s old" in (await body(client, "/health"))[1]
+    assert renders[Format.JSON] == 3
 
 
 async def test_one_check_answers_follow_its_runs_and_its_staleness(
@@ -111,7 +171,7 @@ async def test_one_check_answers_follow_its_runs_and_its_staleness(
 
 async def test_draining_is_seen_at_once(client: TestClient[Any, Any]) -> None:
     assert (await body(client, "/readyz"))[0] == 200
-    client.app[LIFECYCLE].draining = True  # type: ignore[index]
+    client.app[DRAIN].begin(SHUTTING_DOWN)  # type: ignore[index]
     assert (await body(client, "/readyz"))[0] == 503
     assert (await body(client, "/livez"))[0] == 200
 

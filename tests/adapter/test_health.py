@@ -9,13 +9,13 @@ import pytest
 from adapter.config import CheckConfig
 from adapter.health import (
     STALE_INTERVALS,
+    check_verdict,
     in_group,
     judge,
-    judge_alone,
-    judge_check,
-    judge_startup,
+    one_check_verdict,
     shutting_down,
     stale_after,
+    startup_verdict,
 )
 from adapter.state import CheckState, Run, advance
 from probes import Reason, Result, Status
@@ -69,8 +69,8 @@ def state_after(
 
 
 def test_no_result_yet_is_fail() -> None:
-    verdict = judge_check(check(), CheckState(), now=5.0)
-    assert (verdict.own_status, verdict.output, verdict.reason) == (
+    verdict = check_verdict(check(), CheckState(), now=5.0)
+    assert (verdict.status, verdict.output, verdict.reason) == (
         Status.FAIL,
         "no result yet",
         Reason.NO_RESULT,
@@ -85,8 +85,8 @@ def test_no_result_yet_is_fail() -> None:
 def test_results_older_than_three_intervals_plus_timeout_are_stale(
     age: float, expected: Status
 ) -> None:
-    verdict = judge_check(check(interval=10, timeout=2), state_after("pass"), now=100.0 + age)
-    assert verdict.own_status is expected
+    verdict = check_verdict(check(interval=10, timeout=2), state_after("pass"), now=100.0 + age)
+    assert verdict.status is expected
     if expected is Status.FAIL:
         assert verdict.reason is Reason.STALE
         assert verdict.output.startswith("stale: the last result is 32.1s old")
@@ -109,8 +109,8 @@ def test_the_configuration_reference_states_the_staleness_rule_of_the_code() -> 
 
 
 def test_non_critical_failure_only_warns_the_group_but_fails_itself() -> None:
-    verdict = judge_check(check(critical=False), state_after("fail"), now=100.0)
-    assert verdict.own_status is Status.FAIL and verdict.status is Status.WARN
+    verdict = check_verdict(check(critical=False), state_after("fail"), now=100.0)
+    assert verdict.status is Status.FAIL and verdict.contributes is Status.WARN
     assert judge([check(critical=False)], {"c": state_after("fail")}, 100.0).status is Status.WARN
 
 
@@ -133,17 +133,17 @@ def test_group_verdict_is_the_worst(statuses: tuple[str, ...], expected: Status)
 
 def test_a_held_status_says_why_the_last_run_does_not_show() -> None:
     held = state_after("pass", "fail", failure_threshold=3)
-    verdict = judge_check(check(failure_threshold=3), held, now=100.0)
-    assert verdict.own_status is Status.PASS
+    verdict = check_verdict(check(failure_threshold=3), held, now=100.0)
+    assert verdict.status is Status.PASS
     assert verdict.output == "last run failed (1 of 3 failed runs before fail): it is fail"
     recovering = state_after("fail", "pass", success_threshold=2)
-    verdict = judge_check(check(success_threshold=2), recovering, now=100.0)
-    assert verdict.own_status is Status.FAIL and verdict.reason is Reason.STATUS
+    verdict = check_verdict(check(success_threshold=2), recovering, now=100.0)
+    assert verdict.status is Status.FAIL and verdict.reason is Reason.STATUS
     assert verdict.output == "last run pass (1 of 2 good runs before recovery): it is pass"
 
 
 def test_verdict_carries_the_observation() -> None:
-    verdict = judge_check(check(), state_after("pass"), now=100.0)
+    verdict = check_verdict(check(), state_after("pass"), now=100.0)
     assert (verdict.observed_value, verdict.observed_unit) == (12.5, "ms")
     assert verdict.time == 1_700_000_000.0 and verdict.since is not None
     assert verdict.output == "it is pass" and verdict.reason is None
@@ -157,7 +157,7 @@ def test_groups() -> None:
 
 
 def test_verdict_carries_history_and_counts() -> None:
-    verdict = judge_check(check(), state_after("pass", "fail", "pass"), now=100.0)
+    verdict = check_verdict(check(), state_after("pass", "fail", "pass"), now=100.0)
     assert [run.result.status for run in verdict.history] == [Status.PASS, Status.FAIL, Status.PASS]
     assert verdict.run_counts == {Status.PASS: 2, Status.FAIL: 1}
     assert verdict.failure_counts == {Reason.STATUS: 1}
@@ -203,22 +203,22 @@ def test_exclude_leaves_checks_out_and_names_the_unknown(
 def test_startup_passes_once_a_check_has_passed(
     runs: tuple[str, ...], critical: bool, own: Status, contributes: Status, output: str
 ) -> None:
-    verdict = judge_startup(check(critical=critical), state_after(*runs), now=100.0)
-    assert (verdict.own_status, verdict.status, verdict.output) == (own, contributes, output)
+    verdict = startup_verdict(check(critical=critical), state_after(*runs), now=100.0)
+    assert (verdict.status, verdict.contributes, verdict.output) == (own, contributes, output)
 
 
 def test_startup_of_a_group_waits_for_every_check() -> None:
     checks = [check("a"), check("b")]
     states = {"a": state_after("pass")}
-    assert judge(checks, states, 100.0, judge_one=judge_startup).status is Status.FAIL
+    assert judge(checks, states, 100.0, per_check=startup_verdict).status is Status.FAIL
     states["b"] = state_after("pass", "fail")
-    assert judge(checks, states, 100.0, judge_one=judge_startup).status is Status.PASS
+    assert judge(checks, states, 100.0, per_check=startup_verdict).status is Status.PASS
     # Stale results do not undo a start either.
-    assert judge(checks, states, 10_000.0, judge_one=judge_startup).status is Status.PASS
+    assert judge(checks, states, 10_000.0, per_check=startup_verdict).status is Status.PASS
 
 
-def test_judge_alone_reports_the_check_s_own_status() -> None:
-    verdict = judge_alone(check(critical=False), state_after("fail"), now=100.0)
+def test_one_check_alone_reports_its_own_status() -> None:
+    verdict = one_check_verdict(check(critical=False), state_after("fail"), now=100.0)
     assert verdict.status is Status.FAIL
     assert [c.name for c in verdict.checks] == ["c"]
 
@@ -226,4 +226,4 @@ def test_judge_alone_reports_the_check_s_own_status() -> None:
 def test_shutting_down_fails_whatever_the_checks_say() -> None:
     verdict = shutting_down(judge([check()], {"c": state_after("pass")}, 100.0))
     assert verdict.status is Status.FAIL and verdict.draining
-    assert verdict.checks[0].own_status is Status.PASS
+    assert verdict.checks[0].status is Status.PASS

@@ -13,7 +13,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from adapter.config import Config
-from adapter.server import LIFECYCLE, log_empty_groups, make_app
+from adapter.health import SHUTTING_DOWN
+from adapter.lifecycle import log_empty_groups
+from adapter.server import DRAIN, make_app
 from adapter.state import Run, StateStore
 from probes import Result
 from tests import sample_probes
@@ -141,9 +143,45 @@ async def test_head_answers_status_without_body(client: TestClient[Any, Any]) ->
     assert (await client.head("/readyz")).status == 503
 
 
-async def test_only_get_and_head(client: TestClient[Any, Any]) -> None:
+#: Every path the adapter answers, written out: a route lost from the table fails here.
+ROUTED = [
+    "/",
+    *(
+        spelling
+        for path in [
+            "/health",
+            "/health/api",
+            "/livez",
+            "/livez/heartbeat",
+            "/readyz",
+            "/readyz/heartbeat",
+            "/startupz",
+            "/startupz/api",
+            "/metrics",
+        ]
+        for spelling in (path, path + "/")
+    ),
+]
+
+
+@pytest.mark.parametrize("path", ROUTED)
+async def test_every_route_answers_get_and_head_and_nothing_else(
+    aiohttp_client: Client, make_config: Callable[[str], Config], path: str
+) -> None:
+    store = StateStore(["api", "heartbeat", "cache"])
+    app = make_app(make_config(CONFIG), run_checks=False, store=store)
+    client = await aiohttp_client(app)
+    assert (await client.get(path, allow_redirects=False)).status in (200, 503)
+    assert (await client.head(path, allow_redirects=False)).status in (200, 503)
     for method in ("POST", "PUT", "DELETE"):
-        assert (await client.request(method, "/health")).status == 405
+        assert (await client.request(method, path)).status == 405
+
+
+def test_no_route_is_left_out_of_the_list(make_config: Callable[[str], Config]) -> None:
+    app = make_app(make_config(CONFIG), run_checks=False)
+    named = {path.replace("/api", "/{name}").replace("/heartbeat", "/{name}") for path in ROUTED}
+    routed = {resource.canonical for resource in app.router.resources()}
+    assert routed == named
 
 
 async def test_before_any_result_everything_fails_as_not_ready(
@@ -226,7 +264,7 @@ checks:
 
 async def test_draining_flips_readyz_only(client: TestClient[Any, Any]) -> None:
     await settle(client, "/readyz", 200)
-    client.app[LIFECYCLE].draining = True  # type: ignore[index]
+    client.app[DRAIN].begin(SHUTTING_DOWN)  # type: ignore[index]
     assert (await client.get("/readyz")).status == 503
     assert "[-]shutdown in progress" in await (await client.get("/readyz?verbose")).text()
     assert (await client.get("/livez")).status == 200
@@ -395,6 +433,10 @@ async def test_startupz_passes_once_every_check_has_passed(
     sample_probes.SWITCHES["api"] = "fail"
     client = await aiohttp_client(make_app(make_config(CONFIG)))
     await settle(client, "/health/heartbeat", 200)
+    for _ in range(200):  # until api has run and failed, not "no result yet"
+        if "switch says fail" in await (await client.get("/health/api")).text():
+            break
+        await asyncio.sleep(0.02)
     response = await settle(client, "/startupz?verbose", 503)
     assert (await response.text()).splitlines()[
         0
@@ -412,7 +454,7 @@ async def test_startupz_passes_once_every_check_has_passed(
 
 async def test_draining_shows_in_every_format(client: TestClient[Any, Any]) -> None:
     await settle(client, "/readyz", 200)
-    client.app[LIFECYCLE].draining = True  # type: ignore[index]
+    client.app[DRAIN].begin(SHUTTING_DOWN)  # type: ignore[index]
     nagios = await client.get("/readyz?format=nagios")
     assert nagios.status == 503
     assert (await nagios.text()).startswith("HEALTH CRITICAL - orders-api: shutting down;")

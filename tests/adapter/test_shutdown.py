@@ -20,7 +20,8 @@ import pytest
 from aiohttp import web
 
 from adapter.config import parse_config
-from adapter.server import LIFECYCLE, SCHEDULER, serve
+from adapter.lifecycle import serve
+from adapter.server import DRAIN, SCHEDULER
 from tests.conftest import ROOT, free_port
 
 #: Checks whose outputs make /health about 5 MB: more than loopback buffers hold,
@@ -148,14 +149,14 @@ async def test_sigterm_flips_readyz_before_anything_else_stops(tmp_path: Path) -
     )
     runner = await asyncio.wait_for(started, 10)
     app = runner.app
-    assert not app[LIFECYCLE].draining
+    assert not app[DRAIN].draining
     os.kill(os.getpid(), signal.SIGTERM)  # handled by serve(), inside this test's loop
     await asyncio.sleep(0)  # the signal handler runs
     for _ in range(100):
-        if app[LIFECYCLE].draining:
+        if app[DRAIN].draining:
             break
         await asyncio.sleep(0.001)
-    assert app[LIFECYCLE].draining
+    assert app[DRAIN].draining
     await asyncio.wait_for(serving, 10)
     assert not app[SCHEDULER].running
 

@@ -8,7 +8,7 @@ import contextlib
 import functools
 import gzip
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import psutil
@@ -24,8 +24,7 @@ from tests.faults.conftest import (
     check_entry,
     running_adapter,
 )
-
-RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+from tests.raw import RawHandler, raw_server
 
 
 def http_check(url: str, **options: Any) -> str:
@@ -34,31 +33,6 @@ def http_check(url: str, **options: Any) -> str:
         "checks:\n"
         f"  - {{name: app, interval: 200ms, timeout: 500ms, http: {{url: {url!r}{extra}}}}}\n"
     )
-
-
-@contextlib.asynccontextmanager
-async def raw_server(handle: RawHandler) -> AsyncIterator[int]:
-    """A bare TCP server on loopback running `handle` per connection; yields its port."""
-    writers: set[asyncio.StreamWriter] = set()
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.add(writer)
-        try:
-            await handle(reader, writer)
-        except (ConnectionError, OSError):
-            pass  # the adapter hung up: that is the point
-        finally:
-            writers.discard(writer)
-            writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        for writer in list(writers):
-            writer.close()
-        await server.wait_closed()
 
 
 async def read_request(reader: asyncio.StreamReader) -> None:
@@ -184,7 +158,7 @@ async def test_a_target_that_never_answers() -> None:
     ],
 )
 async def test_a_target_that_accepts_but_never_completes_an_answer(handler: RawHandler) -> None:
-    async with raw_server(handler) as port:
+    async with raw_server(handler) as (port, _):
         before = Footprint.take()
         entry = await judge(
             http_check(f"http://127.0.0.1:{port}/"), lambda e: e["status"] == "fail"

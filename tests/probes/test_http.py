@@ -40,6 +40,7 @@ from probes.http import (
 from probes.types import json_schema_of_custom
 from tests.certificates import DAY, HOUR, make_chain
 from tests.conftest import free_port
+from tests.raw import raw_server
 from tests.rotation import SecretDir
 
 try:
@@ -333,43 +334,6 @@ async def unix_socket(app: web.Application, tmp_path: Path) -> AsyncIterator[str
     await web.UnixSite(runner, path).start()
     yield path
     await runner.cleanup()
-
-
-@contextlib.asynccontextmanager
-async def raw_server(
-    reply: bytes, *, hold: bool = False, keep_serving: bool = False
-) -> AsyncIterator[tuple[int, list[Any]]]:
-    """A TCP server that answers a request with exactly `reply` and hangs up;
-    yields its port and the peers of the connections it accepted.
-
-    `hold`: the connection stays open after the reply, until the client leaves.
-    `keep_serving`: every further request on the connection gets `reply` too.
-    """
-    accepted: list[Any] = []
-    writers: list[asyncio.StreamWriter] = []
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(writer.get_extra_info("peername"))
-        writers.append(writer)
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            for _ in range(100 if keep_serving else 1):
-                await reader.readuntil(b"\r\n\r\n")
-                writer.write(reply)
-                await writer.drain()
-            if hold:
-                await reader.read()  # b"" once the client hangs up
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
-
-    listener = await asyncio.start_server(answer, "127.0.0.1", 0)
-    try:
-        yield listener.sockets[0].getsockname()[1], accepted
-    finally:
-        for writer in writers:
-            writer.close()
-        listener.close()
-        await listener.wait_closed()
 
 
 def closed_port() -> int:

@@ -1,11 +1,11 @@
-"""application/health+json, and the detailed document of one check."""
+"""application/health+json, and the document of one check with its runs."""
 
 from __future__ import annotations
 
 import json
 
 from adapter.formats.health_json import health_json
-from adapter.health import judge, judge_alone
+from adapter.health import judge, one_check_verdict
 from probes import Result
 from tests.adapter.formats.samples import (
     CERT_NOT_AFTER,
@@ -39,8 +39,8 @@ def test_the_document_has_one_entry_per_check() -> None:
 
 
 def test_one_check_in_detail_has_counts_and_recent_runs_newest_first() -> None:
-    verdict = judge_alone(CHECKS[1], STATES["heartbeat"], NOW)
-    (entry,) = json.loads(health_json(verdict, None, detailed=True))["checks"]["heartbeat"]
+    verdict = one_check_verdict(CHECKS[1], STATES["heartbeat"], NOW)
+    (entry,) = json.loads(health_json(verdict, None, with_runs=True))["checks"]["heartbeat"]
     assert entry["runs"] == {"pass": 1, "warn": 1, "fail": 0}
     assert "failures" not in entry
     assert [run["status"] for run in entry["history"]] == ["warn", "pass"]
@@ -56,8 +56,8 @@ def test_one_check_in_detail_has_counts_and_recent_runs_newest_first() -> None:
 
 
 def test_failure_counts_by_reason() -> None:
-    verdict = judge_alone(CHECKS[2], STATES["worker"], NOW)
-    (entry,) = json.loads(health_json(verdict, None, detailed=True))["checks"]["worker"]
+    verdict = one_check_verdict(CHECKS[2], STATES["worker"], NOW)
+    (entry,) = json.loads(health_json(verdict, None, with_runs=True))["checks"]["worker"]
     assert entry["failures"] == {"process_missing": 1}
     assert entry["history"][0]["reason"] == "process_missing"
 

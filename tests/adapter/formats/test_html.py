@@ -9,7 +9,7 @@ import pytest
 
 from adapter.config import CheckConfig
 from adapter.formats.html import ago, observed, status_page
-from adapter.health import judge, judge_alone, shutting_down
+from adapter.health import judge, one_check_verdict, shutting_down
 from adapter.state import CheckState
 from probes import Result
 from tests.adapter.formats.samples import (
@@ -93,8 +93,8 @@ def test_the_page_is_self_contained_and_refreshes_itself() -> None:
 
 def test_one_check_lists_its_recent_runs_newest_first() -> None:
     name = "worker"
-    verdict = judge_alone(CHECKS[2], STATES[name], NOW)
-    page = status_page(verdict, service=None, now=WALL_NOW, version="1", detailed=True)
+    verdict = one_check_verdict(CHECKS[2], STATES[name], NOW)
+    page = status_page(verdict, service=None, now=WALL_NOW, version="1", with_runs=True)
     text = " ".join(parse(page).text)
     assert "Recent runs of worker (1 pass, 0 warn, 1 fail since start)" in text
     runs = re.findall(r'<tr class="(\w+)"><td class="num" title', page)

@@ -26,9 +26,10 @@ from tests.adapter.formats.samples import (
 
 
 def samples(
-    metrics: AdapterMetrics, openmetrics: bool = False
+    metrics: AdapterMetrics, verdict: Verdict, openmetrics: bool = False
 ) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = exposition_bytes(metrics.registry, openmetrics_format=openmetrics).decode()
+    registry = metrics.registry_for(verdict)
+    text = exposition_bytes(registry, openmetrics_format=openmetrics).decode()
     parse = parse_openmetrics if openmetrics else text_string_to_metric_families
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
@@ -45,7 +46,7 @@ def value(
 
 @pytest.mark.parametrize("openmetrics", [False, True], ids=["prometheus", "openmetrics"])
 def test_check_metrics(openmetrics: bool) -> None:
-    found = samples(AdapterMetrics(sample_verdict, version="1.2.3"), openmetrics)
+    found = samples(AdapterMetrics(version="1.2.3"), sample_verdict(), openmetrics)
     success = {
         name: value(found, "health_check_success", check=name)
         for name in ["api", "heartbeat", "worker", "cache", "fresh"]
@@ -78,21 +79,26 @@ def test_check_metrics(openmetrics: bool) -> None:
     assert any(name == "process_resident_memory_bytes" for name, _ in found)
 
 
-def test_the_collector_reads_the_verdict_at_scrape_time_and_shares_nothing() -> None:
-    current: list[Verdict] = [judge([check("a")], {}, NOW)]
-    metrics = AdapterMetrics(lambda: current[0], version="1")
-    other = AdapterMetrics(sample_verdict, version="2")
-    assert value(samples(metrics), "health_check_success", check="a") == 0
-    current[0] = judge([check("a")], {"a": state(Result("pass"), Result("pass"))}, NOW)
-    found = samples(metrics)
+def test_each_registry_shows_the_verdict_it_is_handed_and_shares_nothing() -> None:
+    metrics = AdapterMetrics(version="1")
+    before = metrics.registry_for(judge([check("a")], {}, NOW))
+    after = judge([check("a")], {"a": state(Result("pass"), Result("pass"))}, NOW)
+    assert (
+        value(samples(metrics, judge([check("a")], {}, NOW)), "health_check_success", check="a")
+        == 0
+    )
+    found = samples(metrics, after)
     assert value(found, "health_check_success", check="a") == 1
     assert value(found, "health_check_runs_total", check="a", result="pass") == 2
-    assert value(samples(other), "health_check_success", check="a") is None
+    # A registry made earlier keeps its own verdict; another verdict has no "a".
+    text = exposition_bytes(before, openmetrics_format=False).decode()
+    assert 'health_check_success{check="a"} 0.0' in text
+    assert value(samples(metrics, sample_verdict()), "health_check_success", check="a") is None
 
 
 def test_openmetrics_ends_with_eof_and_declares_units() -> None:
     text = exposition_bytes(
-        AdapterMetrics(sample_verdict, version="1").registry, openmetrics_format=True
+        AdapterMetrics(version="1").registry_for(sample_verdict()), openmetrics_format=True
     ).decode()
     assert text.endswith("# EOF\n")
     assert "# UNIT health_check_duration_seconds seconds" in text
@@ -102,7 +108,7 @@ def test_openmetrics_ends_with_eof_and_declares_units() -> None:
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_promtool_finds_nothing_to_lint() -> None:
     text = exposition_bytes(
-        AdapterMetrics(sample_verdict, version="1").registry, openmetrics_format=False
+        AdapterMetrics(version="1").registry_for(sample_verdict()), openmetrics_format=False
     )
     done = subprocess.run(
         ["promtool", "check", "metrics"], input=text, capture_output=True, timeout=30, check=False
@@ -113,8 +119,8 @@ def test_promtool_finds_nothing_to_lint() -> None:
 
 @pytest.mark.parametrize("openmetrics", [False, True], ids=["prometheus", "openmetrics"])
 def test_a_certificate_expiry_is_a_timestamp_gauge(openmetrics: bool) -> None:
-    found = samples(AdapterMetrics(tls_verdict, version="1.2.3"), openmetrics)
-    other = samples(AdapterMetrics(sample_verdict, version="1.2.3"), openmetrics)
+    found = samples(AdapterMetrics(version="1.2.3"), tls_verdict(), openmetrics)
+    other = samples(AdapterMetrics(version="1.2.3"), sample_verdict(), openmetrics)
 
     name = "health_check_tls_cert_not_after_timestamp_seconds"
     assert value(found, name, check="site") == CERT_NOT_AFTER
