@@ -54,11 +54,13 @@ RESTART_SETTINGS = (
 
 @dataclasses.dataclass
 class ReloadStats:
-    """Counts the metrics read: reloads by outcome, and when the last one succeeded."""
+    """Counts the metrics read: reloads by outcome, and when a config was last put in
+    force (wall-clock seconds; the start counts, so an alert on "older than the last
+    change of the file" has a value to compare from the first scrape on)."""
 
     successes: int = 0
     failures: int = 0
-    last_success: float | None = None  # wall-clock seconds
+    last_success: float | None = dataclasses.field(default_factory=time.time)
     last_failure: float | None = None
 
 

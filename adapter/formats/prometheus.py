@@ -163,7 +163,7 @@ class ReloadCollector(Collector):
         if counts.last_success is not None:
             last = GaugeMetricFamily(
                 "health_adapter_config_last_reload_success_timestamp_seconds",
-                "When a reload last put a new config in force.",
+                "When the config in force was put in force: at start, or by the last reload.",
                 unit="seconds",
             )
             last.add_metric([], counts.last_success)

@@ -185,6 +185,26 @@ async def test_an_invalid_config_is_rejected_and_the_old_one_keeps_running(
     assert "Traceback" not in caplog.text
 
 
+async def test_the_last_success_gauge_is_there_from_the_start_and_moves_on_a_reload(
+    running: tuple[TestClient[Any, Any], Reloader], config_path: Path
+) -> None:
+    client, reloader = running
+    gauge = "health_adapter_config_last_reload_success_timestamp_seconds"
+
+    async def scraped() -> float:
+        text = await (await client.get("/metrics")).text()
+        return float(
+            next(line for line in text.splitlines() if line.startswith(gauge + " ")).split()[1]
+        )
+
+    at_start = await scraped()
+    assert abs(at_start - time.time()) < 60
+    config_path.write_text(config_path.read_text() + "\n")  # the same checks, read again
+    before = time.time()
+    assert await reloader.reload("test")
+    assert await scraped() >= before >= at_start
+
+
 async def test_a_setting_that_needs_a_restart_is_named(
     running: tuple[TestClient[Any, Any], Reloader],
     config_path: Path,
