@@ -13,8 +13,9 @@ import resource
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
@@ -46,19 +47,21 @@ class Supervisor:
         """Start `argv`; its stderr (and stdout unless given) goes to `log_dir/<log>.log`."""
         log_file = open(self.log_dir / f"{log}.log", "ab") if log else subprocess.DEVNULL
         try:
-            child = subprocess.Popen(
-                list(argv),
-                stdin=stdin,
-                stdout=log_file if stdout is None else stdout,
-                stderr=log_file,
-                start_new_session=True,
-                env=env,
-                preexec_fn=_pin(cpus) if cpus else None,
-            )
+            # A Ctrl-C between the fork and the append would leave a child no one stops.
+            with _stop_signals_deferred():
+                child = subprocess.Popen(
+                    list(argv),
+                    stdin=stdin,
+                    stdout=log_file if stdout is None else stdout,
+                    stderr=log_file,
+                    start_new_session=True,
+                    env=env,
+                    preexec_fn=_pin(cpus) if cpus else None,
+                )
+                self._children.append(child)
         finally:
             if not isinstance(log_file, int):
                 log_file.close()
-        self._children.append(child)
         if log:
             self._logs[child.pid] = self.log_dir / f"{log}.log"
         return child
@@ -213,3 +216,24 @@ class OtherLoad:
     def cores(self) -> float:
         others = (machine_busy_seconds() - self._busy) - (own_cpu_seconds() - self._own)
         return max(0.0, others) / (time.monotonic() - self._wall)
+
+
+@contextlib.contextmanager
+def _stop_signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for the block, then deliver one that came meanwhile."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {
+        signum: signal.signal(signum, lambda signum, _frame: caught.append(signum))
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            if handler is not None:  # None: set outside Python, nothing to put back
+                signal.signal(signum, handler)
+        if caught:
+            signal.raise_signal(caught[0])
