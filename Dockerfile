@@ -6,7 +6,7 @@
 # venv module. RUNTIME_IMAGE, the image's own base, needs the same python3 at the
 # same path, /bin/sh and /usr/bin/env; it defaults to BASE_IMAGE. The official
 # slim image is the default; a closed network, or anyone after the small image
-# (about 72 MB instead of about 150), passes the two that
+# (about 76 MB instead of about 150), passes the two that
 # scripts/build-base-image.sh makes from Debian packages:
 #   --build-arg BASE_IMAGE=localhost/health-adapter-base:bookworm
 #   --build-arg RUNTIME_IMAGE=localhost/health-adapter-base:bookworm-slim

@@ -14,9 +14,9 @@
 # IMAGE (default localhost/health-adapter-base:$SUITE) is the build stage's base:
 # python3 with its venv module, apt and dpkg (about 123 MB). IMAGE-slim is the
 # runtime stage's base: the interpreter, its standard library compiled to bytecode,
-# the shared libraries they load, dash as /bin/sh and a few busybox tools
+# the shared libraries they load (libstdc++ too, for the grpc extra), dash as /bin/sh and a few busybox tools
 # (/usr/bin/env among them), nothing else: no apt, dpkg, pip, docs, man pages or
-# locales (about 45 MB). --full also builds IMAGE-full: IMAGE-slim plus coreutils
+# locales (about 48 MB). --full also builds IMAGE-full: IMAGE-slim plus coreutils
 # and the monitoring plugins (monitoring-plugins-basic, in /usr/lib/nagios/plugins)
 # for exec checks that run them.
 #
@@ -90,7 +90,8 @@ build_image() {
     echo "$image: built from Debian $suite"
 }
 
-# The runtime stage's base. The packages are only extracted (mmdebstrap's extract
+# The runtime stage's base: the interpreter and what it loads, libstdc++ for the
+# grpc extra's wheels, dash and busybox. The packages are only extracted (mmdebstrap's extract
 # variant, which runs extract hooks only): no maintainer script runs, so neither
 # dpkg nor the tools those scripts need come along. The hook does the little they
 # would have done (the python3 link, the bytecode, the trust store's place) and
@@ -130,7 +131,7 @@ printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 EOF
     # shellcheck disable=SC2016 # "$1" is for mmdebstrap to expand: the hook's root directory
     mmdebstrap --quiet --variant=extract \
-        --include="python3.11-minimal,libpython3.11-stdlib,dash,busybox$2" \
+        --include="python3.11-minimal,libpython3.11-stdlib,libstdc++6,dash,busybox$2" \
         --setup-hook="$merged_usr/setup00.sh" \
         --dpkgopt='path-exclude=/usr/share/doc/*' \
         --dpkgopt='path-exclude=/usr/share/man/*' \
