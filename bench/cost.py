@@ -9,7 +9,8 @@ The figures a fleet pays for, at the rates fleets use (docs/performance.md,
 CPU per HTTP check run with 10 checks every 1 s and every 10 s; idle CPU with
 checks every 60 s; start to the first answer and to the first verdict with every
 check run; RSS before and after a flood of 500 connections (wrk), with the
-default connection cap and with the pod example's 64.
+default connection cap and with the pod example's 64; and blackbox_exporter's
+CPU per probe, for the fleet table.
 
 CPU is user + system time from /proc/PID/stat (10 ms ticks) over windows long
 enough for that to be a few per cent; runs are counted by the watched app. Every
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -33,8 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import configs
+from bench.figures import BLACKBOX, BLACKBOX_CONFIG
 from bench.load import have_wrk
-from bench.procs import OtherLoad, Supervisor, cpu_seconds, free_port
+from bench.procs import OtherLoad, Supervisor, cpu_seconds, free_port, rss_mib
 
 TEN = 10
 
@@ -249,7 +252,51 @@ def flood(rig: Rig) -> list[str]:
     return rows
 
 
-FIGURES = {"memory": idle_memory, "cpu": cpu_per_run, "start": start_up, "flood": flood}
+def blackbox(rig: Rig) -> list[str]:
+    """blackbox_exporter's CPU per /probe of the app and its RSS, probes paced at 100/s:
+    the central prober's side of the fleet table."""
+    if shutil.which(BLACKBOX) is None:
+        return [f"| blackbox_exporter per probe | not measured: {BLACKBOX} is not installed | |"]
+    config = rig.workdir / "blackbox.yml"
+    config.write_text(BLACKBOX_CONFIG)
+    port = free_port()
+    child = rig.supervisor.start(
+        [
+            BLACKBOX,
+            f"--config.file={config}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        log="blackbox",
+    )
+    try:
+        rig.supervisor.wait_listening(port, child)
+        url = f"http://127.0.0.1:{port}/probe?module=http_2xx&target={rig.app_url}/c0000"
+        rate, window = 100, (5.0 if rig.quick else 30.0)
+        for _ in range(rate):  # warm up
+            status_of(url)
+        cpu, begin, probes = cpu_seconds(child.pid), time.monotonic(), 0
+        while (now := time.monotonic()) < begin + window:
+            status_of(url)
+            probes += 1
+            time.sleep(max(0.0, begin + probes / rate - now))
+        cpu = cpu_seconds(child.pid) - cpu
+        rss = rss_mib(child.pid)
+    finally:
+        rig.supervisor.stop(child)
+    return [
+        f"| blackbox_exporter per /probe of the app, {rate} probes/s | {cpu / probes * 1e3:.2f} ms "
+        f"CPU ({cpu * 1e3:.0f} ms for {probes} probes); RSS {rss:.1f} MiB | |"
+    ]
+
+
+FIGURES = {
+    "memory": idle_memory,
+    "cpu": cpu_per_run,
+    "start": start_up,
+    "flood": flood,
+    "blackbox": blackbox,
+}
 
 
 def main() -> int:

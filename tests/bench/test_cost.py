@@ -43,5 +43,8 @@ def test_quick_run_writes_every_row_and_stops_every_child(tmp_path: Path) -> Non
             if shutil.which("wrk")
             else ["RSS after a flood"]
         ),
+        "blackbox_exporter per probe"
+        if shutil.which("prometheus-blackbox-exporter") is None
+        else "blackbox_exporter per /probe of the app",
     ], rows
     assert processes_mentioning("bench-cost-") == []
