@@ -9,7 +9,7 @@ The figures a fleet pays for, at the rates fleets use (docs/performance.md,
 CPU per HTTP check run with 10 checks every 1 s and every 10 s; idle CPU with
 checks every 60 s; start to the first answer and to the first verdict with every
 check run; RSS before and after a flood of 500 connections (wrk), with the
-default connection cap and with the pod example's 64; and blackbox_exporter's
+default connection cap and with a cap of 64; and blackbox_exporter's
 CPU per probe, for the fleet table.
 
 CPU is user + system time from /proc/PID/stat (10 ms ticks) over windows long
