@@ -122,6 +122,7 @@ def images(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         )
         assert script.returncode == 0, f"build-base-image.sh:\n{script.stdout}{script.stderr}"
         base = ["--build-arg", f"BASE_IMAGE={BASE_IMAGE}"]
+        base += ["--build-arg", f"RUNTIME_IMAGE={BASE_IMAGE}-slim"]  # the shipped default
         for tag, options, context in (
             (built.adapter, ["--format", "docker"], ROOT),  # docker format keeps HEALTHCHECK
             (built.demo, [], ROOT / "examples" / "demo"),
