@@ -186,10 +186,18 @@ class LimitedSite(web.BaseSite):
         """The address as logged: `127.0.0.1:9180`, `[::]:9180` or `unix:/path`."""
         return str(self.address)
 
+    @property
+    def evicted_pending(self) -> int:
+        """Connections closed to make room whose handlers are still held: until their
+        close completes and the next connection arrives."""
+        return len(self._evicted)
+
     def _accept(self) -> asyncio.BaseProtocol:
         server = self._runner.server
         if server is None:
             return _Refused()
+        if self._evicted:  # closed ones go even when no flood is left to prune them
+            self._evicted.intersection_update(server.connections)
         # asyncio calls this factory, creates the transport, and only then
         # schedules the protocol's connection_made with call_soon; a burst of
         # accepts calls the factory several times before any of them is
