@@ -76,7 +76,10 @@ _DECODERS: dict[str, tuple[Callable[[], Decoder], str | None]] = {
     "br": (_brotli, "HAS_BROTLI"),
     "zstd": (_zstd, "HAS_ZSTD"),
 }
-_MISSING_PACKAGE = {"br": "the Brotli package", "zstd": "the backports.zstd package"}
+_MISSING_PACKAGE = {
+    "br": "the Brotli package (pip install 'health-adapter[codings]')",
+    "zstd": "the backports.zstd package (pip install 'health-adapter[codings]')",
+}
 
 
 def _available(flag: str | None) -> bool:

@@ -825,7 +825,8 @@ async def test_a_status_check_never_needs_the_package_of_a_coding(
         body_check,
         Status.FAIL,
         Reason.BODY_MISMATCH,
-        f"cannot decode the {coding} body: the {package} package is not installed",
+        f"cannot decode the {coding} body: the {package} package "
+        "(pip install 'health-adapter[codings]') is not installed",
     )
 
 
