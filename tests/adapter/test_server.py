@@ -194,7 +194,7 @@ def test_no_route_is_left_out_of_the_list(make_config: Callable[[str], Config]) 
     app = make_app(make_config(CONFIG), run_checks=False)
     named = {path.replace("/api", "/{name}").replace("/heartbeat", "/{name}") for path in ROUTED}
     routed = {resource.canonical for resource in app.router.resources()}
-    assert routed == named
+    assert routed == named | {"/{path}"}  # the last: our own 404 for every other path
 
 
 async def test_before_any_result_everything_fails_as_not_ready(
@@ -506,6 +506,19 @@ async def test_no_answer_is_ever_sniffed_into_another_type(
     response = await client.get(path)
     if status is not None:  # the others answer 200 or 503 as the checks go
         assert response.status == status
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("POST", "/health", 405), ("HEAD", "/readyz", 200), ("DELETE", "/nowhere", 404)],
+    ids=["method-not-allowed", "head", "unknown-route-other-method"],
+)
+async def test_answers_aiohttp_makes_itself_are_not_sniffed_either(
+    client: TestClient[Any, Any], method: str, path: str, status: int
+) -> None:
+    response = await client.request(method, path)
+    assert response.status == status
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
