@@ -207,6 +207,7 @@ class OrphanReaper:
     def __init__(self, sweep_interval: float = SWEEP_INTERVAL) -> None:
         self.sweep_interval = sweep_interval
         self.reaped = 0
+        self.sweeps = 0
         self.subreaper = False
         self._set_subreaper = False
         self._since: dict[Zombie, float] = {}
@@ -237,6 +238,7 @@ class OrphanReaper:
         """Reap the orphaned zombies found now; how many were reaped."""
         reaped, self._since = reap_orphans(self._since)
         self.reaped += reaped
+        self.sweeps += 1
         return reaped
 
     async def stop(self) -> None:

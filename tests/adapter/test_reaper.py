@@ -90,8 +90,11 @@ async def test_a_child_in_the_adapters_own_session_is_left_to_its_owner(
 ) -> None:
     child = subprocess.Popen(["sh", "-c", "exit 3"])
     await until(lambda: child.pid in zombie_pids(), "the child to exit")
-    sweeps = reaper.reaped
-    await asyncio.sleep(LINGER + 0.3)  # many sweeps, longer than any linger
+    sweeps, exited = reaper.reaped, time.monotonic()
+    # Sweeps that ran after the longest linger: any that could reap it, would have.
+    await until(lambda: time.monotonic() - exited > LINGER, "the linger to pass", LINGER + 5)
+    later = reaper.sweeps
+    await until(lambda: reaper.sweeps >= later + 2, "two sweeps after the linger", 20)
 
     assert child.pid in zombie_pids()
     assert child.wait(timeout=10) == 3  # its own status, not one taken from it

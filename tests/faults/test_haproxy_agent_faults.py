@@ -142,7 +142,10 @@ async def _flood_while_haproxy_polls() -> None:
         assert port is not None
         until = time.monotonic() + 3
         flood = [asyncio.create_task(_silent(port, until)) for _ in range(40)]
-        await asyncio.sleep(0.3)
+        # Ask once the flood holds every slot (and has started to push the oldest out).
+        while agent.evicted == 0:
+            assert time.monotonic() < until - 1, "the flood never filled the slots"
+            await asyncio.sleep(0.02)
         answers = []
         while time.monotonic() < until - 0.3:
             answers.append(await ask(agent))
