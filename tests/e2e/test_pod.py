@@ -30,8 +30,16 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, free_port
+from tests.e2e.containers import (
+    BASE_IMAGE,
+    BUILD_LOCK,
+    BUILD_TIMEOUT,
+    IMAGE,
+    Podman,
+    image_id,
+    make_podman,
+)
 
-BUILD_TIMEOUT = 900  # a cold build: Debian packages for the base, then wheels from PyPI
 POLL_TIMEOUT = 60
 
 pytestmark = [
@@ -43,42 +51,7 @@ pytestmark = [
 ]
 
 KUBE = ROOT / "deploy" / "kubernetes"
-BASE_IMAGE = "localhost/health-adapter-base:bookworm"
-IMAGE = "localhost/health-adapter"
 DEMO_IMAGE = "localhost/health-adapter-demo"
-BUILD_LOCK = Path("/tmp/health-adapter-e2e-build.lock")
-
-# Podman on these machines needs runc and no default ulimits (crun refuses the
-# cgroup layout); a CONTAINERS_CONF set by the caller wins.
-CONTAINERS_CONF = """\
-[containers]
-default_ulimits = []
-[engine]
-cgroup_manager = "cgroupfs"
-runtime = "runc"
-"""
-
-
-@dataclass(frozen=True)
-class Podman:
-    env: dict[str, str]
-
-    def __call__(
-        self, *args: str, timeout: float = 120, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            ["podman", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and done.returncode != 0:
-            raise AssertionError(
-                f"podman {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
-            )
-        return done
 
 
 @dataclass(frozen=True)
@@ -89,12 +62,7 @@ class Images:
 
 @pytest.fixture(scope="module")
 def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
-    env = dict(os.environ)
-    if "CONTAINERS_CONF" not in env and shutil.which("runc"):
-        conf = tmp_path_factory.mktemp("podman") / "containers.conf"
-        conf.write_text(CONTAINERS_CONF)
-        env["CONTAINERS_CONF"] = str(conf)
-    return Podman(env)
+    return make_podman(tmp_path_factory.mktemp("podman"))
 
 
 @pytest.fixture(scope="module")
@@ -148,11 +116,6 @@ def images(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield built
     finally:
         podman("rmi", built.adapter, built.demo, check=False)  # untags: the e2e tags stay
-
-
-def image_id(podman: Podman, reference: str) -> str | None:
-    done = podman("image", "inspect", "--format", "{{.Id}}", reference, check=False)
-    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def get(url: str) -> tuple[int, str]:
